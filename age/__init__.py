@@ -1,0 +1,3 @@
+from .model import AgeModel
+
+__all__ = ["AgeModel"]

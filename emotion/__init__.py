@@ -1,0 +1,3 @@
+from .model import EXPRESSIONS, ExpressionModel
+
+__all__ = ["EXPRESSIONS", "ExpressionModel"]

@@ -1,0 +1,1 @@
+"""Video face analysis: age, gender and expression over a sequence of frames."""

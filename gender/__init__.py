@@ -1,0 +1,3 @@
+from .model import GenderModel
+
+__all__ = ["GenderModel"]
