@@ -23,7 +23,7 @@ from emotion import ExpressionModel
 from gender import GenderModel
 
 from .aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
-from .detector import FaceDetector
+from .detector import Detections, FaceDetector
 from .device import Device, select_device
 from .errors import no_face
 from .faces import Aligner, FaceBatch
@@ -91,6 +91,24 @@ class FaceAnalyzer:
         with self._lock:
             return self._analyse(listing, stride)
 
+    def analyse_images(self, images: list[np.ndarray], boxes: np.ndarray | None = None) -> FaceTable:
+        """Per-face results for a batch of RGB images (no aggregation).
+
+        With ``boxes`` (one x1, y1, x2, y2 per image) detection is skipped and
+        each box is taken as that image's face, e.g. for datasets of face crops.
+        Without, MTCNN runs as in a sequence. ``frame`` in the table is the
+        index into ``images``.
+        """
+        from .frames import Frame
+        batch = [Frame(index, str(index), image) for index, image in enumerate(images)]
+        given = None
+        if boxes is not None:
+            boxes = np.asarray(boxes, dtype=np.float64).reshape(len(images), 4)
+            given = Detections(frame=np.arange(len(images)), boxes=boxes, confidence=np.ones(len(images)),
+                               landmarks=np.full((len(images), 5, 2), np.nan))
+        with self._lock:
+            return self._analyse_batch(batch, StageTimer(), given)
+
     def _analyse(self, listing, stride: int) -> SequenceResult:
         timer = StageTimer()
         skipped: list[SkippedFrame] = []
@@ -109,10 +127,11 @@ class FaceAnalyzer:
         result.timings_ms["total"] = round(sum(timer.ms.values()), 2)
         return result
 
-    def _analyse_batch(self, batch, timer: StageTimer) -> FaceTable:
+    def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None) -> FaceTable:
         frames = [frame.rgb for frame in batch]
-        with timer("detect"):
-            detections = self.detector.run(frames)
+        if detections is None:
+            with timer("detect"):
+                detections = self.detector.run(frames)
         faces = FaceBatch(frames=frames, detections=detections)
         with timer("align"):
             faces.shapes = self.aligner.run(frames, detections)
@@ -156,7 +175,6 @@ class FaceAnalyzer:
         # detector, and one synthetic face box exercises the aligner and all networks.
         frame = np.full((480, 640, 3), 128, np.uint8)
         self.detector.run([frame])
-        from .detector import Detections
         detections = Detections(frame=np.zeros(1, np.int64), boxes=np.array([[270.0, 190, 370, 310]]),
                                 confidence=np.ones(1), landmarks=np.zeros((1, 5, 2)))
         faces = FaceBatch(frames=[frame], detections=detections)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from .analyzer import FaceAnalyzer
 from .errors import AnalysisError, bad_name, not_found
@@ -34,12 +35,21 @@ def resolve_sample(samples_dir: Path, name: str) -> Path:
     return folder
 
 
+class AnyPathConverter(PathConverter):
+    """Like ``path`` but also matches a leading slash, so "/seqPath//etc" is refused as a name, not a 404."""
+    regex = ".*"
+    part_isolating = False   # werkzeug would infer True from a regex without "/"
+
+
 def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False   # keep the legacy order: Video_Emo, Video_Gen, Video_Age
+    # "//etc" must reach resolve_sample and be refused, not be redirected to "/etc".
+    app.url_map.merge_slashes = False
+    app.url_map.converters["anypath"] = AnyPathConverter
     samples_dir = Path(samples_dir)
 
-    @app.get("/seqPath/<path:name>")
+    @app.get("/seqPath/<anypath:name>")
     def sequence(name: str):
         folder = resolve_sample(samples_dir, name)
         result = analyzer.analyse_folder(folder)

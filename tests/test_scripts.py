@@ -1,0 +1,93 @@
+"""The three legacy scripts, run as a user runs them, against a real server on a free port."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import REPO
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "flaskMain.py", "--port", str(port)], cwd=REPO, env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited: {process.stdout.read()}")
+        try:
+            urllib.request.urlopen(f"{url}/seqPath/nope", timeout=2)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("server did not start in 180 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_testapi_reads_testinput_and_prints_the_legacy_dict():
+    assert (REPO / "testInput").read_text().strip() == "samples/seqA"
+    result = run("TestAPI.py")
+    assert result.returncode == 0, result.stderr
+    printed = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    assert list(printed) == ["Video_Emo", "Video_Gen", "Video_Age"]
+    assert list(printed["Video_Emo"]) == list(range(10001, 10008))   # integer keys, as the original printed
+    assert list(printed["Video_Gen"]) == [30001, 30002] and list(printed["Video_Age"]) == [20000]
+
+
+def test_testapi_error_is_json_and_non_zero(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("TestAPI.py", str(tmp_path / "empty"))
+    assert result.returncode != 0
+    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "no_images"
+
+
+def test_testflask_against_a_running_server(server):
+    result = run("TestFlask.py", "--url", server)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"input: {server}/seqPath/test" in lines and f"input: {server}/seqPath/seqB" in lines
+    outputs = [ast.literal_eval(line.removeprefix("output: ")) for line in lines if line.startswith("output: ")]
+    assert len(outputs) == 2 and all(set(out) == {"Video_Emo", "Video_Gen", "Video_Age"} for out in outputs)
+
+
+def test_server_answers_errors_as_json(server):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{server}/seqPath/%2e%2e", timeout=30)
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["error"]["code"] == "invalid_sequence_name"
+
+
+def test_time_measure_reports_every_stage():
+    result = run("testForTimeMeasure.py", "--repeat", "1")
+    assert result.returncode == 0, result.stderr
+    for word in ("model load", "read", "detect", "align", "age", "gender", "expression", "aggregate", "frames/s"):
+        assert word in result.stdout
