@@ -1,0 +1,117 @@
+"""Measure age, gender and expression accuracy on a labelled folder and write a JSON report.
+
+    python evaluate.py --data DIR --out REPORT.json [--faces-given] [--limit N] [--split SPLIT]
+                       [--batch-size 64] [--device auto|cpu|gpu]
+
+DIR/labels.csv: a ``file`` column (image or folder of frames, relative to DIR
+or absolute) and any of ``age`` (years), ``gender`` (male/female), ``emotion``
+(angry, disgust, fear, happy, neutral, sad, surprise). With ``--faces-given``
+every image is taken to be a face crop and detection is skipped. Beside the
+report go REPORT_confusion.png, REPORT_age.png and REPORT_predictions.csv.
+See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from faceanalysis.cli import exit_with, setup_logging
+from faceanalysis.errors import ModelFileError
+
+log = logging.getLogger("evaluate")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder holding labels.csv")
+    parser.add_argument("--out", type=Path, required=True, help="report file to write (JSON)")
+    parser.add_argument("--faces-given", action="store_true",
+                        help="images are face crops: use the whole image as the face, skip detection")
+    parser.add_argument("--limit", type=int, help="score only the first N rows (after --split)")
+    parser.add_argument("--split", help="keep only rows whose 'split' column has this value")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    setup_logging()
+    from emotion.model import BOX_MARGIN
+    from faceanalysis import evaluation
+    from faceanalysis.analyzer import FaceAnalyzer
+
+    data_dir = args.data.resolve()
+    try:
+        items, columns = evaluation.read_labels(data_dir, args.split, args.limit)
+    except (OSError, ValueError) as error:
+        log.error("%s", error)
+        sys.exit(2)
+    if not items:
+        log.error("no rows to evaluate in %s (split %s)", data_dir / "labels.csv", args.split)
+        sys.exit(2)
+    log.info("%d items from %s, labels: %s", len(items), data_dir / "labels.csv", ", ".join(columns))
+
+    try:
+        analyzer = FaceAnalyzer(device=args.device, batch_size=args.batch_size).prepare()
+    except ModelFileError as error:
+        exit_with(error)
+    start = time.perf_counter()
+    progress = evaluation.Progress(len(items))
+    predictions = evaluation.predict(analyzer, items, args.faces_given, args.batch_size, progress=progress)
+    progress.close()
+    seconds = time.perf_counter() - start
+
+    report = {
+        "command": shlex.join(["python", *sys.argv]) if argv is None else shlex.join(["evaluate.py", *argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data_dir": str(data_dir), "split": args.split, "limit": args.limit,
+        "faces_given": args.faces_given, "batch_size": args.batch_size,
+        "expression_margin": evaluation.GIVEN_FACE_EXPRESSION_MARGIN if args.faces_given else BOX_MARGIN,
+        "counts": {
+            "rows": len(items),
+            "sequences": sum(item.path.is_dir() for item in items),
+            "images": sum(not item.path.is_dir() for item in items),
+        },
+        **evaluation.score(items, columns, predictions),
+    }
+    failed = [(item.file, status, reason) for item, status, reason
+              in zip(items, predictions.status, predictions.reason) if status != evaluation.OK]
+    # The full list is in the predictions CSV; the report keeps enough to spot a pattern.
+    report["failed_examples"] = [{"file": f, "status": s, "reason": r} for f, s, r in failed[:50]]
+    report["models"] = analyzer.model_info()
+    report["device"] = analyzer.device.kind
+    report["seconds"] = round(seconds, 1)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    stem = args.out.with_suffix("")
+    predictions_path = stem.with_name(stem.name + "_predictions.csv")
+    evaluation.write_predictions(predictions_path, items, predictions)
+    report["files"] = {"predictions": str(predictions_path),
+                       **evaluation.save_plots(report, items, predictions, stem)}
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    log.info("wrote %s: %s", args.out, _summary(report))
+
+
+def _summary(report: dict) -> str:
+    parts = [f"n={report['n']}", f"no_face={report['no_face']}"]
+    for key in ("age_mae", "age_within5", "gender_acc", "emotion_acc", "emotion_macro_f1"):
+        if report.get(key) is not None:
+            parts.append(f"{key}={report[key]:.3f}")
+    return " ".join(parts)
+
+
+if __name__ == "__main__":
+    main()

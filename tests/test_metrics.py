@@ -1,0 +1,122 @@
+"""Every metric of faceanalysis.metrics on small hand-made cases whose answers are worked out in the comments."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from faceanalysis import metrics
+
+NAN = math.nan
+
+
+def test_mae_skips_missing_predictions():
+    # |12-10| + |20-20| + |25-30| = 2 + 0 + 5 over the 3 items that have a prediction
+    assert metrics.mean_absolute_error([10, 20, 30, 40], [12, 20, 25, NAN]) == pytest.approx(7 / 3)
+
+
+def test_mae_of_nothing_is_none():
+    assert metrics.mean_absolute_error([], []) is None
+    assert metrics.mean_absolute_error([10], [NAN]) is None
+
+
+def test_mean_error_keeps_the_sign():
+    # (+2 + 0 - 5) / 3 over the items with a prediction: ages are underestimated on average
+    assert metrics.mean_error([10, 20, 30, 40], [12, 20, 25, NAN]) == pytest.approx(-1)
+    assert metrics.mean_error([10], [NAN]) is None
+
+
+def test_within_counts_the_boundary_and_misses():
+    # errors 2, 0, 5, missing: 5 is "within 5", the missing one is wrong -> 3 of 4
+    assert metrics.within([10, 20, 30, 40], [12, 20, 25, NAN], 5) == 0.75
+    # with tolerance 4 only the errors 2 and 0 count -> 2 of 4
+    assert metrics.within([10, 20, 30, 40], [12, 20, 25, NAN], 4) == 0.5
+    assert metrics.within([30], [35.01], 5) == 0.0
+
+
+def test_age_bands_split_by_true_age():
+    true = [5, 12, 13, 19, 25, 45, 70]
+    pred = [10, 20, 13, 30, NAN, 45, 60]
+    bands = {band["band"]: band for band in metrics.age_bands(true, pred)}
+    assert list(bands) == ["0-12", "13-19", "20-39", "40-59", "60+"]
+    # 0-12: errors 5 and 8 -> MAE 6.5, one of two within 5
+    assert bands["0-12"] == {"band": "0-12", "n": 2, "predicted": 2, "mae": 6.5, "bias": 6.5, "within5": 0.5}
+    # 13-19: errors 0 and 11 -> MAE 5.5, one of two within 5
+    assert bands["13-19"] == {"band": "13-19", "n": 2, "predicted": 2, "mae": 5.5, "bias": 5.5, "within5": 0.5}
+    # 20-39: its only item has no prediction: no MAE, and it is a miss
+    assert bands["20-39"] == {"band": "20-39", "n": 1, "predicted": 0, "mae": None, "bias": None, "within5": 0.0}
+    assert bands["40-59"] == {"band": "40-59", "n": 1, "predicted": 1, "mae": 0.0, "bias": 0.0, "within5": 1.0}
+    assert bands["60+"] == {"band": "60+", "n": 1, "predicted": 1, "mae": 10.0, "bias": -10.0, "within5": 0.0}
+
+
+def test_empty_age_band_says_so():
+    bands = {band["band"]: band for band in metrics.age_bands([30, 31], [30, 40])}
+    assert bands["60+"] == {"band": "60+", "n": 0, "predicted": 0, "mae": None, "bias": None, "within5": None}
+    assert bands["20-39"] == {"band": "20-39", "n": 2, "predicted": 2, "mae": 4.5, "bias": 4.5, "within5": 0.5}
+
+
+def test_accuracy_counts_no_prediction_as_wrong():
+    # right, wrong, right, no prediction -> 2 of 4
+    assert metrics.accuracy([0, 1, 2, 2], [0, 2, 2, metrics.NO_PREDICTION]) == 0.5
+    assert metrics.accuracy([], []) is None
+
+
+# Three classes; the last item of class 2 has no prediction.
+TRUE = [0, 0, 1, 1, 2, 2]
+PRED = [0, 1, 1, 1, 0, -1]
+
+
+def test_confusion_matrix_rows_are_true_columns_predicted():
+    expected = [[1, 1, 0],
+                [0, 2, 0],
+                [1, 0, 0]]    # the unpredicted class-2 item is in no column
+    assert metrics.confusion_matrix(TRUE, PRED, 3).tolist() == expected
+
+
+def test_per_class_scores():
+    scores = metrics.per_class_scores(TRUE, PRED, 3)
+    # class 0: tp 1, predicted 2, support 2
+    assert scores[0] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "predicted": 2}
+    # class 1: tp 2, predicted 3, support 2 -> F1 = 2*2 / (3+2)
+    assert scores[1]["precision"] == pytest.approx(2 / 3)
+    assert scores[1]["recall"] == 1.0
+    assert scores[1]["f1"] == pytest.approx(0.8)
+    # class 2: never predicted -> every score 0, not a division error
+    assert scores[2] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2, "predicted": 0}
+
+
+def test_macro_f1_averages_seen_classes_only():
+    # (0.5 + 0.8 + 0) / 3; a fourth class absent from truth and predictions does not count
+    assert metrics.macro_f1(TRUE, PRED, 3) == pytest.approx(1.3 / 3)
+    assert metrics.macro_f1(TRUE, PRED, 4) == pytest.approx(1.3 / 3)
+    assert metrics.macro_f1([], [], 3) is None
+
+
+def test_matches_scikit_learn_on_random_labels():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 7, 500)
+    pred = np.where(rng.random(500) < 0.6, true, rng.integers(0, 7, 500))
+    labels = list(range(7))
+    assert metrics.confusion_matrix(true, pred, 7).tolist() == \
+        sklearn_metrics.confusion_matrix(true, pred, labels=labels).tolist()
+    assert metrics.macro_f1(true, pred, 7) == pytest.approx(
+        sklearn_metrics.f1_score(true, pred, labels=labels, average="macro"))
+    assert metrics.accuracy(true, pred) == pytest.approx(sklearn_metrics.accuracy_score(true, pred))
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(ValueError):
+        metrics.accuracy([0, 1], [0])
+    with pytest.raises(ValueError):
+        metrics.mean_absolute_error([1.0, 2.0], [1.0])
+
+
+def test_band_masks_are_half_open():
+    masks = dict(metrics.band_masks([12, 12.5, 13, 59.9, 60, NAN]))
+    assert masks["0-12"].tolist() == [True, True, False, False, False, False]    # 12.5 is still a child
+    assert masks["13-19"].tolist() == [False, False, True, False, False, False]
+    assert masks["40-59"].tolist() == [False, False, False, True, False, False]
+    assert masks["60+"].tolist() == [False, False, False, False, True, False]     # unlabelled: in no band
