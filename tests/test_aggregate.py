@@ -39,4 +39,5 @@ def test_age_expectation_and_interval(analyzer):
     distribution = np.zeros(81)
     distribution[[30, 40]] = 0.5
     assert age.expected_age(distribution) == pytest.approx(35)
-    assert age.interval(distribution) == (30, 40)
+    # Half the mass in the bin of 30 (29.5-30.5), half in 40 (39.5-40.5): the 10% and 90% points.
+    assert age.interval(distribution) == (29.7, 40.3)
