@@ -1,10 +1,11 @@
-"""``FaceAnalyzer``: owns every loaded model and turns a folder of frames into a ``SequenceResult``.
+"""``FaceAnalyzer``: owns every loaded model and turns a stream of frames into a ``SequenceResult``.
 
 One instance per process. Models are keyed by task and each sits behind the
 same two calls, ``prepare(device)`` once and ``run(faces)`` per batch, so
 adding a per-face model is one file plus one line in ``TASK_MODELS``. Every
 network sees all faces of a batch in one call; there is no per-face loop
-around a network.
+around a network. A folder is one kind of frame source (``sources.py``); an
+uploaded video, zip or set of images are others.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -27,8 +29,9 @@ from .detector import Detections, FaceDetector
 from .device import Device, select_device
 from .errors import no_face
 from .faces import Aligner, FaceBatch
-from .frames import SkippedFrame, iter_frame_batches, list_frames
-from .result import FaceTable, SequenceResult
+from .frames import list_frames
+from .result import FaceSummary, FaceTable, SequenceResult
+from .sources import FolderSource, FrameSource
 from .weights import load_manifest, resolve
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,11 @@ TASK_MODELS = {
     "gender": (GenderModel, "gender"),
     "expression": (ExpressionModel, "expression"),
 }
+# A copy of samples/seqA/frame_0001.jpg (public-domain photo, see samples/README.md).
+WARMUP_FACE = Path(__file__).resolve().parent.parent / "weights" / "warmup_face.jpg"
 STAGES = ("read", "detect", "align", "age", "gender", "expression", "aggregate")
+# Called after every batch with (frames done, frames expected or None when the source cannot tell).
+Progress = Callable[[int, "int | None"], None]
 
 
 class StageTimer:
@@ -69,6 +76,7 @@ class FaceAnalyzer:
         self.models = {task: cls(self.weights[key]) for task, (cls, key) in TASK_MODELS.items()}
         self.device: Device | None = None
         self.load_seconds = 0.0
+        self.ready = False          # True once every model is loaded and warmed
         # TensorFlow and dlib objects are not documented as thread-safe: one analysis at a time.
         self._lock = threading.Lock()
 
@@ -80,6 +88,7 @@ class FaceAnalyzer:
             part.prepare(self.device)
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
+        self.ready = True
         log.info("models loaded and warmed in %.1f s on %s", self.load_seconds, self.device.kind)
         return self
 
@@ -87,9 +96,25 @@ class FaceAnalyzer:
         return {key: weight.describe() for key, weight in self.weights.items()}
 
     def analyse_folder(self, folder: Path, stride: int = 1) -> SequenceResult:
-        listing = list_frames(Path(folder))
+        return self.analyse_source(FolderSource(list_frames(Path(folder)), stride=stride))
+
+    def analyse_source(self, source: FrameSource, progress: Progress | None = None) -> SequenceResult:
+        """Analyse any ordered stream of frames; ``progress`` hears about every batch."""
         with self._lock:
-            return self._analyse(listing, stride)
+            return self._analyse(source, progress)
+
+    def summarise(self, faces: FaceTable, chosen: np.ndarray) -> FaceSummary:
+        """Combine the ``chosen`` rows of ``faces`` into one answer with this analyzer's aggregator."""
+        weights = faces.confidence[chosen]
+        combine = self.aggregator.combine
+        age_distribution = combine(faces.age[chosen], weights)
+        age_model = self.models["age"]
+        return FaceSummary(
+            expression=combine(faces.expression[chosen], weights),
+            gender=combine(faces.gender[chosen], weights),
+            age_distribution=age_distribution,
+            age=float(age_model.expected_age(age_distribution)),
+            age_interval=age_model.interval(age_distribution))
 
     def analyse_images(self, images: list[np.ndarray], boxes: np.ndarray | None = None) -> FaceTable:
         """Per-face results for a batch of RGB images (no aggregation).
@@ -109,20 +134,24 @@ class FaceAnalyzer:
         with self._lock:
             return self._analyse_batch(batch, StageTimer(), given)
 
-    def _analyse(self, listing, stride: int) -> SequenceResult:
+    def _analyse(self, source: FrameSource, progress: Progress | None) -> SequenceResult:
         timer = StageTimer()
-        skipped: list[SkippedFrame] = []
-        tables, names_read = [], []
-        batches = iter_frame_batches(listing, self.batch_size, skipped, stride=stride)
+        tables, read = [], []
+        skipped_before = len(source.skipped)     # entries a source refused up front are not frames tried
+        batches = source.batches(self.batch_size)
+        if progress is not None:
+            progress(0, source.expected)
         while True:
             with timer("read"):
                 batch = next(batches, None)
             if batch is None:
                 break
-            names_read.extend(frame.name for frame in batch)
+            read.extend((frame.index, frame.name) for frame in batch)
             tables.append(self._analyse_batch(batch, timer))
+            if progress is not None:
+                progress(len(read) + len(source.skipped) - skipped_before, source.expected)
         with timer("aggregate"):
-            result = self._aggregate(listing, tables, names_read, skipped)
+            result = self._aggregate(source, tables, read)
         result.timings_ms = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
         result.timings_ms["total"] = round(sum(timer.ms.values()), 2)
         return result
@@ -147,40 +176,38 @@ class FaceAnalyzer:
             age=outputs["age"], age_years=self.models["age"].expected_age(outputs["age"]),
             gender=outputs["gender"], expression=outputs["expression"])
 
-    def _aggregate(self, listing, tables, names_read, skipped) -> SequenceResult:
+    def _aggregate(self, source: FrameSource, tables, read: list[tuple[int, str]]) -> SequenceResult:
         faces = FaceTable.concat(tables) if tables else None
         with_face = set(faces.frame_name) if faces is not None else set()
-        without_face = [name for name in names_read if name not in with_face]
+        without_face = [name for _, name in read if name not in with_face]
+        skipped = source.skipped
         if faces is None or not len(faces):
-            raise no_face(f"no face found in any of the {len(names_read)} frames read "
-                          f"({len(skipped)} unreadable) in sequence {listing.folder.name!r}")
-        chosen = faces.primary
-        weights = faces.confidence[chosen]
-        combine = self.aggregator.combine
-        age_distribution = combine(faces.age[chosen], weights)
-        age_model = self.models["age"]
+            first = f"; first: {skipped[0].name}: {skipped[0].reason}" if skipped and not read else ""
+            raise no_face(f"no face found in any of the {len(read)} frames read "
+                          f"({len(skipped)} unreadable) in sequence {source.label!r}{first}")
+        summary = self.summarise(faces, faces.primary)
         return SequenceResult(
-            sequence=listing.folder.name, frames_listed=len(listing.images), frames_read=len(names_read),
-            skipped=[(item.name, item.reason) for item in skipped], ignored_files=listing.ignored,
-            frames_without_face=without_face, faces=faces,
-            expression=combine(faces.expression[chosen], weights),
-            gender=combine(faces.gender[chosen], weights),
-            age_distribution=age_distribution,
-            age=float(age_model.expected_age(age_distribution)),
-            age_interval=age_model.interval(age_distribution),
-            aggregator=self.aggregator.name, device=self.device.kind)
+            sequence=source.label, frames_listed=source.listed if source.listed is not None else len(read),
+            frames_read=len(read), skipped=[(item.name, item.reason) for item in skipped],
+            ignored_files=source.ignored, frames_without_face=without_face, faces=faces,
+            expression=summary.expression, gender=summary.gender, age_distribution=summary.age_distribution,
+            age=summary.age, age_interval=summary.age_interval,
+            aggregator=self.aggregator.name, device=self.device.kind,
+            read_frames=read, truncated=source.truncated)
 
     def _warm_up(self) -> None:
-        # A real face is not needed to trace every graph: a grey frame exercises the
-        # detector, and one synthetic face box exercises the aligner and all networks.
-        frame = np.full((480, 640, 3), 128, np.uint8)
-        self.detector.run([frame])
-        detections = Detections(frame=np.zeros(1, np.int64), boxes=np.array([[270.0, 190, 370, 310]]),
-                                confidence=np.ones(1), landmarks=np.zeros((1, 5, 2)))
-        faces = FaceBatch(frames=[frame], detections=detections)
-        faces.shapes = self.aligner.run([frame], detections)
-        for model in self.models.values():
-            model.run(faces)
+        # A real face at the full batch size, through the whole per-batch path: P-Net
+        # proposals reach R-Net and O-Net, every network sees a full batch of faces and
+        # onnxruntime / Keras allocate for the shapes a request uses, so the first request
+        # runs as fast as the second. A grey frame would warm P-Net only.
+        from .frames import Frame, decode_frame
+
+        face = decode_frame(WARMUP_FACE)
+        batch = [Frame(index, f"warmup_{index}", face) for index in range(self.batch_size)]
+        table = self._analyse_batch(batch, StageTimer())
+        if not len(table):
+            log.warning("warm-up frame %s gave no face; the first request may be slower", WARMUP_FACE.name)
+        self._analyse_batch(batch[:1], StageTimer())   # the last, partial batch of a sequence
 
 
 def _primary_faces(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:

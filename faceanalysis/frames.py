@@ -9,12 +9,14 @@ releases the GIL while it decodes, so the next batch is ready sooner.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -76,46 +78,67 @@ def list_frames(folder: Path) -> FrameListing:
     return FrameListing(folder=folder, images=images, ignored=ignored)
 
 
+def check_pixels(width: int, height: int) -> None:
+    """Refuse a frame that declares more than ``MAX_PIXELS`` before any memory is spent on it."""
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{width}x{height} is more than {MAX_PIXELS} pixels")
+
+
 def decode_frame(path: Path) -> np.ndarray:
     """Decode one file to RGB, raising ValueError with the reason when it cannot be used."""
     size = path.stat().st_size
-    if size == 0:
-        raise ValueError("empty file")
+    # Checked before reading, so a huge file is never loaded just to be refused.
     if size > MAX_FILE_BYTES:
         raise ValueError(f"file is {size} bytes, more than {MAX_FILE_BYTES}")
+    return decode_bytes(path.read_bytes())
+
+
+def decode_bytes(data: bytes) -> np.ndarray:
+    """Decode an encoded image (JPEG, PNG, BMP...) to RGB with the same checks as a frame file."""
+    if len(data) == 0:
+        raise ValueError("empty file")
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"file is {len(data)} bytes, more than {MAX_FILE_BYTES}")
     try:
         # Reading only the header tells the pixel count before any memory is spent on it.
-        with Image.open(path) as header:
+        with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
     except Exception as error:  # PIL raises many types for broken headers
         raise ValueError(f"not a readable image ({type(error).__name__})") from None
-    if width * height > MAX_PIXELS:
-        raise ValueError(f"{width}x{height} is more than {MAX_PIXELS} pixels")
-    data = np.fromfile(path, dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    check_pixels(width, height)
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None or bgr.size == 0:
         raise ValueError("image data is corrupt")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+# One frame to decode: its index in the stream, its name, and how to get its RGB pixels.
+FrameItem = tuple[int, str, Callable[[], np.ndarray]]
+
+
 def iter_frame_batches(listing: FrameListing, batch_size: int, skipped: list[SkippedFrame],
                        stride: int = 1, workers: int = 2) -> Iterator[list[Frame]]:
-    """Yield decoded frames in order, ``batch_size`` at a time; failures go to ``skipped``.
+    """Yield the folder's frames decoded, in order, ``batch_size`` at a time; failures go to ``skipped``."""
+    items = [(index, path.name, partial(decode_frame, path)) for index, path in enumerate(listing.images)]
+    return iter_decoded_batches(items[::stride], batch_size, skipped, workers)
+
+
+def iter_decoded_batches(items: Sequence[FrameItem], batch_size: int, skipped: list[SkippedFrame],
+                         workers: int = 2) -> Iterator[list[Frame]]:
+    """Decode ``items`` in order, ``batch_size`` at a time; failures go to ``skipped``.
 
     Only one batch is held decoded at a time (plus the one being decoded), so
     memory does not grow with the length of the sequence.
     """
-    chosen = list(enumerate(listing.images))[::stride]
-
-    def load(item: tuple[int, Path]) -> Frame | SkippedFrame:
-        index, path = item
+    def load(item: FrameItem) -> Frame | SkippedFrame:
+        index, name, decode = item
         try:
-            return Frame(index, path.name, decode_frame(path))
+            return Frame(index, name, decode())
         except (ValueError, OSError) as error:
-            return SkippedFrame(index, path.name, str(error))
+            return SkippedFrame(index, name, str(error))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        chunks = [chosen[start:start + batch_size] for start in range(0, len(chosen), batch_size)]
+        chunks = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
         pending = pool.map(load, chunks[0]) if chunks else iter(())
         for number in range(len(chunks)):
             results = list(pending)

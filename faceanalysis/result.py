@@ -57,9 +57,23 @@ class FaceTable:
 
 
 @dataclass
+class FaceSummary:
+    """Several faces (one person, or the primary face of every frame) combined into one answer."""
+    expression: np.ndarray               # (7,)
+    gender: np.ndarray                   # (2,) male, female
+    age_distribution: np.ndarray         # (81,)
+    age: float                           # expected age of the combined distribution
+    age_interval: tuple[float, float]    # central 80%
+
+    @property
+    def dominant_expression(self) -> str:
+        return EXPRESSIONS[int(np.argmax(self.expression))]
+
+
+@dataclass
 class SequenceResult:
     sequence: str
-    frames_listed: int                   # image files in the folder
+    frames_listed: int                   # frames in the source (image files in the folder)
     frames_read: int                     # decoded successfully
     skipped: list                        # [(name, reason)] unreadable frames
     ignored_files: list[str]             # not images
@@ -73,6 +87,8 @@ class SequenceResult:
     aggregator: str
     device: str
     timings_ms: dict = field(default_factory=dict)
+    read_frames: list = field(default_factory=list)   # [(index, name)] of every decoded frame, in order
+    truncated: bool = False              # max_frames stopped the analysis before the end of the source
 
     @property
     def dominant_expression(self) -> str:

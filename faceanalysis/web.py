@@ -1,4 +1,4 @@
-"""The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, with JSON errors.
+"""The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, API v2 (``api_v2.py``), JSON errors.
 
 The app gets an already prepared ``FaceAnalyzer``; nothing here loads a model.
 """
@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from .analyzer import FaceAnalyzer
+from .api_v2 import create_api_v2
 from .errors import AnalysisError, bad_name, not_found
 from .legacy import legacy_result
 
@@ -57,6 +58,8 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
                  folder.name, result.frames_read, len(result.skipped), len(result.frames_without_face),
                  result.timings_ms["total"])
         return jsonify(legacy_result(result))
+
+    app.register_blueprint(create_api_v2(analyzer, lambda name: resolve_sample(samples_dir, name)))
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):

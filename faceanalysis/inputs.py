@@ -1,0 +1,203 @@
+"""Turn an API v2 request into a frame source plus options, checking every limit up front.
+
+Four inputs, exactly one per request:
+
+* ``{"sample": "<name>"}`` as JSON (or a ``sample`` form field): a folder in samples/;
+* ``video``: one file (mp4, avi, mov, webm), decoded by OpenCV from a temporary file;
+* ``zip``: one zip of frames, read in place (never extracted);
+* ``frames``: several image files, analysed in the order they were sent.
+
+Options ``timeline``, ``max_frames`` and ``stride`` come from the query string
+or from the JSON / form fields (these win). Uploads are saved to a private
+temporary folder, because a job outlives its request; ``cleanup()`` removes it.
+Whatever can be checked before decoding is checked here, so a bad input is
+refused at once with a JSON error, even for a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from flask import Request
+
+from .errors import AnalysisError
+from .frames import IMAGE_EXTENSIONS, list_frames
+from .sources import FolderSource, FrameSource, ImageFilesSource, VideoSource, ZipSource
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})
+KNOWN_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | {".zip"}
+INPUT_FIELDS = ("sample", "video", "zip", "frames")
+TRUE = frozenset({"", "1", "true", "yes", "on"})     # "" so that a bare "?timeline" switches it on
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    default_max_frames: int = 3000
+    max_frames: int = 10000          # hard cap on the max_frames option
+    max_stride: int = 1000
+    max_entries: int = 10000         # zip entries, or uploaded image files
+    max_unpacked_bytes: int = 2 * 1024 ** 3    # total uncompressed size of a zip
+
+    @classmethod
+    def from_config(cls, config) -> "Limits":
+        return cls(default_max_frames=config["FACE_DEFAULT_MAX_FRAMES"], max_frames=config["FACE_MAX_FRAMES"],
+                   max_stride=config["FACE_MAX_STRIDE"], max_entries=config["FACE_MAX_ENTRIES"],
+                   max_unpacked_bytes=config["FACE_MAX_UNPACKED_BYTES"])
+
+
+@dataclass(frozen=True)
+class Options:
+    timeline: bool
+    max_frames: int
+    stride: int
+
+
+@dataclass
+class AnalysisRequest:
+    kind: str                        # sample | video | zip | frames
+    name: str                        # the sample name or the uploaded file name(s)
+    options: Options
+    source: FrameSource
+    workdir: Path | None = None      # uploads live here until cleanup()
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"input": {"kind": self.kind, "name": self.name, **self.extra},
+                "options": {"timeline": self.options.timeline, "max_frames": self.options.max_frames,
+                            "stride": self.options.stride}}
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def invalid(message: str, code: str = "invalid_request", status: int = 400) -> AnalysisError:
+    return AnalysisError(code, message, status)
+
+
+def parse_request(request: Request, resolve_sample: Callable[[str], Path], limits: Limits) -> AnalysisRequest:
+    """Read one request into an ``AnalysisRequest``; raises ``AnalysisError`` for anything wrong with it."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise invalid('the JSON body must be an object such as {"sample": "seqA"}')
+        fields, files = body, {}
+    elif request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        fields = request.form.to_dict()
+        # A browser sends an empty part, without a file name, for a file input left empty.
+        files = {key: [item for item in request.files.getlist(key) if item.filename]
+                 for key in request.files}
+        files = {key: items for key, items in files.items() if items}
+    else:
+        raise invalid("send JSON {\"sample\": NAME}, or multipart/form-data with a video, zip or frames part",
+                      "unsupported_media_type", 415)
+    given = [key for key in INPUT_FIELDS if key in files or (key == "sample" and "sample" in fields)]
+    if len(given) != 1:
+        hint = " (a JSON body needs Content-Type: application/json)" if not given else f" ({', '.join(given)})"
+        raise invalid(f"give exactly one input of {', '.join(INPUT_FIELDS)}; got {len(given) or 'none'}{hint}")
+    options = parse_options({**request.args.to_dict(), **fields}, limits)
+    kind = given[0]
+    if kind == "sample":
+        return _sample(fields["sample"], options, resolve_sample)
+    uploads = files[kind]
+    if kind != "frames" and len(uploads) > 1:
+        raise invalid(f"send one {kind} file, not {len(uploads)}")
+    if len(uploads) > limits.max_entries:
+        raise invalid(f"{len(uploads)} files, more than {limits.max_entries}; send a zip or fewer frames",
+                      "too_many_frames", 413)
+    workdir = Path(tempfile.mkdtemp(prefix="faceanalysis-"))
+    try:
+        return _upload(kind, uploads, options, workdir, limits)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def parse_options(values: dict, limits: Limits) -> Options:
+    return Options(
+        timeline=_boolean(values.get("timeline", False), "timeline"),
+        max_frames=_integer(values.get("max_frames", limits.default_max_frames), "max_frames", 1, limits.max_frames),
+        stride=_integer(values.get("stride", 1), "stride", 1, limits.max_stride))
+
+
+def _sample(name, options: Options, resolve_sample: Callable[[str], Path]) -> AnalysisRequest:
+    if not isinstance(name, str):
+        raise invalid('"sample" must be a string: the name of a folder in samples/')
+    folder = resolve_sample(name)
+    source = FolderSource(list_frames(folder), stride=options.stride, max_frames=options.max_frames)
+    return AnalysisRequest("sample", folder.name, options, source)
+
+
+def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: Limits) -> AnalysisRequest:
+    names = _unique([_base_name(item.filename) for item in uploads])
+    if kind == "video" and PurePosixPath(names[0]).suffix.lower() not in VIDEO_EXTENSIONS \
+            and not (uploads[0].mimetype or "").startswith("video/"):
+        raise invalid(f"{names[0]!r} is not a video file: use one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
+                      "unsupported_media_type", 415)
+    paths = []
+    for number, (item, name) in enumerate(zip(uploads, names)):
+        # Our own file names: the client's name is only a label, never part of a path. A known
+        # extension is kept because FFmpeg uses it as a hint for the container.
+        suffix = PurePosixPath(name).suffix.lower()
+        path = workdir / f"{number:05d}{suffix if suffix in KNOWN_EXTENSIONS else ''}"
+        item.save(path)
+        paths.append(path)
+    if sum(path.stat().st_size for path in paths) == 0:
+        raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload", 422)
+    label = names[0] if len(names) == 1 else f"{len(names)} files"
+    stride, max_frames = options.stride, options.max_frames
+    extra = {}
+    if kind == "video":
+        source = VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
+        extra["fps"] = source.fps
+    elif kind == "zip":
+        source = ZipSource(paths[0], label, limits.max_entries, limits.max_unpacked_bytes,
+                           stride=stride, max_frames=max_frames)
+    else:
+        source = ImageFilesSource(list(zip(names, paths)), label, stride=stride, max_frames=max_frames)
+    return AnalysisRequest(kind, label, options, source, workdir=workdir, extra=extra)
+
+
+def _base_name(filename: str) -> str:
+    # Some clients send a full path; keep the last part, bounded, as the frame's name.
+    return PurePosixPath(filename.replace("\\", "/")).name[:200] or "upload"
+
+
+def _unique(names: list[str]) -> list[str]:
+    # Frame names key the answer (frames without a face, the timeline), so "blob", "blob" must differ.
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
+def _boolean(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
+        return value.strip().lower() in TRUE
+    raise invalid(f"{name} must be true or false, not {value!r}", "invalid_option")
+
+
+def _integer(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise invalid(f"{name} must be a whole number from {low} to {high}, not {value!r}", "invalid_option")
+    try:
+        number = int(value)
+    except ValueError:
+        raise invalid(f"{name} must be a whole number from {low} to {high}, not {value!r}",
+                      "invalid_option") from None
+    if not low <= number <= high:
+        raise invalid(f"{name} must be from {low} to {high}, not {number}", "invalid_option")
+    return number

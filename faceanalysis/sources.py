@@ -1,0 +1,218 @@
+"""Frame sources: any ordered stream of frames the analyzer can take, decoded one batch at a time.
+
+A source yields batches of ``Frame`` and records what it could not use:
+``skipped`` (unreadable frames, with the reason) and ``ignored`` (entries
+that are not frames at all). ``expected`` is how many frames it will try, for
+progress; ``listed`` is what it found before stride and ``max_frames``.
+No source ever holds more than about two batches decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import cv2
+
+from .errors import AnalysisError
+from .frames import (IMAGE_EXTENSIONS, MAX_FILE_BYTES, Frame, FrameItem, FrameListing, SkippedFrame, check_pixels,
+                     decode_bytes, decode_frame, iter_decoded_batches, natural_key)
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_EXTENSIONS = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"})
+
+
+class FrameSource:
+    """Base of every source; subclasses fill ``listed`` / ``expected`` and implement ``batches``."""
+    label = "frames"              # names the input in messages, e.g. the sequence folder or the file name
+
+    def __init__(self, stride: int = 1, max_frames: int | None = None) -> None:
+        self.stride = stride
+        self.max_frames = max_frames
+        self.listed: int | None = None      # frames found, before stride and max_frames (None: not known yet)
+        self.expected: int | None = None    # frames that will be tried (None: not known, e.g. a video)
+        self.truncated = False              # True when max_frames cut the stream short
+        self.skipped: list[SkippedFrame] = []
+        self.ignored: list[str] = []
+
+    def batches(self, batch_size: int) -> Iterator[list[Frame]]:
+        raise NotImplementedError
+
+    def _select(self, items: list[FrameItem]) -> list[FrameItem]:
+        """Apply stride, then max_frames, to an indexable list of frames."""
+        self.listed = len(items)
+        chosen = items[::self.stride]
+        if self.max_frames is not None and len(chosen) > self.max_frames:
+            chosen = chosen[:self.max_frames]
+            self.truncated = True
+        self.expected = len(chosen)
+        return chosen
+
+
+class FolderSource(FrameSource):
+    """The image files of one folder, in natural order (what the legacy endpoint analyses)."""
+
+    def __init__(self, listing: FrameListing, stride: int = 1, max_frames: int | None = None) -> None:
+        super().__init__(stride, max_frames)
+        self.label = listing.folder.name
+        self.ignored = list(listing.ignored)
+        items = [(index, path.name, partial(decode_frame, path)) for index, path in enumerate(listing.images)]
+        self._items = self._select(items)
+
+    def batches(self, batch_size: int) -> Iterator[list[Frame]]:
+        return iter_decoded_batches(self._items, batch_size, self.skipped)
+
+
+class ImageFilesSource(FrameSource):
+    """Uploaded image files, in the order given; each is decoded whatever its name says."""
+
+    def __init__(self, files: list[tuple[str, Path]], label: str,
+                 stride: int = 1, max_frames: int | None = None) -> None:
+        super().__init__(stride, max_frames)
+        self.label = label
+        items = [(index, name, partial(decode_frame, path)) for index, (name, path) in enumerate(files)]
+        self._items = self._select(items)
+
+    def batches(self, batch_size: int) -> Iterator[list[Frame]]:
+        return iter_decoded_batches(self._items, batch_size, self.skipped)
+
+
+class ZipSource(FrameSource):
+    """Image entries of a zip archive, in natural order of their names, decoded straight from the archive.
+
+    Nothing is extracted to disk, so a zip-slip name could do no harm, but such
+    entries (absolute paths, ``..``) are still refused: skipped and counted, as
+    are nested archives. Entry count and total uncompressed size are checked
+    from the central directory before anything is decompressed.
+    """
+
+    def __init__(self, path: Path, label: str, max_entries: int, max_total_bytes: int,
+                 stride: int = 1, max_frames: int | None = None) -> None:
+        super().__init__(stride, max_frames)
+        self.label = label
+        self._path = path
+        try:
+            with zipfile.ZipFile(path) as archive:
+                entries = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise AnalysisError("invalid_archive", f"{label!r} is not a readable zip archive ({error})", 422) from None
+        if len(entries) > max_entries:
+            raise AnalysisError("too_many_frames",
+                                f"{label!r} has {len(entries)} entries, more than {max_entries}", 413)
+        total = sum(entry.file_size for entry in entries)
+        if total > max_total_bytes:
+            raise AnalysisError("archive_too_large",
+                                f"{label!r} unpacks to {total} bytes, more than {max_total_bytes}", 413)
+        images = []
+        for entry in entries:
+            if entry.is_dir():
+                continue
+            name = entry.filename
+            reason = _refuse_entry(name)
+            if reason:
+                log.warning("refusing zip entry %r: %s", name, reason)
+                self.skipped.append(SkippedFrame(-1, name, reason))
+            elif _is_hidden(name) or PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                self.ignored.append(name)
+            else:
+                images.append(entry)
+        images.sort(key=lambda entry: natural_key(entry.filename))
+        self._archive: zipfile.ZipFile | None = None
+        self._items = self._select([(index, entry.filename, partial(self._read, entry))
+                                    for index, entry in enumerate(images)])
+
+    def _read(self, entry: zipfile.ZipInfo):
+        if entry.file_size > MAX_FILE_BYTES:
+            raise ValueError(f"file is {entry.file_size} bytes, more than {MAX_FILE_BYTES}")
+        try:
+            # zipfile serialises reads of one archive internally, so the decode threads may share it.
+            with self._archive.open(entry) as member:
+                data = member.read(MAX_FILE_BYTES + 1)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as error:
+            # Corrupt, encrypted or oddly compressed entries are one unreadable frame, not a failed request.
+            raise ValueError(f"archive entry cannot be read ({error})") from None
+        return decode_bytes(data)
+
+    def batches(self, batch_size: int) -> Iterator[list[Frame]]:
+        with zipfile.ZipFile(self._path) as archive:
+            self._archive = archive
+            yield from iter_decoded_batches(self._items, batch_size, self.skipped)
+
+
+class VideoSource(FrameSource):
+    """A video file decoded with OpenCV, frame by frame; frame names are their position in the video."""
+
+    def __init__(self, path: Path, label: str, stride: int = 1, max_frames: int | None = None) -> None:
+        super().__init__(stride, max_frames)
+        self.label = label
+        self._path = path
+        capture = cv2.VideoCapture(str(path))
+        try:
+            # Reading the first frame is the only reliable proof that the container and codec are usable.
+            if not capture.isOpened() or not capture.read()[0]:
+                raise AnalysisError("invalid_video", f"{label!r} has no frame that can be decoded", 422)
+            width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            try:
+                check_pixels(width, height)
+            except ValueError as error:
+                raise AnalysisError("frame_too_large", f"{label!r}: {error}", 413) from None
+            self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or None
+            # The container's frame count is an estimate (some formats do not store it): for progress only.
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            capture.release()
+        if count > 0:
+            planned = -(-count // stride)
+            self.expected = min(planned, max_frames) if max_frames is not None else planned
+
+    def batches(self, batch_size: int) -> Iterator[list[Frame]]:
+        capture = cv2.VideoCapture(str(self._path))
+        try:
+            index, taken, batch = 0, 0, []
+            while True:
+                if index % self.stride:
+                    # grab() advances without converting the frame: cheaper for frames that are not analysed.
+                    if not capture.grab():
+                        break
+                    index += 1
+                    continue
+                if self.max_frames is not None and taken >= self.max_frames:
+                    self.truncated = capture.grab()
+                    break
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                batch.append(Frame(index, f"frame_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                index += 1
+                taken += 1
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            self.listed = index         # frames gone through; with truncated, the video holds more
+            self.expected = taken
+        finally:
+            capture.release()
+
+
+def _refuse_entry(name: str) -> str | None:
+    """Why a zip entry is refused, or None. Zip names use "/", but some tools write "\\"."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(parts[0]) == 2 and parts[0][1] == ":"):
+        return "absolute path in archive"
+    if ".." in parts:
+        return "path leaves the archive (..)"
+    if PurePosixPath(parts[-1]).suffix.lower() in ARCHIVE_EXTENSIONS:
+        return "nested archive"
+    return None
+
+
+def _is_hidden(name: str) -> bool:
+    # macOS and editors add "__MACOSX/._frame.jpg" and ".DS_Store": not frames.
+    return any(part.startswith((".", "__MACOSX")) for part in name.split("/") if part)
