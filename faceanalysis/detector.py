@@ -1,56 +1,61 @@
 """MTCNN face detection over batches of frames, keeping boxes, confidences and 5 landmarks.
 
-Uses the ``mtcnn`` package's networks and stages, with one change: its P-Net
-stage builds the image pyramid without accounting for ``min_face_size``, so
-with a larger minimum face the smallest level falls under P-Net's 12 px input,
-TensorFlow raises, and the package reports "no faces" for the whole batch.
-``GuardedPNet`` drops pyramid levels under 12 px instead.
+``FaceDetector`` (the default) runs mtcnn 1.0.0's three networks, with the
+package's own weight files, on onnxruntime through ``faceanalysis.mtcnn_fast``:
+same maths, several times faster (see bench/benchmark.py). ``PackageFaceDetector``
+is the previous implementation, the ``mtcnn`` package itself; it is kept as the
+reference for tests and the benchmark.
+
+Both drop pyramid levels under P-Net's 12 px input. The package builds its
+pyramid without accounting for ``min_face_size``, so with a larger minimum
+face the smallest level falls under 12 px, TensorFlow raises, and
+``mtcnn.MTCNN().detect_faces`` reports "no faces" for the whole batch (e.g.
+``min_face_size=60`` on a 640x480 frame). ``GuardedPNet`` fixes that for the
+package; ``mtcnn_fast.pyramid_scales`` does the same for the fast path.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
-from mtcnn import MTCNN
-from mtcnn.stages import StageONet, StagePNet, StageRNet
-from mtcnn.utils.bboxes import generate_bounding_box, resize_to_square, smart_nms_from_bboxes, upscale_bboxes
-from mtcnn.utils.images import apply_scales
 
 from .device import Device
+from .mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
 from .weights import WeightFile
 
-PNET_INPUT = 12   # P-Net's receptive field: a pyramid level smaller than this cannot be run
+log = logging.getLogger(__name__)
+
+__all__ = ["Detections", "FaceDetector", "PackageFaceDetector", "pyramid_scales", "PNET_INPUT"]
 
 
-def pyramid_scales(width: int, height: int, min_face_size: int, scale_factor: float) -> np.ndarray:
-    """Scales from the one that maps ``min_face_size`` to 12 px down to the last level still >= 12 px."""
-    first = PNET_INPUT / min_face_size
-    smallest_side = min(width, height)
-    scales = []
-    scale = first
-    while smallest_side * scale >= PNET_INPUT:
-        scales.append(scale)
-        scale *= scale_factor
-    return np.asarray(scales)
+def _guarded_pnet_class():
+    """The package's P-Net stage with the pyramid guard (built lazily: importing mtcnn imports TensorFlow)."""
+    from mtcnn.stages import StagePNet
+    from mtcnn.utils.bboxes import generate_bounding_box, resize_to_square, smart_nms_from_bboxes, upscale_bboxes
+    from mtcnn.utils.images import apply_scales
 
+    class GuardedPNet(StagePNet):
+        def __call__(self, images_normalized, images_oshapes, min_face_size=20, min_size=12, scale_factor=0.709,
+                     threshold_pnet=0.6, nms_pnet1=0.5, nms_pnet2=0.7, **kwargs):
+            groups = [pyramid_scales(int(shape[1]), int(shape[0]), min_face_size, scale_factor)
+                      for shape in images_oshapes]
+            if not len(groups[0]):
+                return np.empty((0, 16))
+            scaled, scales_index = apply_scales(images_normalized, groups)
+            batch = images_normalized.shape[0]
+            outputs = [self._model(level) for level in scaled]
+            proposals = [generate_bounding_box(out[0], out[1], threshold_pnet) for out in outputs]
+            upscaled = [upscale_bboxes(boxes, np.asarray([scale] * batch))
+                        for boxes, scale in zip(proposals, scales_index)]
+            per_scale = [smart_nms_from_bboxes(boxes, threshold=nms_pnet1, method="union", initial_sort=False)
+                         for boxes in upscaled]
+            merged = np.concatenate(per_scale, axis=0) if per_scale else np.empty((0, 6))
+            merged = smart_nms_from_bboxes(merged, threshold=nms_pnet2, method="union", initial_sort=True)
+            return resize_to_square(merged)
 
-class GuardedPNet(StagePNet):
-    def __call__(self, images_normalized, images_oshapes, min_face_size=20, min_size=12, scale_factor=0.709,
-                 threshold_pnet=0.6, nms_pnet1=0.5, nms_pnet2=0.7, **kwargs):
-        groups = [pyramid_scales(int(shape[1]), int(shape[0]), min_face_size, scale_factor) for shape in images_oshapes]
-        if not len(groups[0]):
-            return np.empty((0, 16))
-        scaled, scales_index = apply_scales(images_normalized, groups)
-        batch = images_normalized.shape[0]
-        outputs = [self._model(level) for level in scaled]
-        proposals = [generate_bounding_box(out[0], out[1], threshold_pnet) for out in outputs]
-        upscaled = [upscale_bboxes(boxes, np.asarray([scale] * batch)) for boxes, scale in zip(proposals, scales_index)]
-        per_scale = [smart_nms_from_bboxes(boxes, threshold=nms_pnet1, method="union", initial_sort=False)
-                     for boxes in upscaled]
-        merged = np.concatenate(per_scale, axis=0) if per_scale else np.empty((0, 6))
-        merged = smart_nms_from_bboxes(merged, threshold=nms_pnet2, method="union", initial_sort=True)
-        return resize_to_square(merged)
+    return GuardedPNet
 
 
 @dataclass
@@ -65,7 +70,20 @@ class Detections:
         return len(self.frame)
 
 
+def _rows_to_detections(rows: np.ndarray, min_confidence: float) -> Detections:
+    """Package-layout rows (n, 16) to Detections: frame order, most confident first."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
+    rows = rows[rows[:, 5] >= min_confidence]
+    order = np.lexsort((-rows[:, 5], rows[:, 0]))
+    rows = rows[order]
+    # The package stores the five x coordinates, then the five y coordinates.
+    landmarks = np.stack([rows[:, 6:11], rows[:, 11:16]], axis=-1)
+    return Detections(frame=rows[:, 0].astype(np.int64), boxes=rows[:, 1:5].copy(),
+                      confidence=rows[:, 5].copy(), landmarks=landmarks)
+
+
 class FaceDetector:
+    """MTCNN on onnxruntime (``mtcnn_fast``): the package's networks and weights, batched and compiled."""
     name = "mtcnn"
 
     def __init__(self, pnet: WeightFile, rnet: WeightFile, onet: WeightFile,
@@ -73,20 +91,45 @@ class FaceDetector:
         self.files = (pnet, rnet, onet)
         self.min_face_size = min_face_size
         self.min_confidence = min_confidence
-        self._mtcnn: MTCNN | None = None
+        self._mtcnn: FastMTCNN | None = None
 
     def prepare(self, device: Device) -> None:
+        # The weight files are the manifest-verified ones; load_weights only unpickles them (joblib + lz4).
+        from mtcnn.utils.tensorflow import load_weights
+
+        weights = [load_weights(str(weight.path)) for weight in self.files]
+        self._mtcnn = FastMTCNN(*weights, providers=device.ort_providers, tf_device=device.tf_device)
+        log.info("MTCNN runs on onnxruntime %s", self._mtcnn.providers)
+
+    def run(self, frames: list[np.ndarray]) -> Detections:
+        """Detect faces in frames of one size or of several (each size is run as its own group)."""
+        frames = list(frames)
+        groups: dict[tuple, list[int]] = {}
+        for index, frame in enumerate(frames):
+            groups.setdefault(frame.shape, []).append(index)
+        parts = []
+        for indices in groups.values():
+            rows = self._mtcnn.detect([frames[i] for i in indices], min_face_size=self.min_face_size)
+            rows[:, 0] = np.asarray(indices)[rows[:, 0].astype(np.int64)]
+            parts.append(rows)
+        rows = np.concatenate(parts, axis=0) if parts else np.empty((0, 16))
+        return _rows_to_detections(rows, self.min_confidence)
+
+
+class PackageFaceDetector(FaceDetector):
+    """The ``mtcnn`` package's own pipeline (eager Keras) with the pyramid guard: the reference."""
+    name = "mtcnn-package"
+
+    def prepare(self, device: Device) -> None:
+        from mtcnn import MTCNN
+        from mtcnn.stages import StageONet, StageRNet
+
         pnet, rnet, onet = (str(weight.path) for weight in self.files)
-        stages = [GuardedPNet(weights=pnet), StageRNet(weights=rnet), StageONet(weights=onet)]
+        stages = [_guarded_pnet_class()(weights=pnet), StageRNet(weights=rnet), StageONet(weights=onet)]
         self._mtcnn = MTCNN(stages=stages, device=device.tf_device)
 
     def run(self, frames: list[np.ndarray]) -> Detections:
         """Detect faces in frames of one size or of several (the package pads them to one batch)."""
         rows = self._mtcnn.detect_faces(list(frames), box_format="xyxy", output_type="numpy",
                                         min_face_size=self.min_face_size)
-        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
-        rows = rows[rows[:, 5] >= self.min_confidence]
-        order = np.lexsort((-rows[:, 5], rows[:, 0]))   # frame order, most confident first
-        rows = rows[order]
-        return Detections(frame=rows[:, 0].astype(np.int64), boxes=rows[:, 1:5].copy(),
-                          confidence=rows[:, 5].copy(), landmarks=rows[:, 6:16].reshape(-1, 5, 2).copy())
+        return _rows_to_detections(rows, self.min_confidence)
