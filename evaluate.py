@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     setup_logging()
-    from emotion.model import BOX_MARGIN
+    from emotion.model import BOX_MARGIN, CROP_MARGIN
     from faceanalysis import evaluation
     from faceanalysis.analyzer import FaceAnalyzer
 
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data_dir": str(data_dir), "split": args.split, "limit": args.limit,
         "faces_given": args.faces_given, "batch_size": args.batch_size,
-        "expression_margin": evaluation.GIVEN_FACE_EXPRESSION_MARGIN if args.faces_given else BOX_MARGIN,
+        "expression_margin": CROP_MARGIN if args.faces_given else BOX_MARGIN,
         "counts": {
             "rows": len(items),
             "sequences": sum(item.path.is_dir() for item in items),

@@ -116,21 +116,21 @@ class FaceAnalyzer:
             age=float(age_model.expected_age(age_distribution)),
             age_interval=age_model.interval(age_distribution))
 
-    def analyse_images(self, images: list[np.ndarray], boxes: np.ndarray | None = None) -> FaceTable:
+    def analyse_images(self, images: list[np.ndarray], faces_given: bool = False) -> FaceTable:
         """Per-face results for a batch of RGB images (no aggregation).
 
-        With ``boxes`` (one x1, y1, x2, y2 per image) detection is skipped and
-        each box is taken as that image's face, e.g. for datasets of face crops.
+        With ``faces_given`` each image already is a face crop (as in FER2013
+        or UTKFace): detection is skipped and the whole image is the face box.
         Without, MTCNN runs as in a sequence. ``frame`` in the table is the
         index into ``images``.
         """
         from .frames import Frame
         batch = [Frame(index, str(index), image) for index, image in enumerate(images)]
         given = None
-        if boxes is not None:
-            boxes = np.asarray(boxes, dtype=np.float64).reshape(len(images), 4)
-            given = Detections(frame=np.arange(len(images)), boxes=boxes, confidence=np.ones(len(images)),
-                               landmarks=np.full((len(images), 5, 2), np.nan))
+        if faces_given:
+            boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
+            given = Detections(frame=np.arange(len(images)), boxes=boxes.reshape(-1, 4),
+                               confidence=np.ones(len(images)), landmarks=np.full((len(images), 5, 2), np.nan))
         with self._lock:
             return self._analyse_batch(batch, StageTimer(), given)
 
@@ -158,10 +158,11 @@ class FaceAnalyzer:
 
     def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None) -> FaceTable:
         frames = [frame.rgb for frame in batch]
+        given_crops = detections is not None
         if detections is None:
             with timer("detect"):
                 detections = self.detector.run(frames)
-        faces = FaceBatch(frames=frames, detections=detections)
+        faces = FaceBatch(frames=frames, detections=detections, whole_image_faces=given_crops)
         with timer("align"):
             faces.shapes = self.aligner.run(frames, detections)
         outputs = {}

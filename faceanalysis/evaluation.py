@@ -22,13 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from emotion import EXPRESSIONS
-from emotion.model import INPUT_SIZE as EXPRESSION_INPUT_SIZE
 from gender.model import LABELS as GENDERS
 
 from . import metrics
-from .detector import Detections
 from .errors import AnalysisError
-from .faces import FaceBatch
 from .frames import decode_frame
 
 log = logging.getLogger(__name__)
@@ -36,11 +33,6 @@ log = logging.getLogger(__name__)
 LABEL_COLUMNS = ("age", "gender", "emotion")
 # Status of an item's prediction; anything but OK scores as wrong.
 OK, NO_FACE, UNREADABLE = "ok", "no_face", "unreadable"
-# The mini-Xception was trained on the 48x48 FER2013 crops as they are. The
-# pipeline's 10% box margin suits a detector's tight box, but on a crop that
-# is already the face it only adds replicated border (dev accuracy 0.617 with
-# it, 0.653 without), so given faces are fed to it without a margin.
-GIVEN_FACE_EXPRESSION_MARGIN = 0.0
 
 
 @dataclass
@@ -212,13 +204,8 @@ def _predict_images(analyzer, items, indices, faces_given, batch_size, workers, 
 
 def _predict_batch(analyzer, ready: list[tuple[int, np.ndarray]], faces_given: bool, out: Predictions) -> None:
     frames = [image for _, image in ready]
-    boxes = None
-    if faces_given:
-        boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in frames], dtype=np.float64)
-    table = analyzer.analyse_images(frames, boxes)
+    table = analyzer.analyse_images(frames, faces_given)
     expression = table.expression
-    if faces_given:
-        expression = _given_face_expression(analyzer, frames, table)
     found = set()
     for row in np.flatnonzero(table.primary):      # the largest face of each image
         index = ready[table.frame[row]][0]
@@ -227,15 +214,6 @@ def _predict_batch(analyzer, ready: list[tuple[int, np.ndarray]], faces_given: b
     for index, _ in ready:
         if index not in found:
             out.fail(index, NO_FACE, "no face detected")
-
-
-def _given_face_expression(analyzer, frames: list[np.ndarray], table) -> np.ndarray:
-    """Expression of whole-image faces without the pipeline's box margin (see GIVEN_FACE_EXPRESSION_MARGIN)."""
-    detections = Detections(frame=table.frame, boxes=table.boxes, confidence=table.confidence,
-                            landmarks=table.landmarks)
-    crops = FaceBatch(frames=frames, detections=detections).square_grey_crops(
-        EXPRESSION_INPUT_SIZE, GIVEN_FACE_EXPRESSION_MARGIN)
-    return analyzer.models["expression"].probabilities(crops)
 
 
 def score(items: list[Item], columns: list[str], predictions: Predictions) -> dict:

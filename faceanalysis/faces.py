@@ -47,6 +47,7 @@ class FaceBatch:
     frames: list[np.ndarray]              # RGB frames of the batch
     detections: Detections
     shapes: list = field(default_factory=list)   # dlib 5-point shapes, one per face
+    whole_image_faces: bool = False              # each frame already is a face crop (datasets)
     _chips: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
