@@ -132,7 +132,7 @@ class FaceAnalyzer:
             given = Detections(frame=np.arange(len(images)), boxes=boxes.reshape(-1, 4),
                                confidence=np.ones(len(images)), landmarks=np.full((len(images), 5, 2), np.nan))
         with self._lock:
-            return self._analyse_batch(batch, StageTimer(), given)
+            return self._analyse_batch(batch, StageTimer(), given, whole_image_faces=faces_given)
 
     def _analyse(self, source: FrameSource, progress: Progress | None) -> SequenceResult:
         timer = StageTimer()
@@ -156,13 +156,13 @@ class FaceAnalyzer:
         result.timings_ms["total"] = round(sum(timer.ms.values()), 2)
         return result
 
-    def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None) -> FaceTable:
+    def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None,
+                       whole_image_faces: bool = False) -> FaceTable:
         frames = [frame.rgb for frame in batch]
-        given_crops = detections is not None
         if detections is None:
             with timer("detect"):
                 detections = self.detector.run(frames)
-        faces = FaceBatch(frames=frames, detections=detections, whole_image_faces=given_crops)
+        faces = FaceBatch(frames=frames, detections=detections, whole_image_faces=whole_image_faces)
         with timer("align"):
             faces.shapes = self.aligner.run(frames, detections)
         outputs = {}
