@@ -103,6 +103,9 @@ def decode_bytes(data: bytes) -> np.ndarray:
         # Reading only the header tells the pixel count before any memory is spent on it.
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
+    except Image.DecompressionBombError:
+        # PIL refuses headers of more than twice its own limit before we see the size; ours is lower anyway.
+        raise ValueError(f"the header declares more than {MAX_PIXELS} pixels (decompression bomb)") from None
     except Exception as error:  # PIL raises many types for broken headers
         raise ValueError(f"not a readable image ({type(error).__name__})") from None
     check_pixels(width, height)

@@ -17,6 +17,7 @@ refused at once with a JSON error, even for a job.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ KNOWN_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | {".zip"}
 INPUT_FIELDS = ("sample", "video", "zip", "frames")
 TRUE = frozenset({"", "1", "true", "yes", "on"})     # "" so that a bare "?timeline" switches it on
 FALSE = frozenset({"0", "false", "no", "off"})
+WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,12 @@ def _integer(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise invalid(f"{name} must be a whole number from {low} to {high}, not {value!r}", "invalid_option")
     try:
-        number = int(value)
+        # Plain ASCII digits only: int() alone would also take "1_000" and other scripts' digits ("\u0661").
+        if isinstance(value, str) and not WHOLE_NUMBER.fullmatch(value):
+            raise ValueError(value)
+        number = int(value)     # ValueError beyond 4,300 digits
     except ValueError:
-        raise invalid(f"{name} must be a whole number from {low} to {high}, not {value!r}",
+        raise invalid(f"{name} must be a whole number from {low} to {high}, not {value!r:.60}",
                       "invalid_option") from None
     if not low <= number <= high:
         raise invalid(f"{name} must be from {low} to {high}, not {number}", "invalid_option")

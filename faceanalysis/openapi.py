@@ -10,6 +10,10 @@ from __future__ import annotations
 from emotion import EXPRESSIONS
 
 
+# A folder name: file systems allow at most 255 bytes, longer names are refused with 400.
+SAMPLE_NAME = {"type": "string", "maxLength": 255}
+
+
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -52,14 +56,15 @@ def openapi_spec(config) -> dict:
         "content": {
             "application/json": {"schema": {
                 "type": "object", "required": ["sample"],
-                "properties": {"sample": {"type": "string", "description": "A folder name inside samples/."},
-                               **form_options}}},
+                "properties": {"sample": {**SAMPLE_NAME, "description": "A folder name inside samples/."},
+                               **form_options}},
+                "example": {"sample": "seqA", "max_frames": 3}},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "description": "Exactly one of sample, video, zip, frames.",
                     "properties": {
-                        "sample": {"type": "string"},
+                        "sample": SAMPLE_NAME,
                         "video": {"type": "string", "format": "binary",
                                   "description": "One video file: .mp4, .avi, .mov or .webm."},
                         "zip": {"type": "string", "format": "binary",
@@ -119,6 +124,33 @@ def openapi_spec(config) -> dict:
                     "200": {"description": "The job.", "content": {"application/json": {"schema": _ref("Job")}}},
                     "404": _error(f"Unknown, or finished more than {config['FACE_JOB_TTL_SECONDS']} s ago.",
                                   ["job_not_found"])}}},
+            "/api/v2/samples": {"get": {
+                "summary": "The sample names: the sequence folders in samples/, in natural order.",
+                "responses": {"200": {"description": "The names, for {\"sample\": NAME}.",
+                                      "content": {"application/json": {"schema": {
+                                          "type": "object", "required": ["samples"],
+                                          "properties": {"samples": {"type": "array",
+                                                                     "items": {"type": "string"}}}}}}}}}},
+            "/api/v2/samples/{name}/frames/{index}.jpg": {"get": {
+                "summary": "Frame `index` of a sample, downscaled to `width` pixels (never enlarged), as JPEG.",
+                "description": "`index` is the position in the sample's natural-order listing, the same number "
+                               "as `timeline[].frame` in an answer for that sample. The headers X-Frame-Width "
+                               "and X-Frame-Height give the frame's own size, to scale timeline boxes.",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "width", "in": "query",
+                     "schema": {"type": "integer", "minimum": 16, "maximum": 640, "default": 160}}],
+                "responses": {
+                    "200": {"description": "The thumbnail.",
+                            "headers": {"X-Frame-Width": {"schema": {"type": "integer"}},
+                                        "X-Frame-Height": {"schema": {"type": "integer"}}},
+                            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                    "400": _error("A bad name or width.", ["invalid_sequence_name", "invalid_option"]),
+                    "404": _error("No such sample, or no such frame in it.", ["sequence_not_found",
+                                                                             "frame_not_found"]),
+                    "422": _error("The sample has no frames, or this frame cannot be decoded.",
+                                  ["no_images", "unreadable_frame"])}}},
             "/api/v2/openapi.json": {"get": {
                 "summary": "This document.",
                 "responses": {"200": {"description": "OpenAPI 3 JSON.",
@@ -134,9 +166,13 @@ def openapi_spec(config) -> dict:
                         "type": "object", "properties": {"status": {"type": "string", "enum": ["ready"]},
                                                          "device": {"type": "string", "enum": ["CPU", "GPU"]}}}}}},
                     "503": _error("Models are still loading.", ["not_ready"])}}},
+            "/": {"get": {
+                "summary": "The browser page: pick a sample or upload a video or zip, and see the answer.",
+                "responses": {"200": {"description": "HTML.", "content": {"text/html": {}}}}}},
             "/seqPath/{name}": {"get": {
                 "summary": "Legacy: analyse samples/<name> ('test' is seqA). Codes as keys, values as strings.",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": SAMPLE_NAME,
+                                "example": "test"}],
                 "responses": {
                     "200": {"description": "Video_Emo, Video_Gen, Video_Age; see README.",
                             "content": {"application/json": {"schema": {"type": "object"}}}},

@@ -1,4 +1,5 @@
-"""The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, API v2 (``api_v2.py``), JSON errors.
+"""The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, API v2 (``api_v2.py``), the browser page
+(``page.py``), JSON errors.
 
 The app gets an already prepared ``FaceAnalyzer``; nothing here loads a model.
 """
@@ -16,10 +17,12 @@ from .analyzer import FaceAnalyzer
 from .api_v2 import create_api_v2
 from .errors import AnalysisError, bad_name, not_found
 from .legacy import legacy_result
+from .page import create_page, list_samples
 
 log = logging.getLogger(__name__)
 
 LEGACY_ALIASES = {"test": "seqA"}
+MAX_NAME_LENGTH = 255       # longest file name on common file systems
 
 
 def resolve_sample(samples_dir: Path, name: str) -> Path:
@@ -28,11 +31,18 @@ def resolve_sample(samples_dir: Path, name: str) -> Path:
     if (not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name
             or name.startswith(".")):
         raise bad_name(f"{name!r} is not a sequence name: use a folder name inside samples/, with no path parts")
+    if len(name) > MAX_NAME_LENGTH:
+        raise bad_name(f"{name[:40]!r}... is {len(name)} characters long; a folder name has at most "
+                       f"{MAX_NAME_LENGTH}")
     folder = samples_dir / name
-    if folder.is_symlink() or (folder.exists() and folder.resolve().parent != samples_dir.resolve()):
-        raise bad_name(f"{name!r} leads outside samples/")
-    if not folder.is_dir():
-        raise not_found(f"no sequence named {name!r} in samples/")
+    try:
+        if folder.is_symlink() or (folder.exists() and folder.resolve().parent != samples_dir.resolve()):
+            raise bad_name(f"{name!r} leads outside samples/")
+        if not folder.is_dir():
+            raise not_found(f"no sequence named {name!r} in samples/")
+    except OSError as error:
+        # The file system refuses the name itself, e.g. over 255 bytes once encoded (ENAMETOOLONG).
+        raise bad_name(f"{name!r} is not a sequence name: {error.strerror or error}") from None
     return folder
 
 
@@ -60,6 +70,8 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
         return jsonify(legacy_result(result))
 
     app.register_blueprint(create_api_v2(analyzer, lambda name: resolve_sample(samples_dir, name)))
+    app.register_blueprint(create_page(lambda name: resolve_sample(samples_dir, name),
+                                       lambda: list_samples(samples_dir)))
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):

@@ -1,0 +1,194 @@
+"""The browser page at ``/``: its two endpoints through Flask's test client, then the page itself in headless
+Chromium against a real server.
+
+The browser tests need Python Playwright (requirements-dev.txt) and Debian's Chromium at /usr/bin/chromium;
+without them they skip with the reason. CI installs both (.ci/run). Playwright's own browser download is never
+used: it launches the system Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import urllib.request
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, SAMPLES
+from faceanalysis.web import create_app
+from test_bad_input import error_of
+from test_scripts import server  # noqa: F401  (a fixture: flaskMain.py on a free port)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = REPO / "artifacts" / "page_seqA.png"
+SEQ_A_FRAMES = len(list((SAMPLES / "seqA").glob("*.jpg")))
+
+
+# --- the endpoints, no models needed ----------------------------------------------------------------------------
+
+@pytest.fixture()
+def web(samples_dir):
+    # The page and its endpoints never touch the analyzer, so a stand-in keeps these tests instant.
+    return create_app(types.SimpleNamespace(ready=False), samples_dir).test_client()
+
+
+def test_root_serves_the_page_and_its_files(web):
+    page = web.get("/")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert 'src="static/page.js"' in html and 'href="static/page.css"' in html
+    for name, mimetype in (("page.js", "text/javascript"), ("page.css", "text/css")):
+        response = web.get(f"/static/{name}")
+        assert response.status_code == 200 and response.mimetype == mimetype
+        response.close()
+
+
+def test_samples_lists_only_the_folders_a_request_may_name(web, samples_dir, tmp_path):
+    (samples_dir / "seq10").mkdir()
+    (samples_dir / "seq9").mkdir()
+    (samples_dir / ".hidden").mkdir()
+    (samples_dir / "notes.txt").write_text("not a sequence")
+    (tmp_path / "elsewhere").mkdir()
+    (samples_dir / "link").symlink_to(tmp_path / "elsewhere")
+    assert web.get("/api/v2/samples").get_json() == {"samples": ["seq9", "seq10", "seqA"]}
+
+
+def test_samples_of_the_repository():
+    client = create_app(types.SimpleNamespace(ready=False), SAMPLES).test_client()
+    assert {"seqA", "seqB"} <= set(client.get("/api/v2/samples").get_json()["samples"])
+
+
+def test_thumbnail_is_a_small_jpeg_with_the_frame_size(web):
+    response = web.get("/api/v2/samples/seqA/frames/0.jpg?width=160")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(response.data, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (120, 160, 3)
+    assert (response.headers["X-Frame-Width"], response.headers["X-Frame-Height"]) == ("640", "480")
+    default = cv2.imdecode(np.frombuffer(web.get("/api/v2/samples/test/frames/3.jpg").data, np.uint8), 1)
+    assert default.shape[1] == 160
+    # Never enlarged past the frame itself.
+    large = cv2.imdecode(np.frombuffer(web.get("/api/v2/samples/seqA/frames/1.jpg?width=640").data, np.uint8), 1)
+    assert large.shape[:2] == (480, 640)
+
+
+def test_thumbnail_errors(web, samples_dir):
+    (samples_dir / "seqA" / "zzz_broken.jpg").write_bytes(b"not a jpeg")   # the 5th frame in natural order
+    error_of(web.get("/api/v2/samples/seqA/frames/5.jpg"), 404, "frame_not_found")
+    error_of(web.get("/api/v2/samples/seqA/frames/4.jpg"), 422, "unreadable_frame")
+    error_of(web.get("/api/v2/samples/nope/frames/0.jpg"), 404, "sequence_not_found")
+    error_of(web.get("/api/v2/samples/%2e%2e/frames/0.jpg"), 400, "invalid_sequence_name")
+    error_of(web.get("/api/v2/samples/.hidden/frames/0.jpg"), 400, "invalid_sequence_name")
+    for width in ("5", "641", "wide", ""):
+        error_of(web.get(f"/api/v2/samples/seqA/frames/0.jpg?width={width}"), 400, "invalid_option")
+    error_of(web.get("/api/v2/samples/seqA/frames/-1.jpg"), 404, "not_found")
+
+
+# --- the page in a real browser ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Python Playwright is not installed (bash scripts/setup.sh test)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser, server):  # noqa: F811  (server is the imported fixture)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    # Chromium logs every 4xx/5xx response as a console error; those the page expects (an API error it shows)
+    # are checked by the tests themselves, so only script errors count here.
+    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.goto(f"{server}/")
+    yield page
+    context.close()
+    assert not problems, problems
+
+
+def fixed(value: float, places: int) -> str:
+    """``value.toFixed(places)`` as JavaScript writes it: the exact double, ties rounded up."""
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def analyze(server_url: str, body: dict) -> dict:
+    request = urllib.request.Request(f"{server_url}/api/v2/analyze", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        return json.load(response)
+
+
+def test_page_runs_a_sample_and_shows_the_api_answer(page, server):  # noqa: F811
+    page.get_by_label("Sample", exact=True).select_option("seqA")
+    page.get_by_role("button", name="Analyse").click()
+    # Shown from the click until the job is done, which takes seconds even for 30 frames.
+    assert page.get_by_label("Progress").is_visible()
+    page.locator("#chart path[data-expression]").first.wait_for(timeout=240_000)
+    assert page.locator("#progress-row").is_hidden()
+    assert page.locator("#error").is_hidden()
+
+    answer = analyze(server, {"sample": "seqA", "timeline": True})
+    person = next(candidate for candidate in answer["persons"] if candidate["primary"])
+    text = lambda selector: page.locator(selector).inner_text().strip()   # noqa: E731
+    assert text("#age") == fixed(person["age"]["value"], 1)
+    low, high = person["age"]["interval"]
+    assert text("#age-interval") == f"{fixed(low, 0)}–{fixed(high, 0)}"
+    assert text("#male") == f"{fixed(person['gender']['male'] * 100, 1)}%"
+    assert text("#female") == f"{fixed(person['gender']['female'] * 100, 1)}%"
+    dominant = person["expression"]["dominant"]
+    assert text("#dominant") == dominant
+    assert text("#dominant-probability") == f"{fixed(person['expression'][dominant] * 100, 1)}%"
+
+    # One line per expression, a point for every frame where the main person's face was found.
+    with_face = sum(any(face["person"] == person["id"] for face in frame["faces"]) for frame in answer["timeline"])
+    series = page.locator("#chart path[data-expression]")
+    assert series.count() == 7
+    assert {int(series.nth(i).get_attribute("data-points")) for i in range(7)} == {with_face}
+    assert with_face == SEQ_A_FRAMES
+
+    # Every frame has its thumbnail, with the main person's box drawn on it.
+    page.wait_for_function("n => document.querySelectorAll('#strip canvas[data-drawn]').length === n",
+                           arg=SEQ_A_FRAMES, timeout=60_000)
+    canvases = page.locator("#strip canvas")
+    assert canvases.count() == SEQ_A_FRAMES
+    assert page.locator("#strip canvas[data-drawn=true]").count() == SEQ_A_FRAMES
+    assert all(int(canvases.nth(i).get_attribute("data-faces")) >= 1 for i in range(SEQ_A_FRAMES))
+    # The box's left edge, halfway down, is green on the canvas (not just in a data attribute).
+    green = page.evaluate("""() => Array.from(document.querySelectorAll('#strip canvas'), canvas => {
+        const [x1, y1, x2, y2] = canvas.dataset.box.split(',').map(Number);
+        const pixels = canvas.getContext('2d').getImageData(Math.round(x1) - 1, Math.round((y1 + y2) / 2), 3, 1).data;
+        for (let i = 0; i < pixels.length; i += 4)
+          if (pixels[i + 1] > 150 && pixels[i] < 120 && pixels[i + 2] < 140) return true;
+        return false;
+    })""")
+    assert all(green), green
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_page_shows_an_api_error(page):
+    page.get_by_label("A video or a zip of frames").check()
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "frames.zip", "mimeType": "application/zip", "buffer": b"this is not a zip"}])
+    page.get_by_role("button", name="Analyse").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for(timeout=30_000)
+    assert "invalid_archive" in alert.inner_text() and "HTTP 422" in alert.inner_text()
+    assert "not a readable zip archive" in alert.inner_text()
+    assert page.locator("#results").is_hidden()
