@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import onnxruntime as ort
@@ -34,7 +33,10 @@ class OnnxChipModel:
 
     def prepare(self, device: Device) -> None:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        # One thread: detection of the next batch keeps the other core busy meanwhile (analyzer),
+        # and a second intra-op thread would wait for a core at every layer (measured: age went
+        # from ~3 to ~100 ms/frame on a loaded 2-core machine with 2 threads and no spinning).
+        options.intra_op_num_threads = 1
         self._session = ort.InferenceSession(str(self.file.path), sess_options=options,
                                              providers=list(device.ort_providers))
         self._input = self._session.get_inputs()[0].name

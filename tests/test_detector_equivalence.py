@@ -133,3 +133,49 @@ def test_pyramid_guard_keeps_large_minimum_faces(frames, fast, weights, referenc
     assert len(found) == 1 and found.confidence[0] >= 0.99
     default = fast.run([frame])
     assert _iou(found.boxes[0], default.boxes[0]) >= MIN_IOU
+
+
+def test_prelu_rewrite_is_bit_exact(weights):
+    """The graphs' max/min/mul/add PRelu gives exactly onnxruntime's PRelu."""
+    import onnxruntime as ort
+    from mtcnn.utils.tensorflow import load_weights
+
+    from faceanalysis import mtcnn_fast
+
+    def plain_prelu(builder, x, alpha):
+        return builder.node("PRelu", [x, builder._const(alpha)])
+
+    pnet = load_weights(str(weights[0].path))
+    ours = mtcnn_fast.pnet_onnx(pnet)
+    original = mtcnn_fast._GraphBuilder.prelu
+    mtcnn_fast._GraphBuilder.prelu = plain_prelu
+    try:
+        reference = mtcnn_fast.pnet_onnx(pnet)
+    finally:
+        mtcnn_fast._GraphBuilder.prelu = original
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 3, 61, 83)).astype(np.float32)
+    got, want = (ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"]).run(None, {"input": images})
+                 for graph in (ours, reference))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_parallel_parts_give_the_same_rows(frames, fast):
+    """A batch cut into parts run in parallel finds exactly what one part finds."""
+    from faceanalysis.mtcnn_fast import FastMTCNN
+
+    batch = [frames[name] for name in list(frames)[:BATCH]]
+    assert fast._mtcnn.workers >= 1
+    whole = FastMTCNN.__new__(FastMTCNN)
+    whole.__dict__.update(fast._mtcnn.__dict__)
+    whole.workers = 1
+    np.testing.assert_array_equal(fast._mtcnn.detect(batch), whole.detect(batch))
+    parts = FastMTCNN.__new__(FastMTCNN)
+    parts.__dict__.update(fast._mtcnn.__dict__)
+    parts.workers = 3
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        parts._pool = pool
+        np.testing.assert_array_equal(parts.detect(batch), whole.detect(batch))
