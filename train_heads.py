@@ -1,0 +1,512 @@
+"""Train the age and gender heads on the dlib face embedding ("FaceNet + heads") and compare them with
+the dlib-models networks on a held-out validation split of UTKFace.
+
+    python train_heads.py [--data ../shared/data/utkface] [--cache ~/.cache/videoface] [--seed 0] [--ship]
+
+One data path, in order:
+
+1. ``labels.csv`` is split once, with ``--seed``, into train (80%) and validation (20%), stratified by age band
+   and gender. Inside train a second split with the same seed holds out 20% ("tune") on which every
+   hyper-parameter and ensemble weight is chosen; validation is only ever scored.
+2. Per image, through the service's own code (decoder, dlib 5-point aligner on the whole crop, as
+   ``analyse_images(faces_given=True)`` does): the 128-d embedding, and the dlib-models age distribution (81
+   bins) and gender probabilities as baselines. Cached in ``--cache`` (outside the repository: the features
+   name research-only files), so a re-run only fits.
+3. Heads with scikit-learn: gender is a logistic regression on the embedding; age has three candidates (a
+   multinomial logistic regression over the 81 age bins; a ridge regression of log-age and a kernel ridge
+   regression of log-age on Nystroem RBF features, both turned into an 81-bin distribution by a Gaussian in
+   log-age). Each also mixes with the dlib-models network (weight chosen on "tune").
+4. The table (validation: age MAE, within 5 years, MAE per band, gender accuracy overall and per band) is
+   printed and written to ``--cache/heads_report_seed<seed>.json``.
+5. ``--ship`` refits the chosen heads on all of train and writes ``weights/age_gender_heads_v1.npz`` and its
+   manifest entry (sha256, data, terms, seed, validation figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("train_heads")
+
+REPO = Path(__file__).resolve().parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "utkface"
+DEFAULT_CACHE = Path(os.environ.get("VIDEOFACE_CACHE", Path.home() / ".cache" / "videoface"))
+HEADS_FILE = REPO / "weights" / "age_gender_heads_v1.npz"
+HEADS_KEY = "age_gender_heads"
+GENDERS = ("male", "female")
+VALIDATION_SHARE = 0.2
+TUNE_SHARE = 0.2
+
+
+# ----------------------------------------------------------------------------------------------- data + split
+
+def read_labels(data_dir: Path) -> dict:
+    files, ages, genders = [], [], []
+    with open(data_dir / "labels.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            files.append(row["file"])
+            ages.append(float(row["age"]))
+            genders.append(GENDERS.index(row["gender"].strip().lower()))
+    return {"file": np.asarray(files), "age": np.asarray(ages), "gender": np.asarray(genders, dtype=np.int64)}
+
+
+def strata(ages: np.ndarray, genders: np.ndarray) -> np.ndarray:
+    from faceanalysis.metrics import band_masks
+    band = np.zeros(len(ages), dtype=np.int64)
+    for number, (_, inside) in enumerate(band_masks(ages)):
+        band[inside] = number
+    return band * len(GENDERS) + genders
+
+
+def split(labels: dict, seed: int) -> dict:
+    """Indices of train, its held-out "tune" part, the rest of train ("fit"), and validation."""
+    from sklearn.model_selection import train_test_split
+    everything = np.arange(len(labels["file"]))
+    groups = strata(labels["age"], labels["gender"])
+    train, validation = train_test_split(everything, test_size=VALIDATION_SHARE, random_state=seed,
+                                         stratify=groups)
+    fit, tune = train_test_split(train, test_size=TUNE_SHARE, random_state=seed, stratify=groups[train])
+    return {"train": np.sort(train), "fit": np.sort(fit), "tune": np.sort(tune), "validation": np.sort(validation)}
+
+
+def validation_subset(labels: dict, seed: int, size: int = 200) -> list[str]:
+    """A fixed, stratified sample of the validation split (for the quick test), listed by file name."""
+    from sklearn.model_selection import train_test_split
+    validation = split(labels, seed)["validation"]
+    groups = strata(labels["age"][validation], labels["gender"][validation])
+    chosen, _ = train_test_split(validation, train_size=size, random_state=seed, stratify=groups)
+    return sorted(labels["file"][chosen].tolist())
+
+
+# ----------------------------------------------------------------------------------------------- features
+
+def feature_cache_path(cache: Path, data_dir: Path, manifest: dict) -> Path:
+    digest = hashlib.sha256((data_dir / "labels.csv").read_bytes())
+    for key in ("aligner", "embedding", "age", "gender"):
+        digest.update(manifest[key]["sha256"].encode())
+    return cache / f"utkface_features_{digest.hexdigest()[:12]}.npz"
+
+
+def given_faces(aligner, images: list[np.ndarray]):
+    """The FaceBatch ``analyse_images(faces_given=True)`` builds: each whole crop is the box, dlib's
+    5-point landmarks inside it."""
+    from faceanalysis.detector import Detections
+    from faceanalysis.faces import FaceBatch
+    boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
+    detections = Detections(frame=np.arange(len(images)), boxes=boxes.reshape(-1, 4),
+                            confidence=np.ones(len(images)), landmarks=np.full((len(images), 5, 2), np.nan))
+    faces = FaceBatch(frames=images, detections=detections, whole_image_faces=True)
+    faces.shapes = aligner.run(images, detections)
+    return faces
+
+
+def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) -> dict:
+    """Embedding, dlib-models age distribution and gender probabilities for every file, through the service."""
+    from faceanalysis.analyzer import FaceAnalyzer
+    from faceanalysis.embedding import FaceEmbedder
+    from faceanalysis.frames import decode_frame
+
+    from faceanalysis.heads import ENV_VAR
+    os.environ[ENV_VAR] = "dlib"            # the baselines are the dlib-models networks, whatever the default
+    analyzer = FaceAnalyzer(device="cpu", batch_size=batch_size).prepare()
+    embedder = FaceEmbedder(analyzer.weights["embedding"])
+    embedder.prepare(analyzer.device)
+    embedding = np.zeros((len(files), 128), np.float32)
+    age = np.zeros((len(files), 81), np.float32)
+    gender = np.zeros((len(files), 2), np.float32)
+    start = time.perf_counter()
+    for first in range(0, len(files), batch_size):
+        chunk = range(first, min(first + batch_size, len(files)))
+        images = [decode_frame(data_dir / files[i]) for i in chunk]
+        table = analyzer.analyse_images(images, faces_given=True)
+        if len(table) != len(images):
+            raise RuntimeError(f"expected one face per image, got {len(table)} for {len(images)}")
+        age[first:chunk.stop], gender[first:chunk.stop] = table.age, table.gender
+        embedding[first:chunk.stop] = embedder.run(given_faces(analyzer.aligner, images))
+        done = chunk.stop
+        if (first // batch_size) % 10 == 0 or done == len(files):
+            elapsed = time.perf_counter() - start
+            log.info("features: %d/%d images, %.0f s, %.0f s left", done, len(files), elapsed,
+                     elapsed / done * (len(files) - done))
+    return {"embedding": embedding, "dlib_age": age, "dlib_gender": gender}
+
+
+def load_features(data_dir: Path, cache: Path, labels: dict) -> dict:
+    from faceanalysis.weights import load_manifest
+    path = feature_cache_path(cache, data_dir, load_manifest())
+    if path.is_file():
+        log.info("features from %s", path)
+        with np.load(path) as stored:
+            features = {name: stored[name] for name in stored.files}
+        if np.array_equal(features["files"], labels["file"]):
+            return features
+        log.warning("%s lists other files; computing again", path)
+    features = compute_features(data_dir, labels["file"])
+    features["files"] = labels["file"]
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **features)
+    log.info("features cached in %s", path)
+    return features
+
+
+# ----------------------------------------------------------------------------------------------- heads
+
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
+GAMMA_GRID = (0.5 / 128, 1.0 / 128, 2.0 / 128)      # on standardised 128-d embeddings
+RBF_CENTRES = 300
+MIX_GRID = np.round(np.linspace(0, 1, 21), 2)
+PARAMETER_NAMES = {"bins": "C", "linear": "alpha", "rbf": "alpha, gamma"}
+
+
+def age_bin_index(ages: np.ndarray, bin_ages: np.ndarray) -> np.ndarray:
+    """The nearest of the 81 bins (0.25, 1, ..., 80); 80 and over go to the top bin, as the network caps."""
+    return np.abs(np.minimum(ages, bin_ages[-1])[:, None] - bin_ages[None, :]).argmin(axis=1)
+
+
+class Fitter:
+    """Fits every candidate head on some rows and hands back the arrays the runtime ``Heads`` reads."""
+
+    def __init__(self, features: dict, labels: dict, bin_ages: np.ndarray, seed: int) -> None:
+        self.x, self.ages, self.genders = features["embedding"].astype(np.float64), labels["age"], labels["gender"]
+        self.bin_ages, self.seed = bin_ages, seed
+
+    def base(self, rows: np.ndarray) -> dict:
+        mean, scale = self.x[rows].mean(axis=0), self.x[rows].std(axis=0)
+        return {"embedding_mean": mean, "embedding_scale": np.where(scale > 0, scale, 1.0),
+                "age_bins": self.bin_ages, "age_mix": np.float64(1.0), "gender_mix": np.float64(1.0)}
+
+    def z(self, base: dict, rows: np.ndarray) -> np.ndarray:
+        return (self.x[rows] - base["embedding_mean"]) / base["embedding_scale"]
+
+    def gender(self, base: dict, rows: np.ndarray, c: float) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        model = LogisticRegression(C=c, max_iter=5000).fit(self.z(base, rows), self.genders[rows])
+        assert list(model.classes_) == [0, 1]             # 1 = female
+        return {"gender_coef": model.coef_[0], "gender_intercept": np.float64(model.intercept_[0])}
+
+    def age_bins(self, base: dict, rows: np.ndarray, c: float) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        target = age_bin_index(self.ages[rows], self.bin_ages)
+        model = LogisticRegression(C=c, max_iter=3000).fit(self.z(base, rows), target)
+        coef = np.zeros((self.x.shape[1], len(self.bin_ages)))
+        intercept = np.full(len(self.bin_ages), -1e4)     # bins no training image has: probability 0
+        coef[:, model.classes_] = model.coef_.T
+        intercept[model.classes_] = model.intercept_
+        return {"age_kind": np.str_("bins"), "age_coef": coef, "age_intercept": intercept}
+
+    def age_ridge(self, base: dict, rows: np.ndarray, alpha: float, gamma: float | None = None) -> dict:
+        from sklearn.linear_model import Ridge
+        x = self.z(base, rows)
+        target = np.log1p(self.ages[rows])
+        if gamma is None:
+            model = Ridge(alpha=alpha).fit(x, target)
+            return {"age_kind": np.str_("linear"), "age_coef": model.coef_,
+                    "age_intercept": np.float64(model.intercept_), "age_sigma": np.float64(0.3)}
+        # Kernel ridge regression on RBF features of a fixed random sample of the training faces
+        # (a Nystroem approximation folded into plain centres + coefficients, so the runtime needs neither).
+        from sklearn.kernel_approximation import Nystroem
+        nystroem = Nystroem(kernel="rbf", gamma=gamma, n_components=min(RBF_CENTRES, len(rows)),
+                            random_state=self.seed).fit(x)
+        model = Ridge(alpha=alpha).fit(nystroem.transform(x), target)
+        return {"age_kind": np.str_("rbf"), "age_centres": nystroem.components_, "age_gamma": np.float64(gamma),
+                "age_coef": nystroem.normalization_.T @ model.coef_,
+                "age_intercept": np.float64(model.intercept_), "age_sigma": np.float64(0.3)}
+
+
+def heads_of(*parts: dict):
+    from faceanalysis.heads import Heads
+    arrays = {}
+    for part in parts:
+        arrays.update(part)
+    if "age_kind" not in arrays:
+        arrays.update({"age_kind": np.str_("linear"), "age_coef": np.zeros(128), "age_intercept": np.float64(0),
+                       "age_sigma": np.float64(1)})
+    if "gender_coef" not in arrays:
+        arrays.update({"gender_coef": np.zeros(128), "gender_intercept": np.float64(0)})
+    return Heads(arrays)
+
+
+def expected(distribution: np.ndarray, bin_ages: np.ndarray) -> np.ndarray:
+    return distribution @ bin_ages
+
+
+def log_loss(female: np.ndarray, gender: np.ndarray) -> float:
+    p = np.clip(np.where(gender == 1, female, 1 - female), 1e-7, 1)
+    return float(-np.log(p).mean())
+
+
+def tune(fitter: Fitter, features: dict, parts: dict) -> dict:
+    """Every choice made on "tune" with heads fitted on "fit": hyper-parameters, log-age spread, mix weights."""
+    fit, held = parts["fit"], parts["tune"]
+    base = fitter.base(fit)
+    x_held, age_held, gender_held = fitter.x[held], fitter.ages[held], fitter.genders[held]
+    dlib_age = expected(features["dlib_age"][held].astype(np.float64), fitter.bin_ages)
+    dlib_female = features["dlib_gender"][held, 1].astype(np.float64)
+    choices = {}
+
+    scores = {}
+    for c in C_GRID:
+        female = heads_of(base, fitter.gender(base, fit, c)).gender(x_held)[:, 1]
+        scores[c] = log_loss(female, gender_held)
+    c = min(scores, key=scores.get)
+    female = heads_of(base, fitter.gender(base, fit, c)).gender(x_held)[:, 1]
+    mix = min(MIX_GRID, key=lambda w: (log_loss(w * female + (1 - w) * dlib_female, gender_held), -w))
+    choices["gender"] = {"C": c, "tune_log_loss": scores, "mix": float(mix)}
+    log.info("gender: C=%g (tune log-loss %.4f), mix weight of the head %.2f", c, scores[c], mix)
+
+    candidates = {"bins": [("C", value) for value in C_GRID],
+                  "linear": [("alpha", value) for value in ALPHA_GRID],
+                  "rbf": [(("alpha", "gamma"), (alpha, gamma)) for alpha in ALPHA_GRID[:4] for gamma in GAMMA_GRID]}
+    choices["age"] = {}
+    for kind, grid in candidates.items():
+        results = []
+        for name, value in grid:
+            part = make_age_part(fitter, base, fit, kind, value)
+            heads = heads_of(base, part)
+            if kind == "bins":
+                predicted = expected(heads.age(x_held), fitter.bin_ages)
+            else:
+                predicted = np.expm1(heads.age_log_mean(x_held))
+            results.append((float(np.abs(predicted - age_held).mean()), value, part))
+        mae, value, part = min(results, key=lambda result: result[0])
+        entry = {"param": value, "tune_mae_point": mae}
+        if kind != "bins":
+            # The Gaussian's spread in log(1 + age): the residual spread on held-out images.
+            residual = heads_of(base, part).age_log_mean(x_held) - np.log1p(np.minimum(age_held, 80))
+            part["age_sigma"] = np.float64(residual.std())
+            entry["sigma"] = float(residual.std())
+        head_age = expected(heads_of(base, part).age(x_held), fitter.bin_ages)
+        entry["tune_mae"] = float(np.abs(head_age - age_held).mean())
+        entry["mix"] = float(min(MIX_GRID, key=lambda w: (np.abs(w * head_age + (1 - w) * dlib_age - age_held).mean(), -w)))
+        choices["age"][kind] = entry
+        log.info("age %s: %s, tune MAE %.3f (distribution), mix weight of the head %.2f",
+                 kind, value, entry["tune_mae"], entry["mix"])
+    return choices
+
+
+def make_age_part(fitter: Fitter, base: dict, rows: np.ndarray, kind: str, value) -> dict:
+    if kind == "bins":
+        return fitter.age_bins(base, rows, value)
+    if kind == "linear":
+        return fitter.age_ridge(base, rows, value)
+    alpha, gamma = value
+    return fitter.age_ridge(base, rows, alpha, gamma)
+
+
+def refit(fitter: Fitter, choices: dict, rows: np.ndarray) -> dict:
+    """Every head refitted on all of train with the choices made on "tune": {age kind: Heads arrays}."""
+    base = fitter.base(rows)
+    gender = fitter.gender(base, rows, choices["gender"]["C"])
+    out = {}
+    for kind, entry in choices["age"].items():
+        part = make_age_part(fitter, base, rows, kind, entry["param"])
+        if "sigma" in entry:
+            part["age_sigma"] = np.float64(entry["sigma"])
+        out[kind] = {**base, **gender, **part, "age_mix": np.float64(entry["mix"]),
+                     "gender_mix": np.float64(choices["gender"]["mix"])}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+def score(true_age: np.ndarray, true_gender: np.ndarray, age_distribution: np.ndarray, gender: np.ndarray,
+          bin_ages: np.ndarray) -> dict:
+    """The evaluate.py metrics (faceanalysis.metrics) for one set of predictions."""
+    from faceanalysis import metrics
+    age = expected(age_distribution, bin_ages)
+    predicted_gender = gender.argmax(axis=1)
+    return {
+        "n": int(len(true_age)),
+        "age_mae": metrics.mean_absolute_error(true_age, age),
+        "age_within5": metrics.within(true_age, age, 5),
+        "age_bias": metrics.mean_error(true_age, age),
+        "age_bands": metrics.age_bands(true_age, age),
+        "gender_acc": metrics.accuracy(true_gender, predicted_gender),
+        "gender_acc_by_age_band": [{"band": name, "n": int(inside.sum()),
+                                    "acc": metrics.accuracy(true_gender[inside], predicted_gender[inside])}
+                                   for name, inside in metrics.band_masks(true_age)],
+    }
+
+
+def evaluate(features: dict, labels: dict, rows: np.ndarray, heads_by_kind: dict, bin_ages: np.ndarray) -> dict:
+    """Validation scores: dlib-models, each head alone, and each head averaged with the networks."""
+    from faceanalysis.heads import Heads
+    x = features["embedding"][rows]
+    true_age, true_gender = labels["age"][rows], labels["gender"][rows]
+    dlib_age = features["dlib_age"][rows].astype(np.float64)
+    dlib_gender = features["dlib_gender"][rows].astype(np.float64)
+    table = {"dlib-models": score(true_age, true_gender, dlib_age, dlib_gender, bin_ages)}
+    for kind, arrays in heads_by_kind.items():
+        heads = Heads(arrays)
+        head_age, head_gender = heads.age(x), heads.gender(x)
+        table[f"head:{kind}"] = score(true_age, true_gender, head_age, head_gender, bin_ages)
+        table[f"ensemble:{kind}"] = score(true_age, true_gender, Heads.mix(head_age, dlib_age, heads.age_mix),
+                                          Heads.mix(head_gender, dlib_gender, heads.gender_mix), bin_ages)
+        table[f"ensemble:{kind}"]["mix"] = {"age": heads.age_mix, "gender": heads.gender_mix}
+    return table
+
+
+def format_table(table: dict) -> str:
+    bands = [band["band"] for band in table["dlib-models"]["age_bands"]]
+    header = (["model", "age MAE", "within 5", "bias"] + [f"MAE {band}" for band in bands] + ["gender acc"]
+              + [f"gender {band}" for band in bands])
+    lines = [" | ".join(header), " | ".join("---" for _ in header)]
+    for name, row in table.items():
+        cells = [name, f"{row['age_mae']:.2f}", f"{row['age_within5']:.3f}", f"{row['age_bias']:+.2f}"]
+        cells += [f"{band['mae']:.2f}" for band in row["age_bands"]]
+        cells += [f"{row['gender_acc']:.3f}"] + [f"{band['acc']:.3f}" for band in row["gender_acc_by_age_band"]]
+        lines.append(" | ".join(cells))
+    return "\n".join("| " + line + " |" for line in lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with labels.csv (UTKFace)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="feature cache and report folder, outside the repository (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="split and model seed (default %(default)s)")
+    parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
+    parser.add_argument("--ship", action="store_true",
+                        help=f"write {HEADS_FILE.relative_to(REPO)} and its weights/manifest.json entry")
+    args = parser.parse_args(argv)
+    from faceanalysis.cli import setup_logging
+    setup_logging()
+    data_dir, cache = args.data.resolve(), args.cache.expanduser().resolve()
+    if not (data_dir / "labels.csv").is_file():
+        log.error("no labels.csv in %s (UTKFace lives in ../shared/data/utkface)", data_dir)
+        sys.exit(2)
+    labels = read_labels(data_dir)
+    features = load_features(data_dir, cache, labels)
+    if args.features_only:
+        return
+    from faceanalysis.weights import load_manifest, resolve
+    from age.model import AgeModel
+    bin_ages = AgeModel(resolve("age", load_manifest())).bin_ages
+    parts = split(labels, args.seed)
+    log.info("split (seed %d): train %d (fit %d + tune %d), validation %d", args.seed, len(parts["train"]),
+             len(parts["fit"]), len(parts["tune"]), len(parts["validation"]))
+    fitter = Fitter(features, labels, bin_ages, args.seed)
+    choices = tune(fitter, features, parts)
+    heads_by_kind = refit(fitter, choices, parts["train"])
+    table = evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
+    best_kind, default = choose(table)
+    print(format_table(table))
+    print(f"age head picked by validation MAE: {best_kind}; default: {default}")
+    report = {
+        "command": " ".join(["python", "train_heads.py", *(sys.argv[1:] if argv is None else argv)]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_dir": str(data_dir),
+        "seed": args.seed, "split": {name: int(len(rows)) for name, rows in parts.items()},
+        "choices": choices, "age_head": best_kind, "default": default, "validation": table,
+        "validation_subset_for_tests": validation_subset(labels, args.seed),
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    report_path = cache / f"heads_report_seed{args.seed}.json"
+    report_path.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    log.info("report written to %s", report_path)
+    labels_path = write_validation_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
+                                          parts["validation"])
+    log.info("validation split for evaluate.py: --data %s --faces-given", labels_path.parent)
+    if args.ship:
+        ship(heads_by_kind[best_kind], table, best_kind, default, args.seed, choices, features, labels, parts,
+             bin_ages, report["command"])
+
+
+def write_validation_labels(folder: Path, data_dir: Path, labels: dict, rows: np.ndarray) -> Path:
+    """A labels.csv of the validation split with absolute paths (nothing copied), for evaluate.py."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "labels.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "age", "gender"])
+        for row in rows:
+            writer.writerow([str(data_dir / labels["file"][row]), f"{labels['age'][row]:g}",
+                             GENDERS[labels["gender"][row]]])
+    return path
+
+
+def choose(table: dict) -> tuple[str, str]:
+    """The age head with the lowest validation MAE, and the default: "heads" or "ensemble" when it beats
+    the dlib-models networks on both age MAE and gender accuracy (the lower MAE of the two), else "dlib"."""
+    kinds = [name.split(":", 1)[1] for name in table if name.startswith("head:")]
+    best = min(kinds, key=lambda kind: table[f"head:{kind}"]["age_mae"])
+    base = table["dlib-models"]
+    better = [(table[name]["age_mae"], -table[name]["gender_acc"], choice)
+              for name, choice in ((f"head:{best}", "heads"), (f"ensemble:{best}", "ensemble"))
+              if table[name]["age_mae"] < base["age_mae"] and table[name]["gender_acc"] > base["gender_acc"]]
+    return best, (min(better)[2] if better else "dlib")
+
+
+def ship(arrays: dict, table: dict, kind: str, default: str, seed: int, choices: dict, features: dict,
+         labels: dict, parts: dict, bin_ages: np.ndarray, command: str) -> None:
+    """Write the heads file (float32) and its manifest entry; the figures are re-measured from the file."""
+    from faceanalysis.weights import MANIFEST_PATH, sha256_of
+    stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
+              for name, value in arrays.items()}
+    np.savez_compressed(HEADS_FILE, **stored)
+    shipped = evaluate(features, labels, parts["validation"], {kind: dict(np.load(HEADS_FILE))}, bin_ages)
+
+    def figures(row: dict) -> dict:
+        return {"age_mae": round(row["age_mae"], 3), "age_within5": round(row["age_within5"], 3),
+                "gender_acc": round(row["gender_acc"], 3)}
+
+    entry = {
+        "model": (f"age and gender heads on the dlib 128-d face embedding (train_heads.py): gender logistic "
+                  f"regression; age '{kind}' head giving the 81-bin distribution; mixed with the dlib-models "
+                  f"networks in 'ensemble' mode (age weight {float(arrays['age_mix']):.2f}, gender weight "
+                  f"{float(arrays['gender_mix']):.2f} for the head)"),
+        "package": None, "version": "v1", "pip": None,
+        "file": HEADS_FILE.name,
+        "sha256": sha256_of(HEADS_FILE),
+        "license": ("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
+                    "research, image copyright with the owners) the weights inherit"),
+        "training": {
+            "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
+            "terms": "UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with the owners",
+            "command": command, "seed": seed,
+            "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
+                      f"and gender; choices on {len(parts['tune'])} held-out train images"),
+            "age_head": {"kind": kind, PARAMETER_NAMES[kind]: choices["age"][kind]["param"],
+                         **{k: v for k, v in choices["age"][kind].items() if k not in ("param", "tune_mae_point")}},
+            "gender_head": {"C": choices["gender"]["C"], "mix": choices["gender"]["mix"]},
+            "validation": {"dlib-models": figures(shipped["dlib-models"]), "heads": figures(shipped[f"head:{kind}"]),
+                           "ensemble": figures(shipped[f"ensemble:{kind}"])},
+            "default": default,
+        },
+    }
+    put_manifest_entry(MANIFEST_PATH, HEADS_KEY, entry)
+    log.info("wrote %s (%d bytes) and its manifest entry %r; validation from the file: %s",
+             HEADS_FILE, HEADS_FILE.stat().st_size, HEADS_KEY, entry["training"]["validation"])
+
+
+def put_manifest_entry(path: Path, key: str, entry: dict) -> None:
+    """Add or replace one entry of weights/manifest.json, leaving the text of the others as it is."""
+    text = path.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    block = f'    "{key}": ' + json.dumps(entry, indent=2).replace("\n", "\n    ")
+    start = text.find(f'\n    "{key}": {{')
+    if start >= 0:
+        end = text.index("\n    }", start) + len("\n    }")
+        text = text[:start + 1] + block + text[end:]
+    else:
+        end = text.rindex("\n    }") + len("\n    }")
+        text = text[:end] + ",\n" + block + text[end:]
+    raw["models"][key] = entry
+    if json.loads(text) != json.loads(json.dumps(raw)):
+        raise RuntimeError(f"could not edit {path} in place")
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
