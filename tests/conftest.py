@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,3 +47,40 @@ def samples_dir(tmp_path):
 def client(analyzer, samples_dir):
     from faceanalysis.web import create_app
     return create_app(analyzer, samples_dir).test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """flaskMain.py as a user starts it, on a free loopback port; yields its base URL."""
+    port = free_port()
+    # The log goes to a file: a pipe nobody reads would block the server once it fills.
+    log = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([sys.executable, "flaskMain.py", "--port", str(port)], cwd=REPO,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"server exited: {log.read()[-4000:]}")
+        try:
+            urllib.request.urlopen(f"{url}/seqPath/nope", timeout=2)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("server did not start in 180 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()

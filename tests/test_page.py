@@ -21,7 +21,6 @@ import pytest
 from conftest import REPO, SAMPLES
 from faceanalysis.web import create_app
 from test_bad_input import error_of
-from test_scripts import server  # noqa: F401  (a fixture: flaskMain.py on a free port)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
