@@ -28,7 +28,7 @@ from .detector import Detections, FaceDetector
 from .device import Device, select_device
 from .errors import no_face
 from .faces import Aligner, FaceBatch
-from .frames import list_frames
+from .frames import Frame, decode_frame, list_frames
 from .heads import age_model, gender_model
 from .result import FaceSummary, FaceTable, SequenceResult
 from .sources import FolderSource, FrameSource
@@ -124,7 +124,6 @@ class FaceAnalyzer:
         Without, MTCNN runs as in a sequence. ``frame`` in the table is the
         index into ``images``.
         """
-        from .frames import Frame
         batch = [Frame(index, str(index), image) for index, image in enumerate(images)]
         given = None
         if faces_given:
@@ -222,8 +221,6 @@ class FaceAnalyzer:
         # proposals reach R-Net and O-Net, every network sees a full batch of faces and
         # onnxruntime / Keras allocate for the shapes a request uses, so the first request
         # runs as fast as the second. A grey frame would warm P-Net only.
-        from .frames import Frame, decode_frame
-
         face = decode_frame(WARMUP_FACE)
         batch = [Frame(index, f"warmup_{index}", face) for index in range(self.batch_size)]
         table = self._analyse_batch(batch, StageTimer())

@@ -15,8 +15,8 @@ import logging
 import math
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from gender.model import LABELS as GENDERS
 
 from . import metrics
 from .errors import AnalysisError
-from .frames import decode_frame
+from .frames import SkippedFrame, decode_frame, iter_decoded_batches
 
 log = logging.getLogger(__name__)
 
@@ -172,34 +172,25 @@ def predict(analyzer, items: list[Item], faces_given: bool, batch_size: int, wor
     return out
 
 
-def _decode(path: Path) -> np.ndarray | str:
-    try:
-        return decode_frame(path)       # the service's decoder; grey files come back as RGB
-    except (ValueError, OSError) as error:
-        return str(error) or type(error).__name__
-
-
 def _predict_images(analyzer, items, indices, faces_given, batch_size, workers, out, progress) -> None:
-    chunks = [indices[start:start + batch_size] for start in range(0, len(indices), batch_size)]
-    if not chunks:
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        # The next batch decodes while the current one is in the networks.
-        pending = [pool.submit(_decode, items[index].path) for index in chunks[0]]
-        for number, chunk in enumerate(chunks):
-            decoded = [future.result() for future in pending]
-            if number + 1 < len(chunks):
-                pending = [pool.submit(_decode, items[index].path) for index in chunks[number + 1]]
-            ready = []
-            for index, image in zip(chunk, decoded):
-                if isinstance(image, str):
-                    out.fail(index, UNREADABLE, image)
-                else:
-                    ready.append((index, image))
-            if ready:
-                _predict_batch(analyzer, ready, faces_given, out)
-            if progress:
-                progress.update(len(chunk))
+    # The service's own streaming decoder: the next batch decodes while this one is in the networks,
+    # and unreadable files come back in ``skipped`` with the reason.
+    decodable = [(index, items[index].file, partial(decode_frame, items[index].path)) for index in indices]
+    skipped: list[SkippedFrame] = []
+    counted = decoded = 0
+    for batch in iter_decoded_batches(decodable, batch_size, skipped, workers):
+        _predict_batch(analyzer, [(frame.index, frame.rgb) for frame in batch], faces_given, out)
+        decoded += len(batch)
+        counted = _advance(progress, counted, decoded + len(skipped))
+    for frame in skipped:
+        out.fail(frame.index, UNREADABLE, frame.reason)
+    _advance(progress, counted, len(indices))
+
+
+def _advance(progress, counted: int, now: int) -> int:
+    if progress:
+        progress.update(now - counted)
+    return now
 
 
 def _predict_batch(analyzer, ready: list[tuple[int, np.ndarray]], faces_given: bool, out: Predictions) -> None:
@@ -231,14 +222,8 @@ def score(items: list[Item], columns: list[str], predictions: Predictions) -> di
             "age_bias": metrics.mean_error(true, pred),
             "age_bands": metrics.age_bands(true, pred)})
     if "gender" in columns:
-        true = np.asarray([item.gender for item in items])
-        labelled = true != metrics.NO_PREDICTION
-        true, pred = true[labelled], Predictions.classes(predictions.gender)[labelled]
-        report.update({
-            "gender_n": int(labelled.sum()), "gender_acc": metrics.accuracy(true, pred),
-            "gender_labels": list(GENDERS),
-            "gender_confusion": metrics.confusion_matrix(true, pred, len(GENDERS)).tolist(),
-            "gender_per_class": _per_class(true, pred, GENDERS)})
+        labelled, true, pred = _classification(report, "gender", GENDERS, [item.gender for item in items],
+                                               predictions.gender)
         if "age" in columns:
             # Gender is much harder to tell for children; the overall figure hides how much.
             ages = np.asarray([item.age for item in items])[labelled]
@@ -246,20 +231,24 @@ def score(items: list[Item], columns: list[str], predictions: Predictions) -> di
                 {"band": name, "n": int(inside.sum()), "acc": metrics.accuracy(true[inside], pred[inside])}
                 for name, inside in metrics.band_masks(ages)]
     if "emotion" in columns:
-        true = np.asarray([item.emotion for item in items])
-        labelled = true != metrics.NO_PREDICTION
-        true, pred = true[labelled], Predictions.classes(predictions.expression)[labelled]
-        report.update({
-            "emotion_n": int(labelled.sum()), "emotion_acc": metrics.accuracy(true, pred),
-            "emotion_macro_f1": metrics.macro_f1(true, pred, len(EXPRESSIONS)),
-            "emotion_labels": list(EXPRESSIONS),
-            "emotion_confusion": metrics.confusion_matrix(true, pred, len(EXPRESSIONS)).tolist(),
-            "emotion_per_class": _per_class(true, pred, EXPRESSIONS)})
+        _, true, pred = _classification(report, "emotion", EXPRESSIONS, [item.emotion for item in items],
+                                        predictions.expression)
+        report["emotion_macro_f1"] = metrics.macro_f1(true, pred, len(EXPRESSIONS))
     return report
 
 
-def _per_class(true, pred, labels) -> dict:
-    return {label: scores for label, scores in zip(labels, metrics.per_class_scores(true, pred, len(labels)))}
+def _classification(report: dict, name: str, labels, true_labels: list, probabilities: np.ndarray):
+    """Accuracy, confusion matrix and per-class scores of one labelled column, added to ``report``."""
+    true = np.asarray(true_labels)
+    labelled = true != metrics.NO_PREDICTION
+    true, pred = true[labelled], Predictions.classes(probabilities)[labelled]
+    report.update({
+        f"{name}_n": int(labelled.sum()), f"{name}_acc": metrics.accuracy(true, pred),
+        f"{name}_labels": list(labels),
+        f"{name}_confusion": metrics.confusion_matrix(true, pred, len(labels)).tolist(),
+        f"{name}_per_class": {label: scores for label, scores
+                              in zip(labels, metrics.per_class_scores(true, pred, len(labels)))}})
+    return labelled, true, pred
 
 
 def write_predictions(path: Path, items: list[Item], predictions: Predictions) -> None:

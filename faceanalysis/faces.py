@@ -55,26 +55,22 @@ class FaceBatch:
 
     def aligned_chips(self, size: int, padding: float = DLIB_CHIP_PADDING) -> np.ndarray:
         """(n, size, size, 3) uint8 RGB chips, dlib-aligned, cached per size and padding."""
-        key = size if padding == DLIB_CHIP_PADDING else ("chip", size, padding)
-        if key not in self._chips:
-            chips = [dlib.extract_image_chip(self.frames[frame_index],
-                                             dlib.get_face_chip_details(shape, size, padding))
+        def extract() -> np.ndarray:
+            chips = [dlib.extract_image_chip(self.frames[frame_index], dlib.get_face_chip_details(shape, size, padding))
                      for frame_index, shape in zip(self.detections.frame, self.shapes)]
-            self._chips[key] = (np.stack(chips).astype(np.uint8) if chips
-                                else np.zeros((0, size, size, 3), np.uint8))
-        return self._chips[key]
+            return np.stack(chips).astype(np.uint8) if chips else np.zeros((0, size, size, 3), np.uint8)
+        return self.cached(("chip", size, padding), extract)
 
     def cached(self, key, compute):
         """``compute()`` once per batch under ``key``: lets several models share one per-face result
-        (the face embedding that both the age and the gender head read)."""
+        (an aligned chip, or the face embedding that both the age and the gender head read)."""
         if key not in self._chips:
             self._chips[key] = compute()
         return self._chips[key]
 
     def square_grey_crops(self, size: int, margin: float) -> np.ndarray:
         """(n, size, size) uint8 grey crops of the squared box grown by ``margin`` per side."""
-        key = ("grey", size, margin)
-        if key not in self._chips:
+        def crop_all() -> np.ndarray:
             crops = []
             for frame_index, (x1, y1, x2, y2) in zip(self.detections.frame, self.detections.boxes):
                 side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
@@ -85,5 +81,5 @@ class FaceBatch:
                 crop = cv2.warpAffine(self.frames[frame_index], matrix, (size, size),
                                       flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
                 crops.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
-            self._chips[key] = (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8))
-        return self._chips[key]
+            return np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
+        return self.cached(("grey", size, margin), crop_all)

@@ -14,7 +14,6 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -117,13 +116,6 @@ def decode_bytes(data: bytes) -> np.ndarray:
 
 # One frame to decode: its index in the stream, its name, and how to get its RGB pixels.
 FrameItem = tuple[int, str, Callable[[], np.ndarray]]
-
-
-def iter_frame_batches(listing: FrameListing, batch_size: int, skipped: list[SkippedFrame],
-                       stride: int = 1, workers: int = 2) -> Iterator[list[Frame]]:
-    """Yield the folder's frames decoded, in order, ``batch_size`` at a time; failures go to ``skipped``."""
-    items = [(index, path.name, partial(decode_frame, path)) for index, path in enumerate(listing.images)]
-    return iter_decoded_batches(items[::stride], batch_size, skipped, workers)
 
 
 def iter_decoded_batches(items: Sequence[FrameItem], batch_size: int, skipped: list[SkippedFrame],

@@ -163,17 +163,16 @@ def choice() -> str:
 
 def age_model(weight: WeightFile, which: str | None = None):
     """The age model for the ``age`` weights: the dlib-models network, or the embedding head (``FACE_AGE_GENDER``)."""
-    which = which or choice()
-    network = AgeModel(weight)
-    if which == "dlib":
-        return network
-    return HeadAgeModel(network, resolve(HEADS_KEY), resolve(EMBEDDING_KEY), ensemble=which == "ensemble")
+    return _chosen(AgeModel(weight), HeadAgeModel, which)
 
 
 def gender_model(weight: WeightFile, which: str | None = None):
     """The gender model for the ``gender`` weights, chosen like ``age_model``."""
+    return _chosen(GenderModel(weight), HeadGenderModel, which)
+
+
+def _chosen(network, head_class, which: str | None):
     which = which or choice()
-    network = GenderModel(weight)
     if which == "dlib":
         return network
-    return HeadGenderModel(network, resolve(HEADS_KEY), resolve(EMBEDDING_KEY), ensemble=which == "ensemble")
+    return head_class(network, resolve(HEADS_KEY), resolve(EMBEDDING_KEY), ensemble=which == "ensemble")
