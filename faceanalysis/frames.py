@@ -72,7 +72,7 @@ def list_frames(folder: Path) -> FrameListing:
             continue
         images.append(entry)
     if not images:
-        extra = f" ({len(ignored)} other files ignored)" if ignored else ""
+        extra = f" ({len(ignored)} other file{'' if len(ignored) == 1 else 's'} ignored)" if ignored else ""
         raise no_images(f"sequence folder {folder.name!r} holds no .jpg/.jpeg/.png/.bmp frames{extra}")
     return FrameListing(folder=folder, images=images, ignored=ignored)
 
