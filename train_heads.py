@@ -1,7 +1,13 @@
-"""Train the age and gender heads on the dlib face embedding ("FaceNet + heads") and compare them with
-the dlib-models networks on a held-out validation split of UTKFace.
+"""Train age and gender heads on UTKFace and compare them with the dlib-models networks on a held-out
+validation split.
 
-    python train_heads.py [--data ../shared/data/utkface] [--cache ~/.cache/videoface] [--seed 0] [--ship]
+    python train_heads.py [--features embedding|networks] [--data ../shared/data/utkface]
+                          [--cache ~/.cache/videoface] [--seed 0] [--ship]
+
+``--features embedding`` (default): heads on the dlib face embedding ("FaceNet + heads", the original's
+design; choices ``heads`` / ``ensemble`` in the service). ``--features networks``: heads on the dlib-models age
+and gender networks' own penultimate features, i.e. their last layers refitted on UTKFace (choice ``tuned``,
+the service default: no extra network at run time). Everything below is the same for both.
 
 One data path, in order:
 
@@ -10,16 +16,16 @@ One data path, in order:
    hyper-parameter and ensemble weight is chosen; validation is only ever scored.
 2. Per image, through the service's own code (decoder, dlib 5-point aligner on the whole crop, as
    ``analyse_images(faces_given=True)`` does): the 128-d embedding, and the dlib-models age distribution (81
-   bins) and gender probabilities as baselines. Cached in ``--cache`` (outside the repository: the features
+   bins) and gender probabilities as baselines (or the networks' features, with ``--features networks``). Cached in ``--cache`` (outside the repository: the features
    name research-only files), so a re-run only fits.
 3. Heads with scikit-learn: gender is a logistic regression on the embedding; age has three candidates (a
    multinomial logistic regression over the 81 age bins; a ridge regression of log-age and a kernel ridge
    regression of log-age on Nystroem RBF features, both turned into an 81-bin distribution by a Gaussian in
    log-age). Each also mixes with the dlib-models network (weight chosen on "tune").
 4. The table (validation: age MAE, within 5 years, MAE per band, gender accuracy overall and per band) is
-   printed and written to ``--cache/heads_report_seed<seed>.json``.
-5. ``--ship`` refits the chosen heads on all of train and writes ``weights/age_gender_heads_v1.npz`` and its
-   manifest entry (sha256, data, terms, seed, validation figures).
+   printed and written to ``--cache/heads_report[_networks]_seed<seed>.json``.
+5. ``--ship`` refits the chosen heads on all of train and writes ``weights/age_gender_heads_v1.npz`` (or
+   ``age_gender_netheads_v1.npz``) and its manifest entry (sha256, data, terms, seed, validation figures).
 """
 
 from __future__ import annotations
@@ -42,8 +48,15 @@ log = logging.getLogger("train_heads")
 REPO = Path(__file__).resolve().parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "utkface"
 DEFAULT_CACHE = Path(os.environ.get("VIDEOFACE_CACHE", Path.home() / ".cache" / "videoface"))
-HEADS_FILE = REPO / "weights" / "age_gender_heads_v1.npz"
-HEADS_KEY = "age_gender_heads"
+# What the heads read: the dlib face embedding ("FaceNet + heads"), or the dlib-models age and gender
+# networks' own penultimate features (``faceanalysis.heads.NetworkFeatures``; the "tuned" choice).
+FEATURE_KINDS = {
+    "embedding": {"file": REPO / "weights" / "age_gender_heads_v1.npz", "key": "age_gender_heads",
+                  "describe": "the dlib 128-d face embedding", "modes": ("heads", "ensemble")},
+    "networks": {"file": REPO / "weights" / "age_gender_netheads_v1.npz", "key": "age_gender_netheads",
+                 "describe": ("the dlib-models age and gender networks' penultimate features (256 + 16 values, "
+                              "their last layers refitted)"), "modes": ("tuned-head", "tuned")},
+}
 GENDERS = ("male", "female")
 VALIDATION_SHARE = 0.2
 TUNE_SHARE = 0.2
@@ -142,22 +155,50 @@ def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) ->
     return {"embedding": embedding, "dlib_age": age, "dlib_gender": gender}
 
 
-def load_features(data_dir: Path, cache: Path, labels: dict) -> dict:
+def compute_network_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) -> dict:
+    """The age and gender networks' penultimate features and outputs for every file, through the service's
+    aligner and networks (as ``faceanalysis.heads.NetworkFeatures`` reads them at run time)."""
+    from age.model import AgeModel
+    from faceanalysis.device import select_device
+    from faceanalysis.faces import Aligner
+    from gender.model import GenderModel
+    from faceanalysis.frames import decode_frame
+    from faceanalysis.heads import NetworkFeatures
+    from faceanalysis.weights import resolve
+    device = select_device("cpu")
+    aligner = Aligner(resolve("aligner"))
+    aligner.prepare(device)
+    features = NetworkFeatures(AgeModel(resolve("age")), GenderModel(resolve("gender")))
+    features.prepare(device)
+    out = {"networks": [], "dlib_age": [], "dlib_gender": []}
+    for first in range(0, len(files), batch_size):
+        faces = given_faces(aligner, [decode_frame(data_dir / name) for name in files[first:first + batch_size]])
+        out["networks"].append(features.run(faces))
+        out["dlib_age"].append(features.age.run(faces))
+        out["dlib_gender"].append(features.gender.run(faces))
+    return {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
+
+
+def load_features(data_dir: Path, cache: Path, labels: dict, kind: str = "embedding") -> dict:
+    """The features of ``kind`` (as ``"x"``) plus the networks' outputs, computed once and cached."""
     from faceanalysis.weights import load_manifest
     path = feature_cache_path(cache, data_dir, load_manifest())
+    if kind == "networks":
+        path = path.with_name(path.name.replace("utkface_features_", "utkface_netfeatures_"))
     if path.is_file():
         log.info("features from %s", path)
         with np.load(path) as stored:
             features = {name: stored[name] for name in stored.files}
         if np.array_equal(features["files"], labels["file"]):
-            return features
+            return {**features, "x": features[kind]}
         log.warning("%s lists other files; computing again", path)
-    features = compute_features(data_dir, labels["file"])
+    compute = compute_network_features if kind == "networks" else compute_features
+    features = compute(data_dir, labels["file"])
     features["files"] = labels["file"]
     cache.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **features)
     log.info("features cached in %s", path)
-    return features
+    return {**features, "x": features[kind]}
 
 
 # ----------------------------------------------------------------------------------------------- heads
@@ -179,7 +220,7 @@ class Fitter:
     """Fits every candidate head on some rows and hands back the arrays the runtime ``Heads`` reads."""
 
     def __init__(self, features: dict, labels: dict, bin_ages: np.ndarray, seed: int) -> None:
-        self.x, self.ages, self.genders = features["embedding"].astype(np.float64), labels["age"], labels["gender"]
+        self.x, self.ages, self.genders = features["x"].astype(np.float64), labels["age"], labels["gender"]
         self.bin_ages, self.seed = bin_ages, seed
 
     def base(self, rows: np.ndarray) -> dict:
@@ -231,10 +272,10 @@ def heads_of(*parts: dict):
     for part in parts:
         arrays.update(part)
     if "age_kind" not in arrays:
-        arrays.update({"age_kind": np.str_("linear"), "age_coef": np.zeros(128), "age_intercept": np.float64(0),
-                       "age_sigma": np.float64(1)})
+        arrays.update({"age_kind": np.str_("linear"), "age_coef": np.zeros(len(arrays["embedding_mean"])),
+                       "age_intercept": np.float64(0), "age_sigma": np.float64(1)})
     if "gender_coef" not in arrays:
-        arrays.update({"gender_coef": np.zeros(128), "gender_intercept": np.float64(0)})
+        arrays.update({"gender_coef": np.zeros(len(arrays["embedding_mean"])), "gender_intercept": np.float64(0)})
     return Heads(arrays)
 
 
@@ -343,7 +384,7 @@ def score(true_age: np.ndarray, true_gender: np.ndarray, age_distribution: np.nd
 def evaluate(features: dict, labels: dict, rows: np.ndarray, heads_by_kind: dict, bin_ages: np.ndarray) -> dict:
     """Validation scores: dlib-models, each head alone, and each head averaged with the networks."""
     from faceanalysis.heads import Heads
-    x = features["embedding"][rows]
+    x = features["x"][rows]
     true_age, true_gender = labels["age"][rows], labels["gender"][rows]
     dlib_age = features["dlib_age"][rows].astype(np.float64)
     dlib_gender = features["dlib_gender"][rows].astype(np.float64)
@@ -377,9 +418,13 @@ def main(argv=None) -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="feature cache and report folder, outside the repository (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="split and model seed (default %(default)s)")
+    parser.add_argument("--features", choices=tuple(FEATURE_KINDS), default="embedding",
+                        help="what the heads read: the dlib face embedding, or the dlib-models networks' own "
+                             "penultimate features (the service's default 'tuned' models) (default %(default)s)")
     parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
     parser.add_argument("--ship", action="store_true",
-                        help=f"write {HEADS_FILE.relative_to(REPO)} and its weights/manifest.json entry")
+                        help="write the heads file (weights/age_gender_heads_v1.npz for the embedding, "
+                             "weights/age_gender_netheads_v1.npz for the networks) and its weights/manifest.json entry")
     args = parser.parse_args(argv)
     from faceanalysis.cli import setup_logging
     setup_logging()
@@ -388,7 +433,7 @@ def main(argv=None) -> None:
         log.error("no labels.csv in %s (UTKFace lives in ../shared/data/utkface)", data_dir)
         sys.exit(2)
     labels = read_labels(data_dir)
-    features = load_features(data_dir, cache, labels)
+    features = load_features(data_dir, cache, labels, args.features)
     if args.features_only:
         return
     from faceanalysis.weights import load_manifest, resolve
@@ -401,7 +446,7 @@ def main(argv=None) -> None:
     choices = tune(fitter, features, parts)
     heads_by_kind = refit(fitter, choices, parts["train"])
     table = evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
-    best_kind, default = choose(table)
+    best_kind, default = choose(table, FEATURE_KINDS[args.features]["modes"])
     print(format_table(table))
     print(f"age head picked by validation MAE: {best_kind}; default: {default}")
     report = {
@@ -412,15 +457,16 @@ def main(argv=None) -> None:
         "validation_subset_for_tests": validation_subset(labels, args.seed),
     }
     cache.mkdir(parents=True, exist_ok=True)
-    report_path = cache / f"heads_report_seed{args.seed}.json"
+    suffix = "" if args.features == "embedding" else f"_{args.features}"
+    report_path = cache / f"heads_report{suffix}_seed{args.seed}.json"
     report_path.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
     log.info("report written to %s", report_path)
     labels_path = write_validation_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
                                           parts["validation"])
     log.info("validation split for evaluate.py: --data %s --faces-given", labels_path.parent)
     if args.ship:
-        ship(heads_by_kind[best_kind], table, best_kind, default, args.seed, choices, features, labels, parts,
-             bin_ages, report["command"])
+        ship(FEATURE_KINDS[args.features], heads_by_kind[best_kind], table, best_kind, default, args.seed, choices,
+             features, labels, parts, bin_ages, report["command"])
 
 
 def write_validation_labels(folder: Path, data_dir: Path, labels: dict, rows: np.ndarray) -> Path:
@@ -436,39 +482,41 @@ def write_validation_labels(folder: Path, data_dir: Path, labels: dict, rows: np
     return path
 
 
-def choose(table: dict) -> tuple[str, str]:
-    """The age head with the lowest validation MAE, and the default: "heads" or "ensemble" when it beats
-    the dlib-models networks on both age MAE and gender accuracy (the lower MAE of the two), else "dlib"."""
+def choose(table: dict, modes: tuple[str, str] = ("heads", "ensemble")) -> tuple[str, str]:
+    """The age head with the lowest validation MAE, and which to prefer: the head alone or averaged with the
+    networks (``modes``) when it beats the dlib-models networks on both age MAE and gender accuracy (the lower
+    MAE of the two), else "dlib"."""
     kinds = [name.split(":", 1)[1] for name in table if name.startswith("head:")]
     best = min(kinds, key=lambda kind: table[f"head:{kind}"]["age_mae"])
     base = table["dlib-models"]
     better = [(table[name]["age_mae"], -table[name]["gender_acc"], choice)
-              for name, choice in ((f"head:{best}", "heads"), (f"ensemble:{best}", "ensemble"))
+              for name, choice in ((f"head:{best}", modes[0]), (f"ensemble:{best}", modes[1]))
               if table[name]["age_mae"] < base["age_mae"] and table[name]["gender_acc"] > base["gender_acc"]]
     return best, (min(better)[2] if better else "dlib")
 
 
-def ship(arrays: dict, table: dict, kind: str, default: str, seed: int, choices: dict, features: dict,
-         labels: dict, parts: dict, bin_ages: np.ndarray, command: str) -> None:
+def ship(target: dict, arrays: dict, table: dict, kind: str, default: str, seed: int, choices: dict,
+         features: dict, labels: dict, parts: dict, bin_ages: np.ndarray, command: str) -> None:
     """Write the heads file (float32) and its manifest entry; the figures are re-measured from the file."""
     from faceanalysis.weights import MANIFEST_PATH, sha256_of
+    heads_file, heads_key = target["file"], target["key"]
     stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
               for name, value in arrays.items()}
-    np.savez_compressed(HEADS_FILE, **stored)
-    shipped = evaluate(features, labels, parts["validation"], {kind: dict(np.load(HEADS_FILE))}, bin_ages)
+    np.savez_compressed(heads_file, **stored)
+    shipped = evaluate(features, labels, parts["validation"], {kind: dict(np.load(heads_file))}, bin_ages)
 
     def figures(row: dict) -> dict:
         return {"age_mae": round(row["age_mae"], 3), "age_within5": round(row["age_within5"], 3),
                 "gender_acc": round(row["gender_acc"], 3)}
 
     entry = {
-        "model": (f"age and gender heads on the dlib 128-d face embedding (train_heads.py): gender logistic "
+        "model": (f"age and gender heads on {target['describe']} (train_heads.py): gender logistic "
                   f"regression; age '{kind}' head giving the 81-bin distribution; mixed with the dlib-models "
-                  f"networks in 'ensemble' mode (age weight {float(arrays['age_mix']):.2f}, gender weight "
+                  f"networks in '{target['modes'][1]}' mode (age weight {float(arrays['age_mix']):.2f}, gender weight "
                   f"{float(arrays['gender_mix']):.2f} for the head)"),
         "package": None, "version": "v1", "pip": None,
-        "file": HEADS_FILE.name,
-        "sha256": sha256_of(HEADS_FILE),
+        "file": heads_file.name,
+        "sha256": sha256_of(heads_file),
         "license": ("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
                     "research, image copyright with the owners) the weights inherit"),
         "training": {
@@ -480,14 +528,15 @@ def ship(arrays: dict, table: dict, kind: str, default: str, seed: int, choices:
             "age_head": {"kind": kind, PARAMETER_NAMES[kind]: choices["age"][kind]["param"],
                          **{k: v for k, v in choices["age"][kind].items() if k not in ("param", "tune_mae_point")}},
             "gender_head": {"C": choices["gender"]["C"], "mix": choices["gender"]["mix"]},
-            "validation": {"dlib-models": figures(shipped["dlib-models"]), "heads": figures(shipped[f"head:{kind}"]),
-                           "ensemble": figures(shipped[f"ensemble:{kind}"])},
+            "validation": {"dlib-models": figures(shipped["dlib-models"]),
+                           target["modes"][0]: figures(shipped[f"head:{kind}"]),
+                           target["modes"][1]: figures(shipped[f"ensemble:{kind}"])},
             "default": default,
         },
     }
-    put_manifest_entry(MANIFEST_PATH, HEADS_KEY, entry)
+    put_manifest_entry(MANIFEST_PATH, heads_key, entry)
     log.info("wrote %s (%d bytes) and its manifest entry %r; validation from the file: %s",
-             HEADS_FILE, HEADS_FILE.stat().st_size, HEADS_KEY, entry["training"]["validation"])
+             heads_file, heads_file.stat().st_size, heads_key, entry["training"]["validation"])
 
 
 def put_manifest_entry(path: Path, key: str, entry: dict) -> None:
