@@ -39,6 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from emotion.model import EXPRESSIONS  # noqa: E402  (the network's output order, which labels must follow)
 from faceanalysis.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR  # noqa: E402
 from faceanalysis.errors import AnalysisError  # noqa: E402
 from faceanalysis.metrics import accuracy, macro_f1, mean_absolute_error, within  # noqa: E402
@@ -46,7 +47,6 @@ from faceanalysis.metrics import accuracy, macro_f1, mean_absolute_error, within
 log = logging.getLogger("aggregation_study")
 
 DATA = REPO.parent / "shared" / "data"
-EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # the model's output order
 STILL_PX = 240         # every still is resized to this square before rendering; the whole of it is the face box
 FACE_PX = 200          # that box's height in the frame at zoom 1.0 (the face inside it is smaller)
 ANCHOR_Y = 230         # where the box centre rests in the 480-px frame
