@@ -92,6 +92,7 @@ def main(argv=None) -> None:
     # The full list is in the predictions CSV; the report keeps enough to spot a pattern.
     report["failed_examples"] = [{"file": f, "status": s, "reason": r} for f, s, r in failed[:50]]
     report["models"] = analyzer.model_info()
+    report["model_choice"] = analyzer.model_choice
     report["device"] = analyzer.device.kind
     report["seconds"] = round(seconds, 1)
 

@@ -498,7 +498,7 @@ def choose(table: dict, modes: tuple[str, str] = ("heads", "ensemble")) -> tuple
 def ship(target: dict, arrays: dict, table: dict, kind: str, default: str, seed: int, choices: dict,
          features: dict, labels: dict, parts: dict, bin_ages: np.ndarray, command: str) -> None:
     """Write the heads file (float32) and its manifest entry; the figures are re-measured from the file."""
-    from faceanalysis.weights import MANIFEST_PATH, sha256_of
+    from faceanalysis.weights import put_manifest_entry, sha256_of
     heads_file, heads_key = target["file"], target["key"]
     stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
               for name, value in arrays.items()}
@@ -534,27 +534,9 @@ def ship(target: dict, arrays: dict, table: dict, kind: str, default: str, seed:
             "default": default,
         },
     }
-    put_manifest_entry(MANIFEST_PATH, heads_key, entry)
+    put_manifest_entry(heads_key, entry)
     log.info("wrote %s (%d bytes) and its manifest entry %r; validation from the file: %s",
              heads_file, heads_file.stat().st_size, heads_key, entry["training"]["validation"])
-
-
-def put_manifest_entry(path: Path, key: str, entry: dict) -> None:
-    """Add or replace one entry of weights/manifest.json, leaving the text of the others as it is."""
-    text = path.read_text(encoding="utf-8")
-    raw = json.loads(text)
-    block = f'    "{key}": ' + json.dumps(entry, indent=2).replace("\n", "\n    ")
-    start = text.find(f'\n    "{key}": {{')
-    if start >= 0:
-        end = text.index("\n    }", start) + len("\n    }")
-        text = text[:start + 1] + block + text[end:]
-    else:
-        end = text.rindex("\n    }") + len("\n    }")
-        text = text[:end] + ",\n" + block + text[end:]
-    raw["models"][key] = entry
-    if json.loads(text) != json.loads(json.dumps(raw)):
-        raise RuntimeError(f"could not edit {path} in place")
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from emotion import ExpressionModel
+from emotion import expression_model
+from emotion.model import choice as expression_choice
 
 from .aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
 from .detector import Detections, FaceDetector
@@ -30,6 +31,7 @@ from .errors import no_face
 from .faces import Aligner, FaceBatch
 from .frames import Frame, decode_frame, list_frames
 from .heads import age_model, gender_model
+from .heads import choice as age_gender_choice
 from .result import FaceSummary, FaceTable, SequenceResult
 from .sources import FolderSource, FrameSource
 from .weights import load_manifest, resolve
@@ -38,9 +40,9 @@ log = logging.getLogger(__name__)
 
 # task -> (model class, weights manifest key)
 TASK_MODELS = {
-    "age": (age_model, "age"),              # dlib-models network or embedding head, FACE_AGE_GENDER (heads.py)
+    "age": (age_model, "age"),              # dlib-models network, tuned or embedding heads, FACE_AGE_GENDER (heads.py)
     "gender": (gender_model, "gender"),
-    "expression": (ExpressionModel, "expression"),
+    "expression": (expression_model, "expression"),   # mini-Xception, project VGG or both, FACE_EXPRESSION
 }
 # A copy of samples/seqA/frame_0001.jpg (public-domain photo, see samples/README.md).
 WARMUP_FACE = Path(__file__).resolve().parent.parent / "weights" / "warmup_face.jpg"
@@ -73,6 +75,8 @@ class FaceAnalyzer:
         self.detector = FaceDetector(self.weights["detector_pnet"], self.weights["detector_rnet"],
                                      self.weights["detector_onet"], min_face_size=min_face_size)
         self.aligner = Aligner(self.weights["aligner"])
+        # Read once here: the environment could change later, the loaded models do not.
+        self.model_choice = {"age_gender": age_gender_choice(), "expression": expression_choice()}
         self.models = {task: cls(self.weights[key]) for task, (cls, key) in TASK_MODELS.items()}
         self.device: Device | None = None
         self.load_seconds = 0.0
@@ -89,7 +93,8 @@ class FaceAnalyzer:
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
         self.ready = True
-        log.info("models loaded and warmed in %.1f s on %s", self.load_seconds, self.device.kind)
+        log.info("models loaded and warmed in %.1f s on %s (age/gender: %s, expression: %s)", self.load_seconds,
+                 self.device.kind, self.model_choice["age_gender"], self.model_choice["expression"])
         return self
 
     def model_info(self) -> dict:

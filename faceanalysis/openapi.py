@@ -229,6 +229,9 @@ def _schemas() -> dict:
                 "truncated": {"type": "boolean"}}},
             "models": {"type": "object", "description": "Per model file: model, package==version, file, sha256, "
                                                         "license."},
+            "model_choice": {"type": "object", "description": "Which models answer: FACE_AGE_GENDER and "
+                                                              "FACE_EXPRESSION as the server was started.",
+                             "properties": {"age_gender": {"type": "string"}, "expression": {"type": "string"}}},
             "timings_ms": {"type": "object", "additionalProperties": number},
             "device": {"type": "object"}, "aggregator": {"type": "string"}, "tracker": {"type": "object"}}},
         "Analysis": {"type": "object", "required": ["persons", "meta"], "properties": {

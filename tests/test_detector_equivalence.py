@@ -28,8 +28,10 @@ MIN_IOU, CONF_TOL, LANDMARK_TOL_PX, OUTPUT_TOL = 0.9, 0.02, 2.0, 1e-4
 # Boxes differ from the package's by <= ~2e-3 px (onnxruntime's vs oneDNN's float32 P-Net
 # convolutions). Age and gender see the box rounded to whole pixels (dlib) and come out
 # identical; the expression crop is a cv2.warpAffine of the float box, whose fixed-point
-# (1/32 px) sampling turns such a shift into up to ~1.3e-4 on one sample face of 60.
-EXPRESSION_TOL = 2.5e-4
+# (1/32 px) sampling turns such a shift into up to ~1.3e-4 on one sample face of 60 with the
+# mini-Xception alone, and up to ~5.4e-4 on two seqB faces with the default ensemble (the project's
+# 48-px network samples the same box more coarsely, so a sub-pixel shift moves more of each input pixel).
+EXPRESSION_TOL = 1e-3
 BATCH = 16
 BENCHMARK_FRAMES = (60, 75, 131, 299)     # mirrored and exposure-shifted passes over the samples
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")

