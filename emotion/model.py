@@ -24,10 +24,13 @@ from faceanalysis.weights import WeightFile, resolve
 
 # The networks' output order, which is also the legacy code order 10001..10007.
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-# fer pads a detector box by 10 px per side; relative to the ~100 px faces it was tuned on that is ~10%.
-BOX_MARGIN = 0.1
-# An image that already is a face crop (FER2013's own framing) gets no margin: on FER2013 dev the
-# margin only adds replicated border and costs accuracy (0.617 with it, 0.653 without, evaluate.py).
+# No margin around the face box, detector box or given crop alike. The fer package pads its detector box by
+# 10 px per side, but on MTCNN boxes that framing is wider than FER2013's: on synthetic camera-motion
+# sequences of held-out FER2013 train stills (bench/expression_margin_study.py, 84 stills) sequence accuracy
+# was 0.762 with no margin, 0.625 with 10% and 0.575 with 20%; on dev stills (60, bench/aggregation_study.py)
+# 0.567 against 0.433. On given crops (FER2013 dev, evaluate.py --faces-given) a margin only adds replicated
+# border: 0.617 with 10%, 0.653 without (mini-Xception).
+BOX_MARGIN = 0.0
 CROP_MARGIN = 0.0
 # Expressions are left-right symmetric; averaging over the mirror image gained accuracy on the held-out
 # part of FER2013 train for both networks (emotion/train.py).
