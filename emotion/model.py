@@ -113,7 +113,9 @@ def choice() -> str:
     return value
 
 
-def expression_model(weight: WeightFile | None = None, which: str | None = None) -> ExpressionModel:
-    """The expression model ``FACE_EXPRESSION`` asks for (``weight``, the mini-Xception's, is reused)."""
+def expression_model(weight: WeightFile | None = None, which: str | None = None,
+                     shared: dict | None = None) -> ExpressionModel:
+    """The expression model ``FACE_EXPRESSION`` asks for (``weight``, the mini-Xception's, is reused;
+    ``shared`` is accepted for the common factory signature, nothing here is shared with other tasks)."""
     keys = NETWORK_KEYS[which or choice()]
     return ExpressionModel([weight if key == "expression" and weight is not None else resolve(key) for key in keys])

@@ -77,7 +77,8 @@ class FaceAnalyzer:
         self.aligner = Aligner(self.weights["aligner"])
         # Read once here: the environment could change later, the loaded models do not.
         self.model_choice = {"age_gender": age_gender_choice(), "expression": expression_choice()}
-        self.models = {task: cls(self.weights[key]) for task, (cls, key) in TASK_MODELS.items()}
+        shared = {}         # networks that several tasks read (the "tuned" age and gender heads), loaded once
+        self.models = {task: cls(self.weights[key], shared=shared) for task, (cls, key) in TASK_MODELS.items()}
         self.device: Device | None = None
         self.load_seconds = 0.0
         self.ready = False          # True once every model is loaded and warmed

@@ -186,23 +186,34 @@ def choice() -> str:
     return value
 
 
-def age_model(weight: WeightFile, which: str | None = None):
-    """The age model for the ``age`` weights: the dlib-models network, or the embedding head (``FACE_AGE_GENDER``)."""
-    return _chosen(AgeModel(weight), HeadAgeModel, which)
+def age_model(weight: WeightFile, which: str | None = None, shared: dict | None = None):
+    """The age model for the ``age`` weights: the dlib-models network, or a head (``FACE_AGE_GENDER``).
+
+    ``shared``: one dict per ``FaceAnalyzer``, so the age and gender tasks hold one copy of each network."""
+    return _chosen(_network(AgeModel, weight, shared), HeadAgeModel, which, shared)
 
 
-def gender_model(weight: WeightFile, which: str | None = None):
+def gender_model(weight: WeightFile, which: str | None = None, shared: dict | None = None):
     """The gender model for the ``gender`` weights, chosen like ``age_model``."""
-    return _chosen(GenderModel(weight), HeadGenderModel, which)
+    return _chosen(_network(GenderModel, weight, shared), HeadGenderModel, which, shared)
 
 
-def _chosen(network, head_class, which: str | None):
+def _network(cls, weight: WeightFile, shared: dict | None):
+    if shared is None:
+        return cls(weight)
+    key = (cls.__name__, weight.sha256)
+    if key not in shared:
+        shared[key] = cls(weight)
+    return shared[key]
+
+
+def _chosen(network, head_class, which: str | None, shared: dict | None = None):
     which = which or choice()
     if which == "dlib":
         return network
     if which == "tuned":
-        features = (NetworkFeatures(network, GenderModel(resolve("gender"))) if isinstance(network, AgeModel)
-                    else NetworkFeatures(AgeModel(resolve("age")), network))
+        features = NetworkFeatures(_network(AgeModel, resolve("age"), shared),
+                                   _network(GenderModel, resolve("gender"), shared))
         return head_class(network, resolve(NETWORK_HEADS_KEY), features, ensemble=True)
     return head_class(network, resolve(HEADS_KEY), FaceEmbedder(resolve(EMBEDDING_KEY)),
                       ensemble=which == "ensemble")
