@@ -116,9 +116,7 @@ def given_faces(aligner, images: list[np.ndarray]):
     5-point landmarks inside it."""
     from faceanalysis.detector import Detections
     from faceanalysis.faces import FaceBatch
-    boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
-    detections = Detections(frame=np.arange(len(images)), boxes=boxes.reshape(-1, 4),
-                            confidence=np.ones(len(images)), landmarks=np.full((len(images), 5, 2), np.nan))
+    detections = Detections.whole_images(images)
     faces = FaceBatch(frames=images, detections=detections, whole_image_faces=True)
     faces.shapes = aligner.run(images, detections)
     return faces

@@ -88,7 +88,6 @@ class ExpressionModel:
     def __init__(self, weights: WeightFile | list[WeightFile], flip: bool = FLIP) -> None:
         weights = weights if isinstance(weights, (list, tuple)) else [weights]
         self.networks = [ExpressionNetwork(weight) for weight in weights]
-        self.file = weights[0]
         self.flip = flip
 
     def prepare(self, device: Device) -> None:

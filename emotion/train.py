@@ -163,6 +163,8 @@ def train(data: dict, parts: dict, run_dir: Path, seed: int, epochs: int, batch_
 
     x_fit = scaled(data["image"][parts["fit"]])
     y_fit = keras.utils.to_categorical(data["label"][parts["fit"]], len(EXPRESSIONS))
+    # The shuffle below would do without this permutation, but the shipped weights were trained with it,
+    # and dropping it would change what "--seed 0" reproduces.
     order = rng.permutation(len(x_fit))
     fit_set = (tf.data.Dataset.from_tensor_slices((x_fit[order], y_fit[order]))
                .shuffle(len(x_fit), seed=seed, reshuffle_each_iteration=True)
@@ -190,11 +192,7 @@ def given_faces(images: np.ndarray):
     from faceanalysis.detector import Detections
     from faceanalysis.faces import FaceBatch
     frames = [np.repeat(image[..., None], 3, axis=2) for image in images]     # grey as the decoder's RGB
-    n = len(frames)
-    boxes = np.tile(np.asarray([[0, 0, SIZE, SIZE]], np.float64), (n, 1))
-    return FaceBatch(frames=frames, whole_image_faces=True,
-                     detections=Detections(frame=np.arange(n), boxes=boxes, confidence=np.ones(n),
-                                           landmarks=np.full((n, 5, 2), np.nan)))
+    return FaceBatch(frames=frames, detections=Detections.whole_images(frames), whole_image_faces=True)
 
 
 def candidates(network_file: Path) -> dict:

@@ -131,11 +131,7 @@ class FaceAnalyzer:
         index into ``images``.
         """
         batch = [Frame(index, str(index), image) for index, image in enumerate(images)]
-        given = None
-        if faces_given:
-            boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
-            given = Detections(frame=np.arange(len(images)), boxes=boxes.reshape(-1, 4),
-                               confidence=np.ones(len(images)), landmarks=np.full((len(images), 5, 2), np.nan))
+        given = Detections.whole_images(images) if faces_given else None
         with self._lock:
             return self._analyse_batch(batch, StageTimer(), given, whole_image_faces=faces_given)
 

@@ -69,6 +69,14 @@ class Detections:
     def __len__(self) -> int:
         return len(self.frame)
 
+    @classmethod
+    def whole_images(cls, images: list[np.ndarray]) -> "Detections":
+        """One face per image whose box is the whole image (face crops: FER2013, UTKFace), no landmarks."""
+        n = len(images)
+        boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
+        return cls(frame=np.arange(n), boxes=boxes.reshape(-1, 4), confidence=np.ones(n),
+                   landmarks=np.full((n, 5, 2), np.nan))
+
 
 def _rows_to_detections(rows: np.ndarray, min_confidence: float) -> Detections:
     """Package-layout rows (n, 16) to Detections: frame order, most confident first."""

@@ -65,9 +65,6 @@ class OnnxChipModel:
             return np.zeros((0, self.classes), np.float32), np.zeros((0, self.feature_size), np.float32)
         return np.concatenate(probabilities), np.concatenate(features)
 
-    def probabilities(self, chips: np.ndarray) -> np.ndarray:
-        return self.outputs(chips)[0]
-
     def network_outputs(self, faces) -> tuple[np.ndarray, np.ndarray]:
         return faces.cached(("network", self.file.sha256),
                             lambda: self.outputs(faces.aligned_chips(self.chip_size)))

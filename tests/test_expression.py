@@ -88,10 +88,7 @@ def test_default_beats_the_mini_xception_on_fer2013_dev(analyzer):
     from faceanalysis.detector import Detections
     from faceanalysis.faces import FaceBatch
     images = [decode_frame(FER2013 / row["file"]) for row in rows]
-    boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
-    faces = FaceBatch(frames=images, whole_image_faces=True,
-                      detections=Detections(frame=np.arange(len(images)), boxes=boxes, confidence=np.ones(len(images)),
-                                            landmarks=np.full((len(images), 5, 2), np.nan)))
+    faces = FaceBatch(frames=images, detections=Detections.whole_images(images), whole_image_faces=True)
     accuracy = {which: float((prepared(which).run(faces).argmax(axis=1) == true).mean())
                 for which in ("mini-xception", "ensemble")}
     published = float((prepared("mini-xception", flip=False).run(faces).argmax(axis=1) == true).mean())
