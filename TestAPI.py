@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from faceanalysis.cli import exit_with, setup_logging
-from faceanalysis.errors import AnalysisError, ModelFileError
+from facecore.errors import AnalysisError, ModelFileError
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,8 +31,8 @@ def sequence_path(argv: list[str]) -> Path:
 
 def main(argv: list[str]) -> None:
     setup_logging("WARNING")
-    from faceanalysis.analyzer import FaceAnalyzer
-    from faceanalysis.legacy import legacy_result
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from faceanalysis.service.legacy import legacy_result
 
     try:
         result = FaceAnalyzer().prepare().analyse_folder(sequence_path(argv))

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from faceanalysis.cli import exit_with, setup_logging
-from faceanalysis.errors import ModelFileError
+from facecore.errors import ModelFileError
 
 log = logging.getLogger("evaluate")
 
@@ -50,8 +50,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     setup_logging()
     from emotion.model import BOX_MARGIN, CROP_MARGIN
-    from faceanalysis import evaluation
-    from faceanalysis.analyzer import FaceAnalyzer
+    from training import evaluation
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
 
     data_dir = args.data.resolve()
     try:

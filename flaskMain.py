@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from faceanalysis.cli import exit_with, setup_logging
-from faceanalysis.errors import ModelFileError
+from facecore.errors import ModelFileError
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("flaskMain")
@@ -34,8 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     setup_logging()
-    from faceanalysis.analyzer import FaceAnalyzer
-    from faceanalysis.web import create_app
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from faceanalysis.service.web import create_app
 
     try:
         analyzer = FaceAnalyzer(device=args.device).prepare()

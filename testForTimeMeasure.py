@@ -28,7 +28,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     setup_logging("WARNING")
-    from faceanalysis.analyzer import STAGES, FaceAnalyzer
+    from faceanalysis.pipeline.analyzer import STAGES, FaceAnalyzer
 
     start = time.perf_counter()
     analyzer = FaceAnalyzer(device=args.device, batch_size=args.batch_size).prepare()

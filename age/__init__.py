@@ -1,3 +1,3 @@
-from .model import AgeModel
+from .network import AgeModel
 
 __all__ = ["AgeModel"]

@@ -40,9 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emotion.model import EXPRESSIONS  # noqa: E402  (the network's output order, which labels must follow)
-from faceanalysis.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR  # noqa: E402
-from faceanalysis.errors import AnalysisError  # noqa: E402
-from faceanalysis.metrics import accuracy, macro_f1, mean_absolute_error, within  # noqa: E402
+from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR  # noqa: E402
+from facecore.errors import AnalysisError  # noqa: E402
+from training.metrics import accuracy, macro_f1, mean_absolute_error, within  # noqa: E402
 
 log = logging.getLogger("aggregation_study")
 
@@ -84,7 +84,7 @@ def fer_stills(n: int, seed: int) -> list[tuple[Path, int]]:
 
 def utk_stills(n: int) -> list[tuple[Path, float, int]]:
     """``n`` images of ``train_heads.py``'s seed-0 validation split (stratified by age band and gender)."""
-    import train_heads
+    from training import heads as train_heads
     labels = train_heads.read_labels(DATA / "utkface")
     # stratified over 10 age-band x gender groups, so it needs at least 10; a smaller trial run takes a prefix
     files = train_heads.validation_subset(labels, seed=0, size=max(n, 10))[:n]
@@ -260,7 +260,7 @@ def main() -> None:
     if not (DATA / "fer2013").is_dir() or not (DATA / "utkface").is_dir():
         sys.exit(f"labelled data not found under {DATA}")
 
-    from faceanalysis.analyzer import FaceAnalyzer
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
     samples = load_make_samples()
     started = time.perf_counter()
     analyzer = FaceAnalyzer(device="cpu").prepare()

@@ -68,8 +68,8 @@ def _worker(config: str, folder: Path, batch_size: int, dump: Path | None) -> di
 
 
 def _pipeline_runner(config: str, batch_size: int):
-    from faceanalysis.analyzer import FaceAnalyzer
-    from faceanalysis.detector import PackageFaceDetector
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from faceanalysis.pipeline.detector import PackageFaceDetector
 
     analyzer = FaceAnalyzer(device="cpu", batch_size=batch_size)
     if config == "before":
@@ -93,13 +93,13 @@ def _naive_runner():
     import numpy as np
     from mtcnn import MTCNN
 
-    from faceanalysis.analyzer import FaceAnalyzer, StageTimer
-    from faceanalysis.detector import Detections
-    from faceanalysis.faces import FaceBatch
-    from faceanalysis.frames import list_frames
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer, StageTimer
+    from facecore.faces import Detections
+    from facecore.faces import FaceBatch
+    from facecore.frames import list_frames
 
     analyzer = FaceAnalyzer(device="cpu")            # only for its verified weight files and model classes
-    from faceanalysis.device import select_device
+    from facecore.device import select_device
     device = select_device("cpu")
     for part in (analyzer.aligner, *analyzer.models.values()):
         part.prepare(device)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import aggregation_study  # noqa: E402
 import emotion.model as expression  # noqa: E402
-from emotion import train  # noqa: E402
+from training import expression as train  # noqa: E402
 
 
 def stills(split: str, per_class: int, seed: int) -> list[tuple[Path, int]]:
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.1, 0.2])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from faceanalysis.analyzer import FaceAnalyzer
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
 
     chosen = stills(args.split, args.per_class, args.seed)
     aggregation_study.fer_stills = lambda n, seed: chosen

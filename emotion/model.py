@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
-from faceanalysis.device import Device
-from faceanalysis.weights import WeightFile, resolve
+from facecore.device import Device
+from facecore.weights import WeightFile, resolve
 
 # The networks' output order, which is also the legacy code order 10001..10007.
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

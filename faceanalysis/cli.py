@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from .errors import AnalysisError, ModelFileError
+from facecore.errors import AnalysisError, ModelFileError
 
 
 def setup_logging(level: str | None = None) -> None:

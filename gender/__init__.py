@@ -1,3 +1,3 @@
-from .model import GenderModel
+from .network import GenderModel
 
 __all__ = ["GenderModel"]

@@ -11,7 +11,7 @@ VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-files=(requirements.txt requirements-nodeps.txt)
+files=(requirements.txt requirements-nodeps.txt pyproject.toml)
 if [ "${1:-}" = test ]; then
   files+=(requirements-dev.txt)
 fi
@@ -26,5 +26,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   if [ "${1:-}" = test ]; then
     "$VENV/bin/python" -m pip install --quiet -r requirements-dev.txt
   fi
+  # The project itself, editable: its packages import from anywhere and `faceanalysis` is on PATH.
+  # Its dependencies are the pinned files above (pyproject.toml lists none).
+  "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

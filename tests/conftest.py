@@ -24,7 +24,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def analyzer():
-    from faceanalysis.analyzer import FaceAnalyzer
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
     return FaceAnalyzer().prepare()
 
 
@@ -45,7 +45,7 @@ def samples_dir(tmp_path):
 
 @pytest.fixture()
 def client(analyzer, samples_dir):
-    from faceanalysis.web import create_app
+    from faceanalysis.service.web import create_app
     return create_app(analyzer, samples_dir).test_client()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceanalysis.aggregate import (AGGREGATORS, ConfidenceWeightedAggregator, LogOddsAggregator, MeanAggregator,
+from faceanalysis.pipeline.aggregate import (AGGREGATORS, ConfidenceWeightedAggregator, LogOddsAggregator, MeanAggregator,
                                     TrimmedMeanAggregator)
-from faceanalysis.analyzer import _primary_faces
-from faceanalysis.frames import natural_key
+from faceanalysis.pipeline.analyzer import _primary_faces
+from facecore.frames import natural_key
 
 
 def test_mean_aggregator():

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES
-from faceanalysis.analyzer import STAGES
-from faceanalysis.web import create_app
+from faceanalysis.pipeline.analyzer import STAGES
+from faceanalysis.service.web import create_app
 from test_bad_input import error_of
 
 SEQ_A = sorted((SAMPLES / "seqA").glob("*.jpg"))

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES
-from faceanalysis.detector import FaceDetector, PackageFaceDetector
-from faceanalysis.device import select_device
-from faceanalysis.mtcnn_fast import PNET_INPUT, pyramid_scales
-from faceanalysis.weights import load_manifest, resolve
+from faceanalysis.pipeline.detector import FaceDetector, PackageFaceDetector
+from facecore.device import select_device
+from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, pyramid_scales
+from facecore.weights import load_manifest, resolve
 
 MIN_IOU, CONF_TOL, LANDMARK_TOL_PX, OUTPUT_TOL = 0.9, 0.02, 2.0, 1e-4
 # Boxes differ from the package's by <= ~2e-3 px (onnxruntime's vs oneDNN's float32 P-Net
@@ -101,8 +101,8 @@ def test_same_faces_as_the_mtcnn_package(frames, fast, reference):
 
 def test_pipeline_outputs_unchanged(analyzer, weights):
     """Age, gender and expression per face: package detector (before) vs fast detector (after)."""
-    from faceanalysis.analyzer import StageTimer
-    from faceanalysis.frames import Frame
+    from faceanalysis.pipeline.analyzer import StageTimer
+    from facecore.frames import Frame
 
     before_detector = PackageFaceDetector(*weights)
     before_detector.prepare(analyzer.device)
@@ -142,7 +142,7 @@ def test_prelu_rewrite_is_bit_exact(weights):
     import onnxruntime as ort
     from mtcnn.utils.tensorflow import load_weights
 
-    from faceanalysis import mtcnn_fast
+    from faceanalysis.pipeline import mtcnn_fast
 
     def plain_prelu(builder, x, alpha):
         return builder.node("PRelu", [x, builder._const(alpha)])
@@ -166,7 +166,7 @@ def test_prelu_rewrite_is_bit_exact(weights):
 
 def test_parallel_parts_give_the_same_rows(frames, fast):
     """A batch cut into parts run in parallel finds exactly what one part finds."""
-    from faceanalysis.mtcnn_fast import FastMTCNN
+    from faceanalysis.pipeline.mtcnn_fast import FastMTCNN
 
     batch = [frames[name] for name in list(frames)[:BATCH]]
     assert fast._mtcnn.workers >= 1

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import REPO, SAMPLES, SHARED_DATA
 from emotion import model as expression
-from faceanalysis.device import Device
-from faceanalysis.frames import decode_frame
-from faceanalysis.weights import load_manifest, resolve
+from facecore.device import Device
+from facecore.frames import decode_frame
+from facecore.weights import load_manifest, resolve
 
 CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
 FER2013 = SHARED_DATA / "fer2013"
@@ -22,7 +22,7 @@ FER2013 = SHARED_DATA / "fer2013"
 @pytest.fixture(scope="module")
 def seq_a_faces(analyzer):
     """Four frames of seqA (one smiling face each) through the service's detector."""
-    from faceanalysis.faces import FaceBatch
+    from facecore.faces import FaceBatch
     frames = [decode_frame(path) for path in sorted((SAMPLES / "seqA").glob("*.jpg"))[:4]]
     return FaceBatch(frames=frames, detections=analyzer.detector.run(frames))
 
@@ -85,8 +85,8 @@ def test_default_beats_the_mini_xception_on_fer2013_dev(analyzer):
     with open(FER2013 / "labels.csv", newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row["split"] == "dev"]
     true = np.asarray([expression.EXPRESSIONS.index(row["emotion"]) for row in rows])
-    from faceanalysis.detector import Detections
-    from faceanalysis.faces import FaceBatch
+    from facecore.faces import Detections
+    from facecore.faces import FaceBatch
     images = [decode_frame(FER2013 / row["file"]) for row in rows]
     faces = FaceBatch(frames=images, detections=Detections.whole_images(images), whole_image_faces=True)
     accuracy = {which: float((prepared(which).run(faces).argmax(axis=1) == true).mean())

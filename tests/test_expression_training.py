@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotion import train
+from training import expression as train
 from emotion.model import EXPRESSIONS
 
 

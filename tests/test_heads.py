@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_DATA
-from faceanalysis import heads as heads_module
-from faceanalysis.device import Device
-from faceanalysis.frames import decode_frame
-from faceanalysis.weights import load_manifest, resolve
+from age import heads as heads_module
+from facecore.device import Device
+from facecore.frames import decode_frame
+from facecore.weights import load_manifest, resolve
 
 CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
 UTKFACE = SHARED_DATA / "utkface"
@@ -21,7 +21,7 @@ UTKFACE = SHARED_DATA / "utkface"
 @pytest.fixture(scope="module")
 def sample_faces(analyzer):
     """Two frames of seqA (one face each) through the service's detector and aligner."""
-    from faceanalysis.faces import FaceBatch
+    from facecore.faces import FaceBatch
     frames = [decode_frame(path) for path in sorted((REPO / "samples" / "seqA").glob("*.jpg"))[:2]]
 
     def make():
@@ -95,7 +95,7 @@ def test_trained_models_beat_the_dlib_networks_on_a_validation_subset(analyzer, 
     """Images of the validation split of train_heads.py (seed 0), never seen in training: 200 of them for the
     ensemble (the embedding is slow), all 1,556 for "tuned" (its gender gain is small, ~0.6 points, so a
     200-image subset could not show it either way)."""
-    import train_heads
+    from training import heads as train_heads
     from age import AgeModel
     from gender import GenderModel
 

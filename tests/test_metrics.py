@@ -1,4 +1,4 @@
-"""Every metric of faceanalysis.metrics on small hand-made cases whose answers are worked out in the comments."""
+"""Every metric of training.metrics on small hand-made cases whose answers are worked out in the comments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from faceanalysis import metrics
+from training import metrics
 
 NAN = math.nan
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SAMPLES
-from faceanalysis.web import create_app
+from faceanalysis.service.web import create_app
 from test_bad_input import error_of
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES
-from faceanalysis.web import create_app
+from faceanalysis.service.web import create_app
 
 EMO_CODES = [str(code) for code in range(10001, 10008)]
 
@@ -38,7 +38,7 @@ def test_legacy_shape_is_exact(answers, name):
 
 
 def test_test_means_seqA(answers, sample_results):
-    from faceanalysis.legacy import legacy_result
+    from faceanalysis.service.legacy import legacy_result
     expected = {section: {str(code): value for code, value in codes.items()}
                 for section, codes in legacy_result(sample_results["seqA"]).items()}
     assert answers["test"].get_json() == expected
@@ -61,7 +61,7 @@ def test_grace_hopper_is_old_and_neutral(answers):
 
 
 def age_model():
-    from faceanalysis.weights import resolve
+    from facecore.weights import resolve
     from age import AgeModel
     return AgeModel(resolve("age"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceanalysis.tracking import Tracker, iou
+from faceanalysis.pipeline.tracking import Tracker, iou
 
 
 def box(x: float, y: float, size: float = 100) -> list[float]:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from faceanalysis import weights
-from faceanalysis.errors import ModelFileError
+from facecore import weights
+from facecore.errors import ModelFileError
 
 
 def test_every_manifest_file_is_installed_with_its_sha256():

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFileError
+from facecore.errors import ModelFileError
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "weights" / "manifest.json"
 

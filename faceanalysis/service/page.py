@@ -18,8 +18,8 @@ from typing import Callable
 import cv2
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .errors import AnalysisError
-from .frames import decode_frame, list_frames, natural_key
+from facecore.errors import AnalysisError
+from facecore.frames import decode_frame, list_frames, natural_key
 
 THUMBNAIL_WIDTH = 160
 MIN_WIDTH, MAX_WIDTH = 16, 640

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import AnalysisError
+from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 

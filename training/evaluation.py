@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from emotion import EXPRESSIONS
-from gender.model import LABELS as GENDERS
+from gender.network import LABELS as GENDERS
 
-from . import metrics
-from .errors import AnalysisError
-from .frames import SkippedFrame, decode_frame, iter_decoded_batches
+from training import metrics
+from facecore.errors import AnalysisError
+from facecore.frames import SkippedFrame, decode_frame, iter_decoded_batches
 
 log = logging.getLogger(__name__)
 

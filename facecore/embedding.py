@@ -16,7 +16,7 @@ import threading
 import dlib
 import numpy as np
 
-from .weights import WeightFile
+from facecore.weights import WeightFile
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from age.model import AgeDistribution, AgeModel
-from gender.model import GenderModel
+from age.network import AgeDistribution, AgeModel
+from gender.network import GenderModel
 
-from .embedding import FaceEmbedder
-from .weights import WeightFile, resolve
+from facecore.embedding import FaceEmbedder
+from facecore.weights import WeightFile, resolve
 
 log = logging.getLogger(__name__)
 

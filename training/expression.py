@@ -1,6 +1,6 @@
 """Train the project's own expression CNN on FER2013 and compare it with the fer mini-Xception.
 
-    python -m emotion.train [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
+    python -m training.expression [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
                             [--epochs 30] [--ship]
 
 One data path, in order:
@@ -44,7 +44,7 @@ import numpy as np
 
 from emotion.model import EXPRESSIONS, FLIP
 
-log = logging.getLogger("emotion.train")
+log = logging.getLogger("training.expression")
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fer2013"
@@ -189,8 +189,8 @@ def train(data: dict, parts: dict, run_dir: Path, seed: int, epochs: int, batch_
 
 def given_faces(images: np.ndarray):
     """The ``FaceBatch`` the service builds for face crops (``faces_given``): the whole image is the box."""
-    from faceanalysis.detector import Detections
-    from faceanalysis.faces import FaceBatch
+    from facecore.faces import Detections
+    from facecore.faces import FaceBatch
     frames = [np.repeat(image[..., None], 3, axis=2) for image in images]     # grey as the decoder's RGB
     return FaceBatch(frames=frames, detections=Detections.whole_images(frames), whole_image_faces=True)
 
@@ -201,8 +201,8 @@ def candidates(network_file: Path) -> dict:
     from dataclasses import replace
 
     from emotion.model import NETWORK_KEYS, ExpressionModel
-    from faceanalysis.device import select_device
-    from faceanalysis.weights import resolve
+    from facecore.device import select_device
+    from facecore.weights import resolve
     mini_xception = resolve("expression")
     ours = replace(mini_xception, key="expression_vgg", package=None, file=network_file.name, path=network_file)
     device = select_device("cpu")
@@ -216,7 +216,7 @@ def candidates(network_file: Path) -> dict:
 
 
 def scores(true: np.ndarray, probabilities: np.ndarray) -> dict:
-    from faceanalysis.metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
+    from training.metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
     predicted = probabilities.argmax(1)
     classes = len(EXPRESSIONS)
     return {"n": int(len(true)), "accuracy": accuracy(true, predicted), "macro_f1": macro_f1(true, predicted, classes),
@@ -253,7 +253,7 @@ def print_table(table: dict) -> None:
 
 def ship(best: Path, report: dict, seed: int, epochs: int) -> None:
     import keras
-    from faceanalysis.weights import put_manifest_entry, sha256_of
+    from facecore.weights import put_manifest_entry, sha256_of
     # Loaded without compiling, the model has no optimizer, so the file holds the weights alone (a third of the
     # checkpoint, which also carries AdamW's two moment estimates).
     keras.models.load_model(str(best), compile=False).save(str(SHIPPED_FILE))
@@ -269,7 +269,7 @@ def ship(best: Path, report: dict, seed: int, epochs: int) -> None:
         "training": {
             "data": "FER2013 train split (28,709 48x48 grey crops), ../shared/data/fer2013",
             "terms": "FER2013 (ICML 2013 representation-learning challenge): research use, no licence published",
-            "command": f"python -m emotion.train --seed {seed} --epochs {epochs} --ship",
+            "command": f"python -m training.expression --seed {seed} --epochs {epochs} --ship",
             "seed": seed,
             "split": (f"{len(report['parts']['fit'])} fit / {len(report['parts']['select'])} select (held out of "
                       f"train, epoch chosen on it); dev (PublicTest, {len(report['parts']['dev'])}) halved: choice of "

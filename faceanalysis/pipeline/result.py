@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emotion import EXPRESSIONS
-from gender.model import LABELS as GENDERS
+from gender.network import LABELS as GENDERS
 
 
 @dataclass

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import onnxruntime as ort
 
-from .device import Device
-from .weights import WeightFile
+from facecore.device import Device
+from facecore.weights import WeightFile
 
 
 def package_manifest(weight: WeightFile) -> dict:

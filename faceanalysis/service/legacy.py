@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .result import SequenceResult
+from faceanalysis.pipeline.result import SequenceResult
 
 EXPRESSION_CODES = (10001, 10002, 10003, 10004, 10005, 10006, 10007)
 GENDER_CODES = (30001, 30002)

@@ -13,11 +13,11 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from .analyzer import FaceAnalyzer
-from .api_v2 import create_api_v2
-from .errors import AnalysisError, bad_name, not_found
-from .legacy import legacy_result
-from .page import create_page, list_samples
+from faceanalysis.pipeline.analyzer import FaceAnalyzer
+from faceanalysis.service.api_v2 import create_api_v2
+from facecore.errors import AnalysisError, bad_name, not_found
+from faceanalysis.service.legacy import legacy_result
+from faceanalysis.service.page import create_page, list_samples
 
 log = logging.getLogger(__name__)
 

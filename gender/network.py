@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceanalysis.onnx_model import OnnxChipModel
+from facecore.onnx import OnnxChipModel
 
 LABELS = ("male", "female")
 

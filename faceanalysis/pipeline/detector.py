@@ -1,7 +1,7 @@
 """MTCNN face detection over batches of frames, keeping boxes, confidences and 5 landmarks.
 
 ``FaceDetector`` (the default) runs mtcnn 1.0.0's three networks, with the
-package's own weight files, on onnxruntime through ``faceanalysis.mtcnn_fast``:
+package's own weight files, on onnxruntime through ``faceanalysis.pipeline.mtcnn_fast``:
 same maths, several times faster (see bench/benchmark.py). ``PackageFaceDetector``
 is the previous implementation, the ``mtcnn`` package itself; it is kept as the
 reference for tests and the benchmark.
@@ -17,13 +17,13 @@ package; ``mtcnn_fast.pyramid_scales`` does the same for the fast path.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
-from .device import Device
-from .mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
-from .weights import WeightFile
+from facecore.device import Device
+from facecore.faces import Detections
+from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
+from facecore.weights import WeightFile
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +56,6 @@ def _guarded_pnet_class():
             return resize_to_square(merged)
 
     return GuardedPNet
-
-
-@dataclass
-class Detections:
-    """Every face found in a batch of frames, one row per face, in frame order."""
-    frame: np.ndarray        # (n,) index of the frame within the batch
-    boxes: np.ndarray        # (n, 4) x1, y1, x2, y2 in pixels
-    confidence: np.ndarray   # (n,)
-    landmarks: np.ndarray    # (n, 5, 2) left eye, right eye, nose, mouth left, mouth right
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    @classmethod
-    def whole_images(cls, images: list[np.ndarray]) -> "Detections":
-        """One face per image whose box is the whole image (face crops: FER2013, UTKFace), no landmarks."""
-        n = len(images)
-        boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
-        return cls(frame=np.arange(n), boxes=boxes.reshape(-1, 4), confidence=np.ones(n),
-                   landmarks=np.full((n, 5, 2), np.nan))
 
 
 def _rows_to_detections(rows: np.ndarray, min_confidence: float) -> Detections:

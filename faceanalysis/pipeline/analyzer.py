@@ -24,17 +24,18 @@ import numpy as np
 from emotion import expression_model
 from emotion.model import choice as expression_choice
 
-from .aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
-from .detector import Detections, FaceDetector
-from .device import Device, select_device
-from .errors import no_face
-from .faces import Aligner, FaceBatch
-from .frames import Frame, decode_frame, list_frames
-from .heads import age_model, gender_model
-from .heads import choice as age_gender_choice
-from .result import FaceSummary, FaceTable, SequenceResult
-from .sources import FolderSource, FrameSource
-from .weights import load_manifest, resolve
+from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
+from faceanalysis.pipeline.detector import FaceDetector
+from facecore.faces import Detections
+from facecore.device import Device, select_device
+from facecore.errors import no_face
+from facecore.faces import Aligner, FaceBatch
+from facecore.frames import Frame, decode_frame, list_frames
+from age.heads import age_model, gender_model
+from age.heads import choice as age_gender_choice
+from faceanalysis.pipeline.result import FaceSummary, FaceTable, SequenceResult
+from faceanalysis.pipeline.sources import FolderSource, FrameSource
+from facecore.weights import load_manifest, resolve
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ TASK_MODELS = {
     "expression": (expression_model, "expression"),   # mini-Xception, project VGG or both, FACE_EXPRESSION
 }
 # A copy of samples/seqA/frame_0001.jpg (public-domain photo, see samples/README.md).
-WARMUP_FACE = Path(__file__).resolve().parent.parent / "weights" / "warmup_face.jpg"
+WARMUP_FACE = Path(__file__).resolve().parents[2] / "weights" / "warmup_face.jpg"
 STAGES = ("read", "detect", "align", "age", "gender", "expression", "aggregate")
 # Called after every batch with (frames done, frames expected or None when the source cannot tell).
 Progress = Callable[[int, "int | None"], None]

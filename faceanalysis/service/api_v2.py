@@ -20,13 +20,13 @@ from typing import Callable
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .analyzer import FaceAnalyzer
-from .errors import AnalysisError
-from .inputs import AnalysisRequest, Limits, parse_request
-from .jobs import JobQueue
-from .openapi import openapi_spec
-from .report import build_report
-from .tracking import Tracker
+from faceanalysis.pipeline.analyzer import FaceAnalyzer
+from facecore.errors import AnalysisError
+from faceanalysis.service.inputs import AnalysisRequest, Limits, parse_request
+from faceanalysis.service.jobs import JobQueue
+from faceanalysis.service.openapi import openapi_spec
+from faceanalysis.service.report import build_report
+from faceanalysis.pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Iterator
 
 import cv2
 
-from .errors import AnalysisError
-from .frames import (IMAGE_EXTENSIONS, MAX_FILE_BYTES, Frame, FrameItem, FrameListing, SkippedFrame, check_pixels,
+from facecore.errors import AnalysisError
+from facecore.frames import (IMAGE_EXTENSIONS, MAX_FILE_BYTES, Frame, FrameItem, FrameListing, SkippedFrame, check_pixels,
                      decode_bytes, decode_frame, iter_decoded_batches, natural_key)
 
 log = logging.getLogger(__name__)

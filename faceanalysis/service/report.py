@@ -12,11 +12,11 @@ import math
 import numpy as np
 
 from emotion import EXPRESSIONS
-from gender.model import LABELS as GENDERS
+from gender.network import LABELS as GENDERS
 
-from .analyzer import FaceAnalyzer
-from .result import FaceSummary, FaceTable, SequenceResult
-from .tracking import Tracker
+from faceanalysis.pipeline.analyzer import FaceAnalyzer
+from faceanalysis.pipeline.result import FaceSummary, FaceTable, SequenceResult
+from faceanalysis.pipeline.tracking import Tracker
 
 DECIMALS = 6     # enough for probabilities; keeps answers short and stable across runs
 

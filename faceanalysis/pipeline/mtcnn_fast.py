@@ -20,7 +20,7 @@ the whole detector on single-threaded sessions (``FastMTCNN.detect``); PRelu
 is written as max/min/mul/add and inputs are transposed with numpy, both bit
 for bit the same numbers as before (tests/test_detector_equivalence.py).
 
-Two deliberate differences, both documented in ``faceanalysis.detector``:
+Two deliberate differences, both documented in ``faceanalysis.pipeline.detector``:
 
 - pyramid levels smaller than P-Net's 12 px input are dropped (the package
   raises inside TensorFlow for those and reports no face for the whole batch);

@@ -17,10 +17,29 @@ import cv2
 import dlib
 import numpy as np
 
-from .detector import Detections
-from .weights import WeightFile
+from facecore.weights import WeightFile
 
 DLIB_CHIP_PADDING = 0.2
+
+
+@dataclass
+class Detections:
+    """Every face found in a batch of frames, one row per face, in frame order."""
+    frame: np.ndarray        # (n,) index of the frame within the batch
+    boxes: np.ndarray        # (n, 4) x1, y1, x2, y2 in pixels
+    confidence: np.ndarray   # (n,)
+    landmarks: np.ndarray    # (n, 5, 2) left eye, right eye, nose, mouth left, mouth right
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def whole_images(cls, images: list[np.ndarray]) -> "Detections":
+        """One face per image whose box is the whole image (face crops: FER2013, UTKFace), no landmarks."""
+        n = len(images)
+        boxes = np.asarray([[0, 0, image.shape[1], image.shape[0]] for image in images], dtype=np.float64)
+        return cls(frame=np.arange(n), boxes=boxes.reshape(-1, 4), confidence=np.ones(n),
+                   landmarks=np.full((n, 5, 2), np.nan))
 
 
 class Aligner:

@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "utkface"
 DEFAULT_CACHE = Path(os.environ.get("VIDEOFACE_CACHE", Path.home() / ".cache" / "videoface"))
 # What the heads read: the dlib face embedding ("FaceNet + heads"), or the dlib-models age and gender
-# networks' own penultimate features (``faceanalysis.heads.NetworkFeatures``; the "tuned" choice).
+# networks' own penultimate features (``age.heads.NetworkFeatures``; the "tuned" choice).
 FEATURE_KINDS = {
     "embedding": {"file": REPO / "weights" / "age_gender_heads_v1.npz", "key": "age_gender_heads",
                   "describe": "the dlib 128-d face embedding", "modes": ("heads", "ensemble")},
@@ -75,7 +75,7 @@ def read_labels(data_dir: Path) -> dict:
 
 
 def strata(ages: np.ndarray, genders: np.ndarray) -> np.ndarray:
-    from faceanalysis.metrics import band_masks
+    from training.metrics import band_masks
     band = np.zeros(len(ages), dtype=np.int64)
     for number, (_, inside) in enumerate(band_masks(ages)):
         band[inside] = number
@@ -114,8 +114,8 @@ def feature_cache_path(cache: Path, data_dir: Path, manifest: dict) -> Path:
 def given_faces(aligner, images: list[np.ndarray]):
     """The FaceBatch ``analyse_images(faces_given=True)`` builds: each whole crop is the box, dlib's
     5-point landmarks inside it."""
-    from faceanalysis.detector import Detections
-    from faceanalysis.faces import FaceBatch
+    from facecore.faces import Detections
+    from facecore.faces import FaceBatch
     detections = Detections.whole_images(images)
     faces = FaceBatch(frames=images, detections=detections, whole_image_faces=True)
     faces.shapes = aligner.run(images, detections)
@@ -124,11 +124,11 @@ def given_faces(aligner, images: list[np.ndarray]):
 
 def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) -> dict:
     """Embedding, dlib-models age distribution and gender probabilities for every file, through the service."""
-    from faceanalysis.analyzer import FaceAnalyzer
-    from faceanalysis.embedding import FaceEmbedder
-    from faceanalysis.frames import decode_frame
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from facecore.embedding import FaceEmbedder
+    from facecore.frames import decode_frame
 
-    from faceanalysis.heads import ENV_VAR
+    from age.heads import ENV_VAR
     os.environ[ENV_VAR] = "dlib"            # the baselines are the dlib-models networks, whatever the default
     analyzer = FaceAnalyzer(device="cpu", batch_size=batch_size).prepare()
     embedder = FaceEmbedder(analyzer.weights["embedding"])
@@ -155,14 +155,14 @@ def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) ->
 
 def compute_network_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) -> dict:
     """The age and gender networks' penultimate features and outputs for every file, through the service's
-    aligner and networks (as ``faceanalysis.heads.NetworkFeatures`` reads them at run time)."""
-    from age.model import AgeModel
-    from faceanalysis.device import select_device
-    from faceanalysis.faces import Aligner
-    from gender.model import GenderModel
-    from faceanalysis.frames import decode_frame
-    from faceanalysis.heads import NetworkFeatures
-    from faceanalysis.weights import resolve
+    aligner and networks (as ``age.heads.NetworkFeatures`` reads them at run time)."""
+    from age.network import AgeModel
+    from facecore.device import select_device
+    from facecore.faces import Aligner
+    from gender.network import GenderModel
+    from facecore.frames import decode_frame
+    from age.heads import NetworkFeatures
+    from facecore.weights import resolve
     device = select_device("cpu")
     aligner = Aligner(resolve("aligner"))
     aligner.prepare(device)
@@ -179,7 +179,7 @@ def compute_network_features(data_dir: Path, files: np.ndarray, batch_size: int 
 
 def load_features(data_dir: Path, cache: Path, labels: dict, kind: str = "embedding") -> dict:
     """The features of ``kind`` (as ``"x"``) plus the networks' outputs, computed once and cached."""
-    from faceanalysis.weights import load_manifest
+    from facecore.weights import load_manifest
     path = feature_cache_path(cache, data_dir, load_manifest())
     if kind == "networks":
         path = path.with_name(path.name.replace("utkface_features_", "utkface_netfeatures_"))
@@ -265,7 +265,7 @@ class Fitter:
 
 
 def heads_of(*parts: dict):
-    from faceanalysis.heads import Heads
+    from age.heads import Heads
     arrays = {}
     for part in parts:
         arrays.update(part)
@@ -362,8 +362,8 @@ def refit(fitter: Fitter, choices: dict, rows: np.ndarray) -> dict:
 
 def score(true_age: np.ndarray, true_gender: np.ndarray, age_distribution: np.ndarray, gender: np.ndarray,
           bin_ages: np.ndarray) -> dict:
-    """The evaluate.py metrics (faceanalysis.metrics) for one set of predictions."""
-    from faceanalysis import metrics
+    """The evaluate.py metrics (training.metrics) for one set of predictions."""
+    from training import metrics
     age = expected(age_distribution, bin_ages)
     predicted_gender = gender.argmax(axis=1)
     return {
@@ -381,7 +381,7 @@ def score(true_age: np.ndarray, true_gender: np.ndarray, age_distribution: np.nd
 
 def evaluate(features: dict, labels: dict, rows: np.ndarray, heads_by_kind: dict, bin_ages: np.ndarray) -> dict:
     """Validation scores: dlib-models, each head alone, and each head averaged with the networks."""
-    from faceanalysis.heads import Heads
+    from age.heads import Heads
     x = features["x"][rows]
     true_age, true_gender = labels["age"][rows], labels["gender"][rows]
     dlib_age = features["dlib_age"][rows].astype(np.float64)
@@ -434,8 +434,8 @@ def main(argv=None) -> None:
     features = load_features(data_dir, cache, labels, args.features)
     if args.features_only:
         return
-    from faceanalysis.weights import load_manifest, resolve
-    from age.model import AgeModel
+    from facecore.weights import load_manifest, resolve
+    from age.network import AgeModel
     bin_ages = AgeModel(resolve("age", load_manifest())).bin_ages
     parts = split(labels, args.seed)
     log.info("split (seed %d): train %d (fit %d + tune %d), validation %d", args.seed, len(parts["train"]),
@@ -496,7 +496,7 @@ def choose(table: dict, modes: tuple[str, str] = ("heads", "ensemble")) -> tuple
 def ship(target: dict, arrays: dict, table: dict, kind: str, default: str, seed: int, choices: dict,
          features: dict, labels: dict, parts: dict, bin_ages: np.ndarray, command: str) -> None:
     """Write the heads file (float32) and its manifest entry; the figures are re-measured from the file."""
-    from faceanalysis.weights import put_manifest_entry, sha256_of
+    from facecore.weights import put_manifest_entry, sha256_of
     heads_file, heads_key = target["file"], target["key"]
     stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
               for name, value in arrays.items()}

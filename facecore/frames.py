@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import no_images, not_found
+from facecore.errors import no_images, not_found
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from faceanalysis.onnx_model import OnnxChipModel
+from facecore.onnx import OnnxChipModel
 
 
 class AgeDistribution:

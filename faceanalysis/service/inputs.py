@@ -26,9 +26,9 @@ from typing import Callable
 
 from flask import Request
 
-from .errors import AnalysisError
-from .frames import IMAGE_EXTENSIONS, list_frames
-from .sources import FolderSource, FrameSource, ImageFilesSource, VideoSource, ZipSource
+from facecore.errors import AnalysisError
+from facecore.frames import IMAGE_EXTENSIONS, list_frames
+from faceanalysis.pipeline.sources import FolderSource, FrameSource, ImageFilesSource, VideoSource, ZipSource
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The pipeline: frames in, one ``SequenceResult`` out (detection, per-face models, tracking, aggregation)."""
