@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from faceanalysis.cli import exit_with, setup_logging
+from faceanalysis.cli import exit_with, settings_from, setup_logging
 from facecore.errors import AnalysisError, ModelFileError
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
     from faceanalysis.service.legacy import legacy_result
 
     try:
-        result = FaceAnalyzer().prepare().analyse_folder(sequence_path(argv))
+        result = FaceAnalyzer(settings_from()).prepare().analyse_folder(sequence_path(argv))
     except (AnalysisError, ModelFileError) as error:
         exit_with(error)
     print(legacy_result(result))

@@ -1,7 +1,7 @@
 """Measure age, gender and expression accuracy on a labelled folder and write a JSON report.
 
     python evaluate.py --data DIR --out REPORT.json [--faces-given] [--limit N] [--split SPLIT]
-                       [--batch-size 64] [--device auto|cpu|gpu]
+                       [--batch-size 64] [--device auto|cpu|gpu] [--age-gender ...] [--expression ...]
 
 DIR/labels.csv: a ``file`` column (image or folder of frames, relative to DIR
 or absolute) and any of ``age`` (years), ``gender`` (male/female), ``emotion``
@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from faceanalysis.cli import exit_with, setup_logging
+from faceanalysis.cli import add_model_arguments, exit_with, settings_from, setup_logging
 from facecore.errors import ModelFileError
 
 log = logging.getLogger("evaluate")
@@ -36,8 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="images are face crops: use the whole image as the face, skip detection")
     parser.add_argument("--limit", type=int, help="score only the first N rows (after --split)")
     parser.add_argument("--split", help="keep only rows whose 'split' column has this value")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    add_model_arguments(parser)
+    parser.set_defaults(batch_size=64)     # stills: larger calls than the service's 16 frames
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -49,7 +49,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     setup_logging()
-    from emotion.model import BOX_MARGIN, CROP_MARGIN
     from training import evaluation
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
 
@@ -65,7 +64,7 @@ def main(argv=None) -> None:
     log.info("%d items from %s, labels: %s", len(items), data_dir / "labels.csv", ", ".join(columns))
 
     try:
-        analyzer = FaceAnalyzer(device=args.device, batch_size=args.batch_size).prepare()
+        analyzer = FaceAnalyzer(settings_from(args)).prepare()
     except ModelFileError as error:
         exit_with(error)
     start = time.perf_counter()
@@ -79,7 +78,8 @@ def main(argv=None) -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data_dir": str(data_dir), "split": args.split, "limit": args.limit,
         "faces_given": args.faces_given, "batch_size": args.batch_size,
-        "expression_margin": CROP_MARGIN if args.faces_given else BOX_MARGIN,
+        "expression_margin": (analyzer.settings.expression_crop_margin if args.faces_given
+                              else analyzer.settings.expression_box_margin),
         "counts": {
             "rows": len(items),
             "sequences": sum(item.path.is_dir() for item in items),
@@ -93,6 +93,7 @@ def main(argv=None) -> None:
     report["failed_examples"] = [{"file": f, "status": s, "reason": r} for f, s, r in failed[:50]]
     report["models"] = analyzer.model_info()
     report["model_choice"] = analyzer.model_choice
+    report["settings"] = analyzer.settings.to_json()
     report["device"] = analyzer.device.kind
     report["seconds"] = round(seconds, 1)
 

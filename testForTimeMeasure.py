@@ -15,7 +15,7 @@ import resource
 import time
 from pathlib import Path
 
-from faceanalysis.cli import setup_logging
+from faceanalysis.cli import add_model_arguments, settings_from, setup_logging
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,14 +24,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", type=Path, default=HERE / "samples" / "seqA")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--batch-size", type=int, default=16)
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     from faceanalysis.pipeline.analyzer import STAGES, FaceAnalyzer
 
     start = time.perf_counter()
-    analyzer = FaceAnalyzer(device=args.device, batch_size=args.batch_size).prepare()
+    analyzer = FaceAnalyzer(settings_from(args)).prepare()
     print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, "
           f"device {analyzer.device.kind}")
     print(f"model load + warm-up: {time.perf_counter() - start:.2f} s")

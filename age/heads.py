@@ -1,6 +1,6 @@
 """Age and gender heads trained on UTKFace, and the choice between them and the dlib-models networks.
 
-The heads are small scikit-learn models trained by ``train_heads.py`` on UTKFace (research-only terms, see the
+The heads are small scikit-learn models trained by ``training/heads.py`` on UTKFace (research-only terms, see the
 README) and shipped as plain arrays (sha256 in the weights manifest). Two sets, on two kinds of features:
 
 - ``weights/age_gender_heads_v1.npz``: on the dlib ResNet 128-d face embedding ("FaceNet + heads", the
@@ -23,37 +23,25 @@ The arithmetic is the same for both ("embedding" below is whichever feature vect
 - ``age_mix`` / ``gender_mix``: the weight of the head when averaged with the dlib-models network's
   distribution / probabilities ("ensemble"), chosen on held-out training images.
 
-``FACE_AGE_GENDER`` picks the models: ``tuned`` (the networks averaged with the heads on their own features),
-``dlib`` (the dlib-models networks as published, CC0), ``heads`` (embedding heads only) or ``ensemble``
-(embedding heads averaged with the networks); the default is ``DEFAULT_CHOICE``.
+The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry``): ``tuned`` (the networks
+averaged with the heads on their own features), ``dlib`` (the dlib-models networks as published, CC0),
+``heads`` (embedding heads only) or ``ensemble`` (embedding heads averaged with the networks). The gender
+head is ``gender.heads.HeadGenderModel``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from age.network import AgeDistribution, AgeModel
-from gender.network import GenderModel
+from facecore.weights import WeightFile
 
-from facecore.embedding import FaceEmbedder
-from facecore.weights import WeightFile, resolve
+from .distribution import AgeDistribution
 
 log = logging.getLogger(__name__)
 
-HEADS_KEY = "age_gender_heads"
-NETWORK_HEADS_KEY = "age_gender_netheads"
-EMBEDDING_KEY = "embedding"
-CHOICES = ("tuned", "dlib", "heads", "ensemble")
-# "tuned" beats the published networks on UTKFace validation at no cost in speed. "ensemble" is more
-# accurate still, but the dlib embedding it needs costs ~75 ms per face on a CPU core (~3.5x the whole rest
-# of the pipeline), which would take the service from ~35 to ~10 frames/s, below the 25 frames/s contract.
-# "dlib" is the choice for uses that UTKFace's non-commercial terms exclude (its weights are CC0).
-DEFAULT_CHOICE = "tuned"
-ENV_VAR = "FACE_AGE_GENDER"
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -124,7 +112,7 @@ class NetworkFeatures:
     the "tuned" heads read. Both networks run once per batch whichever task asks first (``OnnxChipModel``
     caches their outputs on the ``FaceBatch``), so the tuned heads add no network call to the pipeline."""
 
-    def __init__(self, age: AgeModel, gender: GenderModel) -> None:
+    def __init__(self, age, gender) -> None:
         self.age, self.gender = age, gender
 
     def prepare(self, device) -> None:
@@ -135,7 +123,7 @@ class NetworkFeatures:
         return np.concatenate([self.age.features(faces), self.gender.features(faces)], axis=1)
 
 
-class _HeadModel:
+class HeadModel:
     """Shared part of the age and gender heads: the features they read (the embedding, or the networks'
     own features; computed once per batch and cached on the FaceBatch, so both heads share them) and, when
     averaging, the dlib-models network mixed in."""
@@ -158,62 +146,13 @@ class _HeadModel:
         return Heads.mix(head, self.network.run(faces).astype(np.float64), weight)
 
 
-class HeadAgeModel(AgeDistribution, _HeadModel):
+class HeadAgeModel(AgeDistribution, HeadModel):
     task = "age"
     classes = 81
 
-    def __init__(self, network: AgeModel, heads: WeightFile, features, ensemble: bool) -> None:
+    def __init__(self, network, heads: WeightFile, features, ensemble: bool) -> None:
         super().__init__(network, heads, features, ensemble)
         self.bin_ages = self.heads.bin_ages
 
     def run(self, faces) -> np.ndarray:
         return self._combine(self.heads.age(self.features.run(faces)), faces, self.heads.age_mix).astype(np.float32)
-
-
-class HeadGenderModel(_HeadModel):
-    task = "gender"
-    classes = 2
-
-    def run(self, faces) -> np.ndarray:
-        return self._combine(self.heads.gender(self.features.run(faces)), faces,
-                             self.heads.gender_mix).astype(np.float32)
-
-
-def choice() -> str:
-    value = os.environ.get(ENV_VAR, DEFAULT_CHOICE).strip().lower() or DEFAULT_CHOICE
-    if value not in CHOICES:
-        raise ValueError(f"{ENV_VAR}={value!r}: expected one of {', '.join(CHOICES)}")
-    return value
-
-
-def age_model(weight: WeightFile, which: str | None = None, shared: dict | None = None):
-    """The age model for the ``age`` weights: the dlib-models network, or a head (``FACE_AGE_GENDER``).
-
-    ``shared``: one dict per ``FaceAnalyzer``, so the age and gender tasks hold one copy of each network."""
-    return _chosen(_network(AgeModel, weight, shared), HeadAgeModel, which, shared)
-
-
-def gender_model(weight: WeightFile, which: str | None = None, shared: dict | None = None):
-    """The gender model for the ``gender`` weights, chosen like ``age_model``."""
-    return _chosen(_network(GenderModel, weight, shared), HeadGenderModel, which, shared)
-
-
-def _network(cls, weight: WeightFile, shared: dict | None):
-    if shared is None:
-        return cls(weight)
-    key = (cls.__name__, weight.sha256)
-    if key not in shared:
-        shared[key] = cls(weight)
-    return shared[key]
-
-
-def _chosen(network, head_class, which: str | None, shared: dict | None = None):
-    which = which or choice()
-    if which == "dlib":
-        return network
-    if which == "tuned":
-        features = NetworkFeatures(_network(AgeModel, resolve("age"), shared),
-                                   _network(GenderModel, resolve("gender"), shared))
-        return head_class(network, resolve(NETWORK_HEADS_KEY), features, ensemble=True)
-    return head_class(network, resolve(HEADS_KEY), FaceEmbedder(resolve(EMBEDDING_KEY)),
-                      ensemble=which == "ensemble")

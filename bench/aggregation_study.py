@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emotion.model import EXPRESSIONS  # noqa: E402  (the network's output order, which labels must follow)
+from facecore.labels import EXPRESSIONS  # noqa: E402  (the network's output order, which labels must follow)
 from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR  # noqa: E402
 from facecore.errors import AnalysisError  # noqa: E402
 from training.metrics import accuracy, macro_f1, mean_absolute_error, within  # noqa: E402

@@ -1,3 +1,3 @@
-from .model import EXPRESSIONS, ExpressionModel, expression_model
+from .model import ExpressionModel
 
-__all__ = ["EXPRESSIONS", "ExpressionModel", "expression_model"]
+__all__ = ["ExpressionModel"]

@@ -6,41 +6,25 @@ Two networks, both 7 expressions in ``EXPRESSIONS`` order, both fed grey crops s
   class is not imported (it is broken in 25.10.3); only its ``.hdf5`` weights are used, with the
   preprocessing it applies: squared face box grown by a margin, grey, 64x64, scaled to [-1, 1].
 - ``expression_vgg``: the project's VGG-style network trained from scratch on FER2013 (48x48,
-  ``emotion/train.py``, ``weights/expression_vgg_v1.keras``).
+  ``training/expression.py``, ``weights/expression_vgg_v1.keras``).
 
-``FACE_EXPRESSION`` picks ``mini-xception``, ``vgg`` or ``ensemble`` (the mean of the two); every choice
-also averages each network over the crop and its mirror image (``FLIP``). The default is ``DEFAULT_CHOICE``,
-the most accurate on the images held out of FER2013 train (see ``emotion/train.py``).
+The settings' ``expression`` picks ``mini-xception``, ``vgg`` or ``ensemble`` (the mean of the two), keyed
+in ``NETWORK_KEYS`` (``faceanalysis.pipeline.registry``); the crop margin and the mirror-image average are
+settings too (``faceanalysis.pipeline.settings`` explains the defaults).
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from facecore.device import Device
-from facecore.weights import WeightFile, resolve
+from facecore.labels import EXPRESSIONS
+from facecore.weights import WeightFile
 
-# The networks' output order, which is also the legacy code order 10001..10007.
-EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-# No margin around the face box, detector box or given crop alike. The fer package pads its detector box by
-# 10 px per side, but on MTCNN boxes that framing is wider than FER2013's: on synthetic camera-motion
-# sequences of held-out FER2013 train stills (bench/expression_margin_study.py, 84 stills) sequence accuracy
-# was 0.762 with no margin, 0.625 with 10% and 0.575 with 20%; on dev stills (60, bench/aggregation_study.py)
-# 0.567 against 0.433. On given crops (FER2013 dev, evaluate.py --faces-given) a margin only adds replicated
-# border: 0.617 with 10%, 0.653 without (mini-Xception).
-BOX_MARGIN = 0.0
-CROP_MARGIN = 0.0
-# Expressions are left-right symmetric; averaging over the mirror image gained accuracy on the held-out
-# part of FER2013 train for both networks (emotion/train.py).
-FLIP = True
+from .preprocess import network_input
 
 NETWORK_KEYS = {"mini-xception": ("expression",), "vgg": ("expression_vgg",),
                 "ensemble": ("expression", "expression_vgg")}
-CHOICES = tuple(NETWORK_KEYS)
-DEFAULT_CHOICE = "ensemble"
-ENV_VAR = "FACE_EXPRESSION"
 
 
 class ExpressionNetwork:
@@ -70,7 +54,7 @@ class ExpressionNetwork:
         outputs = []
         with tf.device(self._device):
             for start in range(0, len(grey), self.max_batch):
-                batch = grey[start:start + self.max_batch].astype(np.float32)[..., None] / 127.5 - 1.0
+                batch = network_input(grey[start:start + self.max_batch])
                 if flip:            # the crops and their mirror images in one call
                     batch = np.concatenate([batch, batch[:, :, ::-1]])
                 out = np.asarray(self._model([batch] if self._wants_list else batch, training=False))
@@ -85,10 +69,15 @@ class ExpressionModel:
     task = "expression"
     classes = len(EXPRESSIONS)
 
-    def __init__(self, weights: WeightFile | list[WeightFile], flip: bool = FLIP) -> None:
+    def __init__(self, weights: WeightFile | list[WeightFile], flip: bool = True, box_margin: float = 0.0,
+                 crop_margin: float = 0.0) -> None:
+        """``flip``: also run each network on the mirror image and average; ``box_margin`` / ``crop_margin``:
+        share of the box side added per side around a detector box / a given face crop."""
         weights = weights if isinstance(weights, (list, tuple)) else [weights]
         self.networks = [ExpressionNetwork(weight) for weight in weights]
         self.flip = flip
+        self.box_margin = box_margin
+        self.crop_margin = crop_margin
 
     def prepare(self, device: Device) -> None:
         for network in self.networks:
@@ -100,21 +89,6 @@ class ExpressionModel:
         return (total / len(self.networks)).astype(np.float32)
 
     def run(self, faces) -> np.ndarray:
-        margin = CROP_MARGIN if faces.whole_image_faces else BOX_MARGIN
+        margin = self.crop_margin if faces.whole_image_faces else self.box_margin
         return self.probabilities({network.size: faces.square_grey_crops(network.size, margin)
                                    for network in self.networks})
-
-
-def choice() -> str:
-    value = os.environ.get(ENV_VAR, DEFAULT_CHOICE).strip().lower() or DEFAULT_CHOICE
-    if value not in CHOICES:
-        raise ValueError(f"{ENV_VAR}={value!r}: expected one of {', '.join(CHOICES)}")
-    return value
-
-
-def expression_model(weight: WeightFile | None = None, which: str | None = None,
-                     shared: dict | None = None) -> ExpressionModel:
-    """The expression model ``FACE_EXPRESSION`` asks for (``weight``, the mini-Xception's, is reused;
-    ``shared`` is accepted for the common factory signature, nothing here is shared with other tasks)."""
-    keys = NETWORK_KEYS[which or choice()]
-    return ExpressionModel([weight if key == "expression" and weight is not None else resolve(key) for key in keys])

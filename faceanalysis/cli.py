@@ -1,17 +1,71 @@
-"""Shared bits of the command-line entry points."""
+"""What the command-line entry points share: the one place that reads the environment, the model flags, logging,
+and errors printed as the service's JSON.
+
+Every environment variable the project reads is in ``ENVIRONMENT`` (and in the README's table); nothing
+below the entry points reads one. Flags win over the environment.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Mapping
 
+from faceanalysis.pipeline.aggregate import AGGREGATORS
+from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, DEVICES, EXPRESSION_CHOICES, Settings
 from facecore.errors import AnalysisError, ModelFileError
+
+ENVIRONMENT = {
+    "FACE_AGE_GENDER": "age and gender models: " + ", ".join(AGE_GENDER_CHOICES) + " (default tuned)",
+    "FACE_EXPRESSION": "expression models: " + ", ".join(EXPRESSION_CHOICES) + " (default ensemble)",
+    "FACE_HOST": "address the server listens on (default 127.0.0.1)",
+    "FACE_PORT": "port the server listens on (default 6009)",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO; TestAPI.py and testForTimeMeasure.py log warnings only)",
+    "VIDEOFACE_CACHE": "training and evaluation cache, outside the repository (default ~/.cache/videoface)",
+}
+
+
+def environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The project's variables that are set (and not blank), nothing else."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name].strip() for name in ENVIRONMENT if environ.get(name, "").strip()}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose the analyzer's models and rules (defaults: the environment, then ``Settings``)."""
+    group = parser.add_argument_group("models")
+    group.add_argument("--age-gender", choices=AGE_GENDER_CHOICES, help="age and gender models ($FACE_AGE_GENDER)")
+    group.add_argument("--expression", choices=EXPRESSION_CHOICES, help="expression models ($FACE_EXPRESSION)")
+    group.add_argument("--aggregator", choices=tuple(AGGREGATORS), help="how faces combine over the sequence")
+    group.add_argument("--device", choices=DEVICES, help="where the networks run (default auto)")
+    group.add_argument("--batch-size", type=int, help="frames per network call (default 16)")
+
+
+def settings_from(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """``Settings`` from the model flags, then the environment, then the defaults. Bad values exit with 2."""
+    values = environment(environ)
+    chosen = {"age_gender": values.get("FACE_AGE_GENDER", "").lower() or None,
+              "expression": values.get("FACE_EXPRESSION", "").lower() or None}
+    for name in ("age_gender", "expression", "aggregator", "device", "batch_size"):
+        if args is not None and getattr(args, name, None) is not None:
+            chosen[name] = getattr(args, name)
+    try:
+        return Settings(**{name: value for name, value in chosen.items() if value is not None})
+    except ValueError as error:
+        print(json.dumps({"error": {"code": "invalid_option", "message": str(error)}}), file=sys.stderr)
+        sys.exit(2)
+
+
+def default_cache(environ: Mapping[str, str] | None = None) -> Path:
+    return Path(environment(environ).get("VIDEOFACE_CACHE", Path.home() / ".cache" / "videoface")).expanduser()
 
 
 def setup_logging(level: str | None = None) -> None:
-    logging.basicConfig(level=(level or os.environ.get("LOG_LEVEL", "INFO")).upper(),
+    logging.basicConfig(level=(level or environment().get("LOG_LEVEL") or "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # TensorFlow's C++ start-up chatter says nothing a user can act on.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

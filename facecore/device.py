@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,6 @@ class Device:
 
 def select_device(prefer: str = "auto") -> Device:
     """``prefer`` is "auto", "cpu" or "gpu"; "gpu" without a GPU falls back to the CPU, logged."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import onnxruntime
     import tensorflow as tf
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facecore.labels import GENDERS
 from facecore.onnx import OnnxChipModel
-
-LABELS = ("male", "female")
 
 
 class GenderModel(OnnxChipModel):
@@ -20,7 +19,7 @@ class GenderModel(OnnxChipModel):
     def __init__(self, weight, **kwargs) -> None:
         super().__init__(weight, **kwargs)
         network_labels = list(self.spec["labels"])
-        self._order = [network_labels.index(label) for label in LABELS]
+        self._order = [network_labels.index(label) for label in GENDERS]
 
     def run(self, faces) -> np.ndarray:
         return super().run(faces)[:, self._order]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from training import expression as train
-from emotion.model import EXPRESSIONS
+from facecore.labels import EXPRESSIONS
 
 
 def fake_data(per_class_train: int = 40, per_class_dev: int = 10) -> dict:

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion import EXPRESSIONS
-from gender.network import LABELS as GENDERS
+from facecore.labels import EXPRESSIONS, GENDERS
 
 from training import metrics
 from facecore.errors import AnalysisError

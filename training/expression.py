@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.model import EXPRESSIONS, FLIP
+from facecore.labels import EXPRESSIONS
 
 log = logging.getLogger("training.expression")
 

@@ -128,9 +128,8 @@ def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) ->
     from facecore.embedding import FaceEmbedder
     from facecore.frames import decode_frame
 
-    from age.heads import ENV_VAR
-    os.environ[ENV_VAR] = "dlib"            # the baselines are the dlib-models networks, whatever the default
-    analyzer = FaceAnalyzer(device="cpu", batch_size=batch_size).prepare()
+    # The baselines are the dlib-models networks, whatever the service's default.
+    analyzer = FaceAnalyzer(age_gender="dlib", device="cpu", batch_size=batch_size).prepare()
     embedder = FaceEmbedder(analyzer.weights["embedding"])
     embedder.prepare(analyzer.device)
     embedding = np.zeros((len(files), 128), np.float32)

@@ -1,8 +1,9 @@
 """``FaceAnalyzer``: owns every loaded model and turns a stream of frames into a ``SequenceResult``.
 
 One instance per process. Models are keyed by task and each sits behind the
-same two calls, ``prepare(device)`` once and ``run(faces)`` per batch, so
-adding a per-face model is one file plus one line in ``TASK_MODELS``. Every
+same two calls, ``prepare(device)`` once and ``run(faces)`` per batch; which
+model answers a task is the ``Settings``' choice, resolved by ``registry``, so
+adding a per-face model is one file plus one registry line. Every
 network sees all faces of a batch in one call; there is no per-face loop
 around a network. A folder is one kind of frame source (``sources.py``); an
 uploaded video, zip or set of images are others.
@@ -21,30 +22,22 @@ from typing import Callable
 
 import numpy as np
 
-from emotion import expression_model
-from emotion.model import choice as expression_choice
-
-from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
-from faceanalysis.pipeline.detector import FaceDetector
-from facecore.faces import Detections
 from facecore.device import Device, select_device
 from facecore.errors import no_face
-from facecore.faces import Aligner, FaceBatch
+from facecore.faces import Aligner, Detections, FaceBatch
 from facecore.frames import Frame, decode_frame, list_frames
-from age.heads import age_model, gender_model
-from age.heads import choice as age_gender_choice
-from faceanalysis.pipeline.result import FaceSummary, FaceTable, SequenceResult
-from faceanalysis.pipeline.sources import FolderSource, FrameSource
 from facecore.weights import load_manifest, resolve
+
+from .aggregate import AGGREGATORS
+from .detector import FaceDetector
+from .registry import build_task_models
+from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
+from .settings import Settings
+from .sources import FolderSource, FrameSource, FrameStream
+from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-# task -> (model class, weights manifest key)
-TASK_MODELS = {
-    "age": (age_model, "age"),              # dlib-models network, tuned or embedding heads, FACE_AGE_GENDER (heads.py)
-    "gender": (gender_model, "gender"),
-    "expression": (expression_model, "expression"),   # mini-Xception, project VGG or both, FACE_EXPRESSION
-}
 # A copy of samples/seqA/frame_0001.jpg (public-domain photo, see samples/README.md).
 WARMUP_FACE = Path(__file__).resolve().parents[2] / "weights" / "warmup_face.jpg"
 STAGES = ("read", "detect", "align", "age", "gender", "expression", "aggregate")
@@ -66,37 +59,50 @@ class StageTimer:
 
 
 class FaceAnalyzer:
-    def __init__(self, device: str = "auto", batch_size: int = 16, min_face_size: int = 20,
-                 aggregator: str = DEFAULT_AGGREGATOR) -> None:
-        self.batch_size = batch_size
-        self.aggregator = AGGREGATORS[aggregator]()
-        self._device_preference = device
+    def __init__(self, settings: Settings | None = None, **overrides) -> None:
+        """``FaceAnalyzer(Settings(...))``, or ``FaceAnalyzer(device="cpu", batch_size=64)`` for the defaults
+        with some fields changed."""
+        settings = settings or Settings()
+        self.settings = settings.replace(**overrides) if overrides else settings
         manifest = load_manifest()
         self.weights = {key: resolve(key, manifest) for key in manifest}
         self.detector = FaceDetector(self.weights["detector_pnet"], self.weights["detector_rnet"],
-                                     self.weights["detector_onet"], min_face_size=min_face_size)
+                                     self.weights["detector_onet"], min_face_size=self.settings.min_face_size,
+                                     min_confidence=self.settings.min_confidence)
         self.aligner = Aligner(self.weights["aligner"])
-        # Read once here: the environment could change later, the loaded models do not.
-        self.model_choice = {"age_gender": age_gender_choice(), "expression": expression_choice()}
-        shared = {}         # networks that several tasks read (the "tuned" age and gender heads), loaded once
-        self.models = {task: cls(self.weights[key], shared=shared) for task, (cls, key) in TASK_MODELS.items()}
+        self.models = build_task_models(self.weights, self.settings)
+        self.aggregator = AGGREGATORS[self.settings.aggregator]()
+        self.tracker = Tracker(self.settings.tracker_min_iou, self.settings.tracker_max_gap)
         self.device: Device | None = None
         self.load_seconds = 0.0
         self.ready = False          # True once every model is loaded and warmed
-        # TensorFlow and dlib objects are not documented as thread-safe: one analysis at a time.
+        # One analysis at a time. dlib's DNN (the face embedding of the "heads" / "ensemble" choices) keeps its
+        # activations inside the network object, so two calls at once would overwrite each other's. TensorFlow
+        # functions and Keras models, and onnxruntime sessions, may be called from several threads (each
+        # analysis does: the TensorFlow pyramid and onnxruntime detection run in a worker thread while Keras
+        # and onnxruntime run the per-face networks in this one). On two cores, a second analysis would
+        # only compete with the first for them.
         self._lock = threading.Lock()
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.batch_size
+
+    @property
+    def model_choice(self) -> dict:
+        return self.settings.model_choice
 
     def prepare(self) -> "FaceAnalyzer":
         """Load every model on the chosen device and run each once, so the first request is not slower."""
         start = time.perf_counter()
-        self.device = select_device(self._device_preference)
+        self.device = select_device(self.settings.device)
         for part in (self.detector, self.aligner, *self.models.values()):
             part.prepare(self.device)
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
         self.ready = True
         log.info("models loaded and warmed in %.1f s on %s (age/gender: %s, expression: %s)", self.load_seconds,
-                 self.device.kind, self.model_choice["age_gender"], self.model_choice["expression"])
+                 self.device.kind, self.settings.age_gender, self.settings.expression)
         return self
 
     def model_info(self) -> dict:
@@ -145,36 +151,40 @@ class FaceAnalyzer:
         batches are decoded at a time, plus the one the source reads ahead.
         Stage timings are each stage's own time, so with the overlap they add up
         to more than ``total``, which is the wall-clock time of the request.
+        The source is closed however the analysis ends (zip file, video capture and decode threads).
         """
         timer = StageTimer()
-        tables, read = [], []
-        skipped_before = len(source.skipped)     # entries a source refused up front are not frames tried
+        tables = []
         started = time.perf_counter()
-        batches = source.batches(self.batch_size)
-        if progress is not None:
-            progress(0, source.expected)
-        pending = None                           # (batch, detection running in the worker)
-        with ThreadPoolExecutor(1, thread_name_prefix="detect") as worker:
+        with source.open(self.batch_size) as stream, ThreadPoolExecutor(1, thread_name_prefix="detect") as worker:
+            if progress is not None:
+                progress(0, stream.expected)
+            pending = None                           # (batch, detection running in the worker)
             while True:
                 with timer("read"):
-                    batch = next(batches, None)
+                    batch = next(stream, None)
                 if batch is not None:
-                    read.extend((frame.index, frame.name) for frame in batch)
                     detection = worker.submit(self._detect, batch, timer)
                 if pending is not None:
                     done, done_detection = pending
                     tables.append(self._analyse_batch(done, timer, done_detection.result()))
                     if progress is not None:
-                        frames_done = len(read) - (len(batch) if batch is not None else 0)
-                        progress(frames_done + len(source.skipped) - skipped_before, source.expected)
+                        progress(stream.tried - (len(batch) if batch is not None else 0), stream.expected)
                 if batch is None:
                     break
                 pending = (batch, detection)
+            read = stream.summary()
         with timer("aggregate"):
-            result = self._aggregate(source, tables, read)
-        result.timings_ms = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
-        result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-        return result
+            faces, summary, persons, without_face = self._combine(read, tables)
+        timings = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
+        timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+        return SequenceResult(source=read, faces=faces, summary=summary, persons=persons,
+                              frames_without_face=without_face, provenance=self.provenance(), timings_ms=timings)
+
+    def provenance(self) -> Provenance:
+        return Provenance(settings=self.settings.to_json(), models=self.model_info(),
+                          device={"kind": self.device.kind, **self.device.describe()},
+                          aggregator=self.aggregator.name, tracker=self.tracker.describe())
 
     def _detect(self, batch, timer: StageTimer) -> Detections:
         with timer("detect"):
@@ -200,24 +210,33 @@ class FaceAnalyzer:
             age=outputs["age"], age_years=self.models["age"].expected_age(outputs["age"]),
             gender=outputs["gender"], expression=outputs["expression"])
 
-    def _aggregate(self, source: FrameSource, tables, read: list[tuple[int, str]]) -> SequenceResult:
+    def _combine(self, read: SourceSummary, tables: list[FaceTable]):
+        """Tracking and aggregation: persons, the legacy answer, frames without a face."""
         faces = FaceTable.concat(tables) if tables else None
         with_face = set(faces.frame_name) if faces is not None else set()
-        without_face = [name for _, name in read if name not in with_face]
-        skipped = source.skipped
+        without_face = tuple(name for _, name in read.read if name not in with_face)
         if faces is None or not len(faces):
-            first = f"; first: {skipped[0].name}: {skipped[0].reason}" if skipped and not read else ""
-            raise no_face(f"no face found in any of the {len(read)} frames read "
-                          f"({len(skipped)} unreadable) in sequence {source.label!r}{first}")
-        summary = self.summarise(faces, faces.primary)
-        return SequenceResult(
-            sequence=source.label, frames_listed=source.listed if source.listed is not None else len(read),
-            frames_read=len(read), skipped=[(item.name, item.reason) for item in skipped],
-            ignored_files=source.ignored, frames_without_face=without_face, faces=faces,
-            expression=summary.expression, gender=summary.gender, age_distribution=summary.age_distribution,
-            age=summary.age, age_interval=summary.age_interval,
-            aggregator=self.aggregator.name, device=self.device.kind,
-            read_frames=read, truncated=source.truncated)
+            skipped = read.skipped
+            first = f"; first: {skipped[0].name}: {skipped[0].reason}" if skipped and not read.read else ""
+            raise no_face(f"no face found in any of the {len(read.read)} frames read "
+                          f"({len(skipped)} unreadable) in sequence {read.label!r}{first}")
+        # Gaps count analysed frames, so a frame's position among the frames read is what the tracker sees.
+        rank = {index: position for position, (index, _) in enumerate(read.read)}
+        faces.person = self.tracker.assign(np.asarray([rank[index] for index in faces.frame], dtype=np.int64),
+                                           faces.boxes)
+        return faces, self.summarise(faces, faces.primary), self._persons(faces), without_face
+
+    def _persons(self, faces: FaceTable) -> tuple[Person, ...]:
+        ids = np.unique(faces.person)
+        seen = {int(pid): len(np.unique(faces.frame[faces.person == pid])) for pid in ids}
+        # The primary person is the one seen in most frames; a tie goes to the one who appeared first.
+        primary = min(seen, key=lambda pid: (-seen[pid], pid))
+        persons = []
+        for pid in seen:
+            chosen = faces.person == pid
+            persons.append(Person(id=pid, primary=pid == primary, summary=self.summarise(faces, chosen),
+                                  frames_seen=seen[pid], mean_confidence=float(faces.confidence[chosen].mean())))
+        return tuple(persons)
 
     def _warm_up(self) -> None:
         # A real face at the full batch size, through the whole per-batch path: P-Net

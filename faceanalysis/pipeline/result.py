@@ -1,4 +1,10 @@
-"""What an analysis returns: one table of faces plus the sequence-level answer."""
+"""What an analysis returns: one table of faces, the persons in it, the sequence answer, and how it was made.
+
+The result carries everything the answer formats need (``faceanalysis.service.legacy`` and
+``faceanalysis.service.report`` only read it): the faces with their person, every person's combined answer,
+the legacy answer, what the source read, skipped and ignored, and the settings, models and device that
+produced it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emotion import EXPRESSIONS
-from gender.network import LABELS as GENDERS
+from facecore.frames import SkippedFrame
+from facecore.labels import EXPRESSIONS, GENDERS, dominant
 
 
 @dataclass
 class FaceTable:
     """Every face detected in the sequence, one row each (batch-first, Py-Feat style)."""
-    frame: np.ndarray         # (n,) frame index in the folder's natural order
+    frame: np.ndarray         # (n,) frame index in the source's order
     frame_name: list[str]
     boxes: np.ndarray         # (n, 4) x1, y1, x2, y2
     confidence: np.ndarray    # (n,)
@@ -24,6 +30,11 @@ class FaceTable:
     age_years: np.ndarray     # (n,) expected age
     gender: np.ndarray        # (n, 2) male, female
     expression: np.ndarray    # (n, 7) in EXPRESSIONS order
+    person: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (n,) person id, 0 = not tracked
+
+    def __post_init__(self) -> None:
+        if len(self.person) != len(self.frame):
+            self.person = np.zeros(len(self.frame), np.int64)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -39,7 +50,8 @@ class FaceTable:
         """One plain dict per face, ready for csv, JSON or a DataFrame."""
         out = []
         for i in range(len(self)):
-            row = {"frame": int(self.frame[i]), "frame_name": self.frame_name[i], "primary": bool(self.primary[i]),
+            row = {"frame": int(self.frame[i]), "frame_name": self.frame_name[i], "person": int(self.person[i]),
+                   "primary": bool(self.primary[i]),
                    "x1": float(self.boxes[i, 0]), "y1": float(self.boxes[i, 1]),
                    "x2": float(self.boxes[i, 2]), "y2": float(self.boxes[i, 3]),
                    "confidence": float(self.confidence[i]), "age": float(self.age_years[i])}
@@ -56,7 +68,7 @@ class FaceTable:
             writer.writerows(rows)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaceSummary:
     """Several faces (one person, or the primary face of every frame) combined into one answer."""
     expression: np.ndarray               # (7,)
@@ -67,29 +79,50 @@ class FaceSummary:
 
     @property
     def dominant_expression(self) -> str:
-        return EXPRESSIONS[int(np.argmax(self.expression))]
+        return dominant(self.expression)
 
 
-@dataclass
-class SequenceResult:
-    sequence: str
-    frames_listed: int                   # frames in the source (image files in the folder)
-    frames_read: int                     # decoded successfully
-    skipped: list                        # [(name, reason)] unreadable frames
-    ignored_files: list[str]             # not images
-    frames_without_face: list[str]
-    faces: FaceTable
-    expression: np.ndarray               # (7,) sequence-level probabilities
-    gender: np.ndarray                   # (2,) male, female
-    age_distribution: np.ndarray         # (81,)
-    age: float                           # expected age of the sequence-level distribution
-    age_interval: tuple[float, float]    # central 80%
+@dataclass(frozen=True)
+class Person:
+    """One tracked person: their faces combined with the analyzer's aggregator."""
+    id: int                    # 1, 2, ... in order of first appearance
+    primary: bool              # seen in most frames (a tie goes to the one who appeared first)
+    summary: FaceSummary
+    frames_seen: int
+    mean_confidence: float
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """What a frame source read, skipped and ignored (``FrameSource.open(...).summary()``)."""
+    label: str                                  # names the input in messages: folder or file name
+    listed: int                                 # frames found, before stride and max_frames
+    read: tuple[tuple[int, str], ...]           # (index, name) of every decoded frame, in order
+    skipped: tuple[SkippedFrame, ...]           # unreadable frames, and refused archive entries
+    ignored: tuple[str, ...]                    # entries that are not frames at all
+    truncated: bool                             # max_frames stopped the analysis before the end of the source
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How the answer was made: settings, model files, device, and the rules that combined the faces."""
+    settings: dict             # Settings.to_json()
+    models: dict               # manifest key -> model, package==version, file, sha256, license
+    device: dict               # {"kind": "CPU" | "GPU", "tensorflow": ..., "onnxruntime": [...]}
     aggregator: str
-    device: str
+    tracker: dict
+
+
+@dataclass(frozen=True)
+class SequenceResult:
+    source: SourceSummary
+    faces: FaceTable
+    summary: FaceSummary                 # the legacy answer: the largest face of every frame, combined
+    persons: tuple[Person, ...]
+    frames_without_face: tuple[str, ...]
+    provenance: Provenance
     timings_ms: dict = field(default_factory=dict)
-    read_frames: list = field(default_factory=list)   # [(index, name)] of every decoded frame, in order
-    truncated: bool = False              # max_frames stopped the analysis before the end of the source
 
     @property
-    def dominant_expression(self) -> str:
-        return EXPRESSIONS[int(np.argmax(self.expression))]
+    def frames_read(self) -> int:
+        return len(self.source.read)

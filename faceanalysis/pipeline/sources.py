@@ -1,7 +1,10 @@
 """Frame sources: any ordered stream of frames the analyzer can take, decoded one batch at a time.
 
-A source yields batches of ``Frame`` and records what it could not use:
-``skipped`` (unreadable frames, with the reason) and ``ignored`` (entries
+A source is read once, through ``source.open(batch_size)``: a ``FrameStream``
+that yields batches of ``Frame``, is closed however the reading ends (``with``:
+zip handles, video captures and decode threads are released at once, not when
+garbage is collected), and hands back an immutable ``SourceSummary`` of what
+was read, skipped (unreadable frames, with the reason) and ignored (entries
 that are not frames at all). ``expected`` is how many frames it will try, for
 progress; ``listed`` is what it found before stride and ``max_frames``.
 No source ever holds more than about two batches decoded.
@@ -20,6 +23,8 @@ import cv2
 from facecore.errors import AnalysisError
 from facecore.frames import (IMAGE_EXTENSIONS, MAX_FILE_BYTES, Frame, FrameItem, FrameListing, SkippedFrame, check_pixels,
                      decode_bytes, decode_frame, iter_decoded_batches, natural_key)
+
+from .result import SourceSummary
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ class FrameSource:
     def batches(self, batch_size: int) -> Iterator[list[Frame]]:
         raise NotImplementedError
 
+    def open(self, batch_size: int) -> "FrameStream":
+        return FrameStream(self, batch_size)
+
     def _select(self, items: list[FrameItem]) -> list[FrameItem]:
         """Apply stride, then max_frames, to an indexable list of frames."""
         self.listed = len(items)
@@ -51,6 +59,50 @@ class FrameSource:
             self.truncated = True
         self.expected = len(chosen)
         return chosen
+
+
+class FrameStream:
+    """One pass over a source: an iterator of batches and a context manager that closes the source's reader."""
+
+    def __init__(self, source: FrameSource, batch_size: int) -> None:
+        self._source = source
+        self._refused_up_front = len(source.skipped)   # entries refused before reading are not frames tried
+        self._batches = source.batches(batch_size)
+        self._read: list[tuple[int, str]] = []
+
+    def __enter__(self) -> "FrameStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._batches.close()
+
+    def __iter__(self) -> "FrameStream":
+        return self
+
+    def __next__(self) -> list[Frame]:
+        batch = next(self._batches)
+        self._read.extend((frame.index, frame.name) for frame in batch)
+        return batch
+
+    @property
+    def expected(self) -> int | None:
+        """Frames the source will try (None while not known, e.g. a video without a frame count)."""
+        return self._source.expected
+
+    @property
+    def tried(self) -> int:
+        """Frames read or found unreadable so far."""
+        return len(self._read) + len(self._source.skipped) - self._refused_up_front
+
+    def summary(self) -> SourceSummary:
+        source = self._source
+        return SourceSummary(label=source.label,
+                             listed=source.listed if source.listed is not None else len(self._read),
+                             read=tuple(self._read), skipped=tuple(source.skipped), ignored=tuple(source.ignored),
+                             truncated=source.truncated)
 
 
 class FolderSource(FrameSource):

@@ -26,7 +26,6 @@ from faceanalysis.service.inputs import AnalysisRequest, Limits, parse_request
 from faceanalysis.service.jobs import JobQueue
 from faceanalysis.service.openapi import openapi_spec
 from faceanalysis.service.report import build_report
-from faceanalysis.pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,6 @@ DEFAULT_CONFIG = {
 def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path]) -> Blueprint:
     """The v2 routes for one prepared analyzer; ``resolve_sample`` maps a sample name to its folder."""
     api = Blueprint("api_v2", __name__)
-    tracker = Tracker()
     jobs: JobQueue | None = None
     jobs_lock = threading.Lock()
 
@@ -61,8 +59,8 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path])
         try:
             result = analyzer.analyse_source(job.source, progress)
             log.info("analysed %s %r: %d frames read, %d skipped, %.0f ms", job.kind, job.name,
-                     result.frames_read, len(result.skipped), result.timings_ms["total"])
-            return build_report(analyzer, result, tracker, job.options.timeline, job.describe())
+                     result.frames_read, len(result.source.skipped), result.timings_ms["total"])
+            return build_report(result, job.options.timeline, job.describe())
         finally:
             job.cleanup()
 

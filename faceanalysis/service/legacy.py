@@ -1,7 +1,8 @@
 """The 2020 system's answer format, kept exactly: numeric codes, values as strings.
 
 10001 angry, 10002 disgust, 10003 fear, 10004 happy, 10005 sad, 10006 surprise,
-10007 neutral; 30001 male, 30002 female; 20000 age in whole years.
+10007 neutral; 30001 male, 30002 female; 20000 age in whole years. The answer is
+``SequenceResult.summary``: the largest face of every frame, combined.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ DECIMALS = 6
 
 def legacy_result(result: SequenceResult) -> dict:
     """Integer keys as the original printed them; Flask turns them into strings in JSON."""
+    summary = result.summary
     return {
-        "Video_Emo": {code: _probability(p) for code, p in zip(EXPRESSION_CODES, result.expression)},
-        "Video_Gen": {code: _probability(p) for code, p in zip(GENDER_CODES, result.gender)},
-        "Video_Age": {AGE_CODE: str(int(round(result.age)))},
+        "Video_Emo": {code: _probability(p) for code, p in zip(EXPRESSION_CODES, summary.expression)},
+        "Video_Gen": {code: _probability(p) for code, p in zip(GENDER_CODES, summary.gender)},
+        "Video_Age": {AGE_CODE: str(int(round(summary.age)))},
     }
 
 

@@ -7,7 +7,7 @@ limits in descriptions are filled in from the running app's config.
 
 from __future__ import annotations
 
-from emotion import EXPRESSIONS
+from facecore.labels import EXPRESSIONS
 
 
 # A folder name: file systems allow at most 255 bytes, longer names are refused with 400.

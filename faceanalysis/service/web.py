@@ -65,7 +65,7 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
         folder = resolve_sample(samples_dir, name)
         result = analyzer.analyse_folder(folder)
         log.info("analysed %s: %d frames read, %d skipped, %d without face, %.0f ms",
-                 folder.name, result.frames_read, len(result.skipped), len(result.frames_without_face),
+                 folder.name, result.frames_read, len(result.source.skipped), len(result.frames_without_face),
                  result.timings_ms["total"])
         return jsonify(legacy_result(result))
 

@@ -1,0 +1,92 @@
+"""From (task, choice) to the model that answers it.
+
+Each entry is a factory that receives already-resolved weight files (``facecore.weights.resolve``), the
+analyzer's ``Settings`` and the analyzer's ``SharedModels``, and returns an unprepared model with the two
+calls every task model has: ``prepare(device)`` once, ``run(faces)`` per batch. Adding a model is one file in
+its task package plus one line here. Networks that several tasks read (the dlib-models age and gender
+networks, the face embedding) are built through ``SharedModels``, so each is loaded once per analyzer.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from age.heads import HeadAgeModel, NetworkFeatures
+from age.network import AgeModel
+from emotion.model import NETWORK_KEYS, ExpressionModel
+from facecore.embedding import FaceEmbedder
+from facecore.weights import WeightFile
+from gender.heads import HeadGenderModel
+from gender.network import GenderModel
+
+from .settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
+
+Weights = Mapping[str, WeightFile]
+# The settings field that picks each task's model.
+TASK_SETTING = {"age": "age_gender", "gender": "age_gender", "expression": "expression"}
+HEADS_KEY = "age_gender_heads"               # heads on the dlib face embedding ("heads", "ensemble")
+NETWORK_HEADS_KEY = "age_gender_netheads"    # heads on the networks' own features ("tuned")
+
+
+class SharedModels:
+    """One instance per key for one analyzer: models that several tasks hold are built (and loaded) once."""
+
+    def __init__(self) -> None:
+        self._models: dict = {}
+
+    def get(self, key, build: Callable[[], object]):
+        if key not in self._models:
+            self._models[key] = build()
+        return self._models[key]
+
+
+def _age_network(weights: Weights, shared: SharedModels) -> AgeModel:
+    return shared.get(("age-network", weights["age"].sha256), lambda: AgeModel(weights["age"]))
+
+
+def _gender_network(weights: Weights, shared: SharedModels) -> GenderModel:
+    return shared.get(("gender-network", weights["gender"].sha256), lambda: GenderModel(weights["gender"]))
+
+
+def _features(weights: Weights, shared: SharedModels, kind: str):
+    """What the heads read: the networks' penultimate features ("tuned") or the face embedding."""
+    if kind == "networks":
+        return shared.get("network-features", lambda: NetworkFeatures(_age_network(weights, shared),
+                                                                      _gender_network(weights, shared)))
+    return shared.get(("embedding", weights["embedding"].sha256), lambda: FaceEmbedder(weights["embedding"]))
+
+
+def _head(head_class, network: Callable[[Weights, SharedModels], object], choice: str):
+    heads_key, kind = (NETWORK_HEADS_KEY, "networks") if choice == "tuned" else (HEADS_KEY, "embedding")
+
+    def build(weights: Weights, settings: Settings, shared: SharedModels):
+        return head_class(network(weights, shared), weights[heads_key], _features(weights, shared, kind),
+                          ensemble=choice != "heads")
+    return build
+
+
+def _expression(choice: str):
+    def build(weights: Weights, settings: Settings, shared: SharedModels) -> ExpressionModel:
+        return ExpressionModel([weights[key] for key in NETWORK_KEYS[choice]], flip=settings.expression_flip,
+                               box_margin=settings.expression_box_margin,
+                               crop_margin=settings.expression_crop_margin)
+    return build
+
+
+Factory = Callable[[Weights, Settings, SharedModels], object]
+REGISTRY: dict[tuple[str, str], Factory] = {
+    ("age", "dlib"): lambda weights, settings, shared: _age_network(weights, shared),
+    ("gender", "dlib"): lambda weights, settings, shared: _gender_network(weights, shared),
+    **{("age", choice): _head(HeadAgeModel, _age_network, choice) for choice in ("tuned", "heads", "ensemble")},
+    **{("gender", choice): _head(HeadGenderModel, _gender_network, choice)
+       for choice in ("tuned", "heads", "ensemble")},
+    **{("expression", choice): _expression(choice) for choice in EXPRESSION_CHOICES},
+}
+assert {choice for (task, choice) in REGISTRY if task == "age"} == set(AGE_GENDER_CHOICES)
+
+
+def build_task_models(weights: Weights, settings: Settings) -> dict:
+    """{task: unprepared model} for every task, as ``settings`` chooses."""
+    shared = SharedModels()
+    return {task: REGISTRY[task, getattr(settings, field)](weights, settings, shared)
+            for task, field in TASK_SETTING.items()}

@@ -1,0 +1,89 @@
+"""Everything a ``FaceAnalyzer`` is built with, as one typed, immutable value.
+
+Settings are arguments: nothing below the entry points reads the environment. ``faceanalysis.cli`` turns
+environment variables and flags into a ``Settings``; a batch worker in another process gets the same value
+passed to it (it is plain data: ``to_json`` / ``Settings(**data)``). Invalid values raise ``ValueError`` at
+construction, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+# Which models answer, per group of tasks (the registry maps each (task, choice) to a factory).
+AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble")
+EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # "tuned" beats the published networks on UTKFace validation at no cost in speed. "ensemble" is more
+    # accurate still, but the dlib embedding it needs costs ~75 ms per face on a CPU core (~3.5x the whole
+    # rest of the pipeline), which would take the service from ~35 to ~10 frames/s. "dlib" is the choice for
+    # uses that UTKFace's non-commercial terms exclude (its weights are CC0).
+    age_gender: str = "tuned"
+    # The mean of the mini-Xception and the project's VGG: the most accurate on FER2013 dev_choose
+    # (training/expression.py). "mini-xception" runs only MIT weights.
+    expression: str = "ensemble"
+    aggregator: str = "confidence_weighted_mean"
+    batch_size: int = 16               # frames per detector / network call
+    device: str = "auto"               # auto: the GPU when TensorFlow / onnxruntime see one
+    min_face_size: int = 20            # pixels; MTCNN's smallest face
+    min_confidence: float = 0.9        # detections below are dropped
+    # No margin around the face box, detector box or given crop alike. The fer package pads its detector box
+    # by 10 px per side, but on MTCNN boxes that framing is wider than FER2013's: on synthetic camera-motion
+    # sequences of held-out FER2013 train stills (bench/expression_margin_study.py, 84 stills) sequence
+    # accuracy was 0.762 with no margin, 0.625 with 10% and 0.575 with 20%; on dev stills (60,
+    # bench/aggregation_study.py) 0.567 against 0.433. On given crops (FER2013 dev, evaluate.py
+    # --faces-given) a margin only adds replicated border: 0.617 with 10%, 0.653 without (mini-Xception).
+    expression_box_margin: float = 0.0     # share of the box side added per side, detector boxes
+    expression_crop_margin: float = 0.0    # the same for given face crops (faces_given)
+    # Expressions are left-right symmetric; averaging over the mirror image gained accuracy on the held-out
+    # part of FER2013 train for both networks (training/expression.py).
+    expression_flip: bool = True
+    tracker_min_iou: float = 0.3       # a face continues the person whose last box it overlaps this much
+    tracker_max_gap: int = 5           # analysed frames a person may be missed before the track closes
+
+    def __post_init__(self) -> None:
+        from .aggregate import AGGREGATORS
+
+        for field in fields(self):
+            value = getattr(self, field.name)
+            wanted = {"str": str, "int": int, "float": (int, float), "bool": bool}[field.type]
+            if not isinstance(value, wanted) or (field.type in ("int", "float") and isinstance(value, bool)):
+                raise ValueError(f"{field.name} must be {field.type}, not {value!r}")
+        _one_of("age_gender", self.age_gender, AGE_GENDER_CHOICES)
+        _one_of("expression", self.expression, EXPRESSION_CHOICES)
+        _one_of("aggregator", self.aggregator, tuple(AGGREGATORS))
+        _one_of("device", self.device, DEVICES)
+        _at_least("batch_size", self.batch_size, 1)
+        # P-Net's input is 12 px: a smaller minimum face has no pyramid level that can find it.
+        _at_least("min_face_size", self.min_face_size, 12)
+        _at_least("tracker_max_gap", self.tracker_max_gap, 0)
+        _at_least("expression_box_margin", self.expression_box_margin, 0)
+        _at_least("expression_crop_margin", self.expression_crop_margin, 0)
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must be from 0 to 1, not {self.min_confidence}")
+        if not 0 < self.tracker_min_iou <= 1:
+            raise ValueError(f"tracker_min_iou must be above 0 and at most 1, not {self.tracker_min_iou}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def model_choice(self) -> dict:
+        return {"age_gender": self.age_gender, "expression": self.expression}
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
+
+def _at_least(name: str, value, low) -> None:
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, not {value}")

@@ -1,0 +1,35 @@
+"""Before and after: the current tree answers what the tree before the architecture rework answered.
+
+``tests/golden/outputs.json`` was captured from commit f3a55e1 by ``python tests/golden.py URL OUT`` against
+its own server; here the same questions go to this tree's server. Only wall-clock timings are left out, and
+meta may carry keys the old tree did not (the settings the analyzer was built with).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from golden import GOLDEN, capture, differences
+
+
+@pytest.fixture(scope="module")
+def answers(server, tmp_path_factory):
+    return capture(server, tmp_path_factory.mktemp("golden"))
+
+
+@pytest.mark.parametrize("question", list(json.loads(GOLDEN.read_text())))
+def test_same_answer_as_before_the_rework(answers, question):
+    before = json.loads(GOLDEN.read_text())[question]
+    assert differences(before, answers[question]) == []
+
+
+def test_the_comparison_sees_a_change_in_the_sixth_decimal():
+    before = json.loads(GOLDEN.read_text())["legacy_test"]
+    after = json.loads(json.dumps(before))
+    after["body"]["Video_Emo"]["10004"] = "0.948352"
+    assert differences(before, after) == ["/body/Video_Emo/10004: '0.948351' before, '0.948352' now"]
+    after = json.loads(json.dumps(before))
+    after["body"]["Video_Emo"]["extra"] = "1"
+    assert differences(before, after) == ["/body/Video_Emo: new keys ['extra']"]

@@ -1,0 +1,120 @@
+"""The architecture's rules, read from the source: imports go one way, and only entry points read the
+environment.
+
+Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli`` and
+``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``) -> pipeline
+(``faceanalysis.pipeline``) -> task models (``age``, ``gender``, ``emotion``) -> core (``facecore``).
+A module may import its own layer or any layer below, never one above.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PACKAGES = ("facecore", "age", "gender", "emotion", "faceanalysis", "training", "bench")
+ENTRY_SCRIPTS = ("flaskMain.py", "TestAPI.py", "TestFlask.py", "testForTimeMeasure.py", "evaluate.py")
+# Lower number = lower layer. Modules not listed take their package's layer.
+LAYERS = {"facecore": 0, "age": 1, "gender": 1, "emotion": 1, "faceanalysis.pipeline": 2,
+          "faceanalysis.service": 3, "faceanalysis": 4, "training": 4, "bench": 5}
+ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    found = {module_name(path): path for package in PACKAGES for path in (REPO / package).rglob("*.py")}
+    found.update({name.removesuffix(".py"): REPO / name for name in ENTRY_SCRIPTS})
+    return found
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Every project module ``path`` imports, at any depth of the file (lazy imports count)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            out.add(target)
+            out.update(f"{target}.{alias.name}" for alias in node.names)
+    return {target for target in out if target.split(".")[0] in PACKAGES}
+
+
+def layer(name: str) -> int:
+    if name.split(".")[0] not in PACKAGES:
+        return 6                    # root entry scripts: the top
+    for prefix in sorted(LAYERS, key=len, reverse=True):
+        if name == prefix or name.startswith(prefix + "."):
+            return LAYERS[prefix]
+    raise AssertionError(name)
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    modules = project_modules()
+    wrong = []
+    for name, path in modules.items():
+        for target in imports_of(name, path):
+            if target in modules or target.rpartition(".")[0] in modules or target.split(".")[0] in PACKAGES:
+                if layer(target) > layer(name):
+                    wrong.append(f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_cycle_between_top_level_packages():
+    edges: dict[str, set[str]] = {package: set() for package in PACKAGES}
+    for name, path in project_modules().items():
+        top = name.split(".")[0]
+        if top in edges:
+            edges[top].update(target.split(".")[0] for target in imports_of(name, path) if target.split(".")[0] != top)
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        for target in sorted(edges.get(node, ())):
+            if target in trail:
+                cycles.append(" -> ".join(trail[trail.index(target):] + [target]))
+            elif target in edges:
+                visit(target, trail + [target])
+    for package in PACKAGES:
+        visit(package, [package])
+    assert not cycles, "\n".join(sorted(set(cycles)))
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
+    # The walk above must be able to fail: a planted back-edge from the core to the service is a cycle.
+    import test_layers
+    planted = dict(project_modules())
+    fake = tmp_path / "facecore_fake.py"
+    fake.write_text("from faceanalysis.service.web import create_app\n")
+    planted["facecore.fake"] = fake
+    monkeypatch.setattr(test_layers, "project_modules", lambda: planted)
+    with pytest.raises(AssertionError, match="facecore"):
+        test_no_cycle_between_top_level_packages()
+    with pytest.raises(AssertionError, match="facecore.fake"):
+        test_no_module_imports_a_layer_above_its_own()
+
+
+def test_only_entry_points_read_the_environment():
+    readers = []
+    for name, path in project_modules().items():
+        if name in ENTRY_MODULES or layer(name) >= 4:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if "os.environ" in text or "getenv" in text:
+            readers.append(name)
+    assert not readers, f"read the environment below the entry points: {readers}"
