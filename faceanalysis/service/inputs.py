@@ -20,61 +20,33 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, get_type_hints
 
 from flask import Request
 
 from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames
 from faceanalysis.pipeline.sources import FolderSource, FrameSource, ImageFilesSource, VideoSource, ZipSource
+from faceanalysis.service.contract import INPUT_KINDS, Input, Limits, Options
+from faceanalysis.service.schema import keywords
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})
 KNOWN_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | {".zip"}
-INPUT_FIELDS = ("sample", "video", "zip", "frames")
 TRUE = frozenset({"", "1", "true", "yes", "on"})     # "" so that a bare "?timeline" switches it on
 FALSE = frozenset({"0", "false", "no", "off"})
 WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
-@dataclass(frozen=True)
-class Limits:
-    default_max_frames: int = 3000
-    max_frames: int = 10000          # hard cap on the max_frames option
-    max_stride: int = 1000
-    max_entries: int = 10000         # zip entries, or uploaded image files
-    max_unpacked_bytes: int = 2 * 1024 ** 3    # total uncompressed size of a zip
-
-    @classmethod
-    def from_config(cls, config) -> "Limits":
-        return cls(default_max_frames=config["FACE_DEFAULT_MAX_FRAMES"], max_frames=config["FACE_MAX_FRAMES"],
-                   max_stride=config["FACE_MAX_STRIDE"], max_entries=config["FACE_MAX_ENTRIES"],
-                   max_unpacked_bytes=config["FACE_MAX_UNPACKED_BYTES"])
-
-
-@dataclass(frozen=True)
-class Options:
-    timeline: bool
-    max_frames: int
-    stride: int
-
-
 @dataclass
 class AnalysisRequest:
-    kind: str                        # sample | video | zip | frames
-    name: str                        # the sample name or the uploaded file name(s)
+    input: Input
     options: Options
     source: FrameSource
     workdir: Path | None = None      # uploads live here until cleanup()
-    extra: dict = field(default_factory=dict)
-
-    def describe(self) -> dict:
-        return {"input": {"kind": self.kind, "name": self.name, **self.extra},
-                "options": {"timeline": self.options.timeline, "max_frames": self.options.max_frames,
-                            "stride": self.options.stride}}
 
     def cleanup(self) -> None:
         if self.workdir is not None:
@@ -102,10 +74,10 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
     else:
         raise invalid("send JSON {\"sample\": NAME}, or multipart/form-data with a video, zip or frames part",
                       "unsupported_media_type", 415)
-    given = [key for key in INPUT_FIELDS if key in files or (key == "sample" and "sample" in fields)]
+    given = [key for key in INPUT_KINDS if key in files or (key == "sample" and "sample" in fields)]
     if len(given) != 1:
         hint = " (a JSON body needs Content-Type: application/json)" if not given else f" ({', '.join(given)})"
-        raise invalid(f"give exactly one input of {', '.join(INPUT_FIELDS)}; got {len(given) or 'none'}{hint}")
+        raise invalid(f"give exactly one input of {', '.join(INPUT_KINDS)}; got {len(given) or 'none'}{hint}")
     options = parse_options({**request.args.to_dict(), **fields}, limits)
     kind = given[0]
     if kind == "sample":
@@ -125,10 +97,17 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
 
 
 def parse_options(values: dict, limits: Limits) -> Options:
-    return Options(
-        timeline=_boolean(values.get("timeline", False), "timeline"),
-        max_frames=_integer(values.get("max_frames", limits.default_max_frames), "max_frames", 1, limits.max_frames),
-        stride=_integer(values.get("stride", 1), "stride", 1, limits.max_stride))
+    """The declared options, each from ``values`` or its declared default, within its declared bounds."""
+    types = get_type_hints(Options)
+    parsed = {}
+    for option in fields(Options):
+        rules = keywords(option, limits)
+        value = values.get(option.name, rules["default"])
+        if types[option.name] is bool:
+            parsed[option.name] = _boolean(value, option.name)
+        else:
+            parsed[option.name] = _integer(value, option.name, rules["minimum"], rules["maximum"])
+    return Options(**parsed)
 
 
 def _sample(name, options: Options, resolve_sample: Callable[[str], Path]) -> AnalysisRequest:
@@ -136,7 +115,7 @@ def _sample(name, options: Options, resolve_sample: Callable[[str], Path]) -> An
         raise invalid('"sample" must be a string: the name of a folder in samples/')
     folder = resolve_sample(name)
     source = FolderSource(list_frames(folder), stride=options.stride, max_frames=options.max_frames)
-    return AnalysisRequest("sample", folder.name, options, source)
+    return AnalysisRequest(Input(kind="sample", name=folder.name), options, source)
 
 
 def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: Limits) -> AnalysisRequest:
@@ -157,16 +136,15 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
         raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload", 422)
     label = names[0] if len(names) == 1 else f"{len(names)} files"
     stride, max_frames = options.stride, options.max_frames
-    extra = {}
     if kind == "video":
         source = VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
-        extra["fps"] = source.fps
-    elif kind == "zip":
+        return AnalysisRequest(Input(kind=kind, name=label, fps=source.fps), options, source, workdir=workdir)
+    if kind == "zip":
         source = ZipSource(paths[0], label, limits.max_entries, limits.max_unpacked_bytes,
                            stride=stride, max_frames=max_frames)
     else:
         source = ImageFilesSource(list(zip(names, paths)), label, stride=stride, max_frames=max_frames)
-    return AnalysisRequest(kind, label, options, source, workdir=workdir, extra=extra)
+    return AnalysisRequest(Input(kind=kind, name=label), options, source, workdir=workdir)
 
 
 def _base_name(filename: str) -> str:

@@ -1,13 +1,17 @@
-"""The browser page at ``GET /`` and the two read-only endpoints it needs.
+"""The browser page at ``GET /`` and the frame thumbnails it draws the timeline's boxes on.
 
     GET /                                       faceanalysis/static/index.html (plain HTML, CSS and JS, no build step)
-    GET /api/v2/samples                         the sequence folders in samples/
     GET /api/v2/samples/<name>/frames/<i>.jpg   frame i of a sample, downscaled, as JPEG (``?width=``, default 160)
 
 Frame ``i`` is the position in the sample's natural-order listing, the same
 number as ``timeline[].frame`` in an answer for that sample, so the page can
 put the timeline's boxes on the right thumbnail. Thumbnails are made on
 request and never kept: nothing here grows with the number of jobs.
+
+The thumbnail is served here rather than by the API v2 blueprint although its URL is under /api/v2 (and it
+is in the OpenAPI document, which reads its width bounds from here): it exists for the page's drawing (its
+X-Frame-* headers scale the boxes), needs no analyzer, and is the only image encoding in the service. The
+sample list, which names what an analysis may be asked for, is the API's.
 """
 
 from __future__ import annotations
@@ -16,36 +20,23 @@ from pathlib import Path
 from typing import Callable
 
 import cv2
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from facecore.errors import AnalysisError
-from facecore.frames import decode_frame, list_frames, natural_key
+from facecore.frames import decode_frame, list_frames
 
 THUMBNAIL_WIDTH = 160
 MIN_WIDTH, MAX_WIDTH = 16, 640
 JPEG_QUALITY = 80
 
 
-def list_samples(samples_dir: Path) -> list[str]:
-    """Folder names directly inside ``samples_dir`` that ``resolve_sample`` would accept, in natural order."""
-    if not samples_dir.is_dir():
-        return []
-    return sorted((entry.name for entry in samples_dir.iterdir()
-                   if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith(".")),
-                  key=natural_key)
-
-
-def create_page(resolve_sample: Callable[[str], Path], samples: Callable[[], list[str]]) -> Blueprint:
+def create_page(resolve_sample: Callable[[str], Path]) -> Blueprint:
     page = Blueprint("page", __name__)
 
     @page.get("/")
     def index():
         # The app's static folder is faceanalysis/static; the page loads its CSS and JS from there.
         return current_app.send_static_file("index.html")
-
-    @page.get("/api/v2/samples")
-    def sample_list():
-        return jsonify({"samples": samples()})
 
     @page.get("/api/v2/samples/<name>/frames/<int:index>.jpg")
     def thumbnail(name: str, index: int):

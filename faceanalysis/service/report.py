@@ -1,7 +1,7 @@
 """The API v2 answer: persons tracked across frames, an optional per-frame timeline, and metadata.
 
-Plain floats and named labels only (no legacy numeric codes, no strings for
-numbers). Everything comes from the ``SequenceResult``: this module only formats it.
+Plain floats and named labels only (no legacy numeric codes, no strings for numbers). Everything comes from
+the ``SequenceResult``: this module only fills in the ``contract`` declarations, which give the JSON its shape.
 """
 
 from __future__ import annotations
@@ -11,71 +11,76 @@ import math
 import numpy as np
 
 from facecore.labels import EXPRESSIONS, GENDERS, dominant
-from faceanalysis.pipeline.result import FaceSummary, Person, SequenceResult
+from faceanalysis.pipeline import result as pipeline
+from faceanalysis.pipeline.settings import Settings
+from faceanalysis.service import contract
+from faceanalysis.service.schema import ABSENT, to_json
 
 DECIMALS = 6     # enough for probabilities; keeps answers short and stable across runs
 
 
-def build_report(result: SequenceResult, timeline: bool, request_meta: dict) -> dict:
-    report = {"persons": [_person(person) for person in result.persons]}
-    if timeline:
-        report["timeline"] = _timeline(result)
-    source, provenance = result.source, result.provenance
-    report["meta"] = {
-        **request_meta,
-        "frames": {
-            "listed": source.listed,
-            "read": len(source.read),
-            "skipped": [{"name": item.name, "reason": item.reason} for item in source.skipped],
-            "ignored": list(source.ignored),
-            "without_face": list(result.frames_without_face),
-            "truncated": source.truncated,
-        },
-        "models": provenance.models,
-        "model_choice": {"age_gender": provenance.settings["age_gender"],
-                         "expression": provenance.settings["expression"]},
-        "timings_ms": dict(result.timings_ms),
-        "device": dict(provenance.device),
-        "aggregator": provenance.aggregator,
-        "tracker": dict(provenance.tracker),
-        "settings": dict(provenance.settings),
-    }
-    return report
+def build_report(result: pipeline.SequenceResult, source: contract.Input, options: contract.Options) -> dict:
+    return to_json(analysis(result, source, options))
 
 
-def _person(person: Person) -> dict:
-    return {"id": person.id, "primary": person.primary, **_answer(person.summary),
-            "frames_seen": person.frames_seen, "mean_confidence": _number(person.mean_confidence)}
+def analysis(result: pipeline.SequenceResult, source: contract.Input,
+             options: contract.Options) -> contract.Analysis:
+    read, provenance = result.source, result.provenance
+    settings = Settings(**provenance.settings)
+    meta = contract.Meta(
+        input=source,
+        options=options,
+        frames=contract.Frames(
+            listed=read.listed,
+            read=len(read.read),
+            skipped=[contract.SkippedFrame(name=item.name, reason=item.reason) for item in read.skipped],
+            ignored=list(read.ignored),
+            without_face=list(result.frames_without_face),
+            truncated=read.truncated),
+        models=provenance.models,
+        model_choice=contract.ModelChoice(**settings.model_choice),
+        timings_ms=dict(result.timings_ms),
+        device=dict(provenance.device),
+        aggregator=provenance.aggregator,
+        tracker=dict(provenance.tracker),
+        settings=settings)
+    return contract.Analysis(persons=[_person(person) for person in result.persons],
+                             timeline=_timeline(result) if options.timeline else ABSENT,
+                             meta=meta)
 
 
-def _answer(summary: FaceSummary) -> dict:
+def _person(person: pipeline.Person) -> contract.Person:
+    summary = person.summary
     low, high = summary.age_interval
-    return {
-        "age": {"value": _number(summary.age), "interval": [_number(low), _number(high)]},
-        "gender": _named(GENDERS, summary.gender),
-        "expression": _expression(summary.expression),
-    }
+    return contract.Person(
+        id=person.id, primary=person.primary,
+        age=contract.Age(value=_number(summary.age), interval=(_number(low), _number(high))),
+        gender=_gender(summary.gender), expression=_expression(summary.expression),
+        frames_seen=person.frames_seen, mean_confidence=_number(person.mean_confidence))
 
 
-def _expression(probabilities: np.ndarray) -> dict:
-    return {**_named(EXPRESSIONS, probabilities), "dominant": dominant(probabilities)}
-
-
-def _timeline(result: SequenceResult) -> list[dict]:
+def _timeline(result: pipeline.SequenceResult) -> list[contract.TimelineFrame]:
     faces = result.faces
-    by_frame: dict[int, list[dict]] = {}
+    by_frame: dict[int, list[contract.Face]] = {}
     for row in range(len(faces)):
-        by_frame.setdefault(int(faces.frame[row]), []).append({
-            "person": int(faces.person[row]),
-            "box": [_number(value) for value in faces.boxes[row]],
-            "confidence": _number(faces.confidence[row]),
-            "landmarks": [[_number(x), _number(y)] for x, y in faces.landmarks[row]],
-            "age": _number(faces.age_years[row]),
-            "gender": _named(GENDERS, faces.gender[row]),
-            "expression": _expression(faces.expression[row]),
-        })
-    return [{"frame": int(index), "name": name, "faces": by_frame.get(int(index), [])}
+        by_frame.setdefault(int(faces.frame[row]), []).append(contract.Face(
+            person=int(faces.person[row]),
+            box=tuple(_number(value) for value in faces.boxes[row]),
+            confidence=_number(faces.confidence[row]),
+            landmarks=[(_number(x), _number(y)) for x, y in faces.landmarks[row]],
+            age=_number(faces.age_years[row]),
+            gender=_gender(faces.gender[row]),
+            expression=_expression(faces.expression[row])))
+    return [contract.TimelineFrame(frame=int(index), name=name, faces=by_frame.get(int(index), []))
             for index, name in result.source.read]
+
+
+def _gender(probabilities: np.ndarray):
+    return contract.Gender(**_named(GENDERS, probabilities))
+
+
+def _expression(probabilities: np.ndarray):
+    return contract.Expression(**_named(EXPRESSIONS, probabilities), dominant=dominant(probabilities))
 
 
 def _named(labels, values) -> dict:

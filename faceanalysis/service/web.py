@@ -1,5 +1,5 @@
 """The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, API v2 (``api_v2.py``), the browser page
-(``page.py``), JSON errors.
+(``page.py``), JSON errors, and the samples folder both APIs read.
 
 The app gets an already prepared ``FaceAnalyzer``; nothing here loads a model.
 """
@@ -15,14 +15,16 @@ from werkzeug.routing import PathConverter
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.service.api_v2 import create_api_v2
+from faceanalysis.service.contract import MAX_NAME_LENGTH, error_body
 from facecore.errors import AnalysisError, bad_name, not_found
+from facecore.frames import natural_key
 from faceanalysis.service.legacy import legacy_result
-from faceanalysis.service.page import create_page, list_samples
+from faceanalysis.service.page import create_page
+from faceanalysis.service.schema import to_json
 
 log = logging.getLogger(__name__)
 
 LEGACY_ALIASES = {"test": "seqA"}
-MAX_NAME_LENGTH = 255       # longest file name on common file systems
 
 
 def resolve_sample(samples_dir: Path, name: str) -> Path:
@@ -46,6 +48,15 @@ def resolve_sample(samples_dir: Path, name: str) -> Path:
     return folder
 
 
+def list_samples(samples_dir: Path) -> list[str]:
+    """Folder names directly inside ``samples_dir`` that ``resolve_sample`` would accept, in natural order."""
+    if not samples_dir.is_dir():
+        return []
+    return sorted((entry.name for entry in samples_dir.iterdir()
+                   if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith(".")),
+                  key=natural_key)
+
+
 class AnyPathConverter(PathConverter):
     """Like ``path`` but also matches a leading slash, so "/seqPath//etc" is refused as a name, not a 404."""
     regex = ".*"
@@ -60,31 +71,33 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
     app.url_map.converters["anypath"] = AnyPathConverter
     samples_dir = Path(samples_dir)
 
+    def sample_folder(name: str) -> Path:
+        return resolve_sample(samples_dir, name)
+
     @app.get("/seqPath/<anypath:name>")
     def sequence(name: str):
-        folder = resolve_sample(samples_dir, name)
+        folder = sample_folder(name)
         result = analyzer.analyse_folder(folder)
         log.info("analysed %s: %d frames read, %d skipped, %d without face, %.0f ms",
                  folder.name, result.frames_read, len(result.source.skipped), len(result.frames_without_face),
                  result.timings_ms["total"])
         return jsonify(legacy_result(result))
 
-    app.register_blueprint(create_api_v2(analyzer, lambda name: resolve_sample(samples_dir, name)))
-    app.register_blueprint(create_page(lambda name: resolve_sample(samples_dir, name),
-                                       lambda: list_samples(samples_dir)))
+    app.register_blueprint(create_api_v2(analyzer, sample_folder, lambda: list_samples(samples_dir)))
+    app.register_blueprint(create_page(sample_folder))
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):
-        return jsonify(error.to_json()), error.status
+        return jsonify(to_json(error_body(error.code, error.message))), error.status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return jsonify({"error": {"code": code, "message": error.description}}), error.code
+        return jsonify(to_json(error_body(code, error.description))), error.code
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error")
-        return jsonify({"error": {"code": "internal_error", "message": "the analysis failed unexpectedly"}}), 500
+        return jsonify(to_json(error_body("internal_error", "the analysis failed unexpectedly"))), 500
 
     return app

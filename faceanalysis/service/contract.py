@@ -1,0 +1,243 @@
+"""The API v2 contract, declared once: the limits, the options, and every JSON answer.
+
+``inputs`` parses the options with the bounds declared here, ``report`` and ``api_v2`` build their answers as
+these declarations (``schema.to_json``), and ``openapi`` generates the document's parameters and components
+from them, so the document cannot drift from what the service does. Field order is the key order of the JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, make_dataclass
+from operator import attrgetter
+from typing import Literal
+
+from facecore.labels import EXPRESSIONS, GENDERS
+from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
+from faceanalysis.service.jobs import DONE, FAILED, QUEUED, RUNNING
+from faceanalysis.service.schema import prop
+
+INPUT_KINDS = ("sample", "video", "zip", "frames")
+MAX_NAME_LENGTH = 255       # longest file name on common file systems: the longest sample name
+
+
+def _limit(config_key: str, default: int):
+    return field(default=default, metadata={"config_key": config_key})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit of the service with its default. A deployment or a test changes one through its Flask config
+    key (the README documents those keys, so they keep their names)."""
+    max_content_length: int = _limit("MAX_CONTENT_LENGTH", 256 * 1024 ** 2)    # whole request body, bytes
+    default_max_frames: int = _limit("FACE_DEFAULT_MAX_FRAMES", 3000)
+    max_frames: int = _limit("FACE_MAX_FRAMES", 10000)                 # hard cap on the max_frames option
+    max_stride: int = _limit("FACE_MAX_STRIDE", 1000)
+    max_entries: int = _limit("FACE_MAX_ENTRIES", 10000)               # zip entries, or uploaded image files
+    max_unpacked_bytes: int = _limit("FACE_MAX_UNPACKED_BYTES", 2 * 1024 ** 3)    # a zip's uncompressed total
+    job_queue_size: int = _limit("FACE_JOB_QUEUE_SIZE", 8)             # jobs waiting, besides the one running
+    job_ttl_seconds: int = _limit("FACE_JOB_TTL_SECONDS", 600)         # how long a finished job's answer is kept
+    jobs_kept: int = _limit("FACE_JOBS_KEPT", 100)                     # finished jobs kept at most
+
+    @classmethod
+    def from_config(cls, config) -> "Limits":
+        return cls(**{item.name: config[item.metadata["config_key"]] for item in fields(cls)})
+
+    @classmethod
+    def config_defaults(cls) -> dict:
+        return {item.metadata["config_key"]: item.default for item in fields(cls)}
+
+
+def limit(name: str):
+    """A schema keyword that is one of the running app's ``Limits``."""
+    return attrgetter(name)
+
+
+# --- the request's options ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Options:
+    """The options the analysis ran with."""
+    timeline: bool = prop("Also return per-frame results.", default=False)
+    max_frames: int = prop("Analyse at most this many frames (after stride); the rest is not read and "
+                           "meta.frames.truncated is true.",
+                           minimum=1, maximum=limit("max_frames"), default=limit("default_max_frames"))
+    stride: int = prop("Analyse every n-th frame.", minimum=1, maximum=limit("max_stride"), default=1)
+
+
+# --- the answer ---------------------------------------------------------------------------------------------
+
+PROBABILITY = {"minimum": 0, "maximum": 1}
+
+Gender = make_dataclass("Gender", [(label, float, prop(**PROBABILITY)) for label in GENDERS], frozen=True,
+                        namespace={"__doc__": "Gender probabilities (sum to 1)."})
+Expression = make_dataclass(
+    "Expression",
+    [*((label, float, prop(**PROBABILITY)) for label in EXPRESSIONS),
+     ("dominant", Literal[EXPRESSIONS], prop("The most likely expression."))],
+    frozen=True, namespace={"__doc__": "The 7 expression probabilities (sum to 1) and the most likely one."})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Age:
+    """A person's age from the 81-bin age distribution (0 to 80 years)."""
+    value: float = prop("Expected age of the distribution, years.")
+    interval: tuple[float, float] = prop("Central 80% range of the distribution, years.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Person:
+    """One person tracked across the frames, their faces combined into one answer."""
+    id: int = prop("1, 2, ... in order of first appearance.")
+    primary: bool = prop("The person seen in most frames.")
+    age: Age
+    gender: Gender
+    expression: Expression
+    frames_seen: int = prop("Frames in which this person's face was found.")
+    mean_confidence: float = prop("Mean face-detection confidence.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Face:
+    """One face in one frame."""
+    person: int = prop("The id of the person it belongs to.")
+    box: tuple[float, float, float, float] = prop("x1, y1, x2, y2 pixels.")
+    confidence: float = prop("Face-detection confidence.")
+    landmarks: list[tuple[float | None, float | None]] = prop(
+        "5 points (x, y): eyes, nose, mouth corners; null where not known.", minItems=5, maxItems=5)
+    age: float = prop("Expected age of this face, years.")
+    gender: Gender
+    expression: Expression
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimelineFrame:
+    """One frame read, with the faces found in it."""
+    frame: int = prop("Index in the input (folder order, video frame number).")
+    name: str
+    faces: list[Face]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Input:
+    """What was analysed."""
+    kind: Literal[INPUT_KINDS]
+    name: str = prop("The sample name, the uploaded file's name, or \"N files\".")
+    fps: float | None = prop("Only for a video: its frame rate, null when the container gives none.",
+                             optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkippedFrame:
+    """A frame that could not be used, or an archive entry that was refused."""
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frames:
+    """What the input held, and what of it was read."""
+    listed: int = prop("Frames found, before stride and max_frames.")
+    read: int = prop("Frames decoded and analysed.")
+    skipped: list[SkippedFrame]
+    ignored: list[str] = prop("Entries that are not frames at all.")
+    without_face: list[str] = prop("Frames read in which no face was found.")
+    truncated: bool = prop("max_frames stopped the analysis before the end of the input.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChoice:
+    """Which models answer: FACE_AGE_GENDER and FACE_EXPRESSION as the server was started."""
+    age_gender: Literal[AGE_GENDER_CHOICES]
+    expression: Literal[EXPRESSION_CHOICES]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Meta:
+    """How the answer was made."""
+    input: Input
+    options: Options
+    frames: Frames
+    models: dict[str, dict] = prop("Per model file: model, package==version, file, sha256, license.")
+    model_choice: ModelChoice
+    timings_ms: dict[str, float] = prop("Wall-clock milliseconds per stage, and the total.")
+    device: dict = prop("Where the models run: kind (CPU or GPU) and each runtime's device.")
+    aggregator: str = prop("How a person's faces are combined.")
+    tracker: dict = prop("How faces are grouped into persons, with its parameters.")
+    settings: Settings = prop("Every setting the analyzer was built with (environment and flags).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Analysis:
+    """The answer: the persons seen, and how it was made."""
+    persons: list[Person]
+    timeline: list[TimelineFrame] = prop("Only with timeline=true: one entry per frame read.", optional=True)
+    meta: Meta
+
+
+# --- jobs, errors and the small answers ---------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class QueuedJob:
+    """A job just submitted."""
+    id: str
+    status: Literal[QUEUED, RUNNING, DONE, FAILED]
+    url: str = prop("Where to poll: GET it for the job's state.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobProgress:
+    frames_done: int
+    frames_total: int | None = prop("null while unknown (a video without a frame count).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobError:
+    """Why the job failed: the error the synchronous request would have answered, and its HTTP status."""
+    code: str
+    message: str
+    status: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A job's state; its result once done, its error once failed."""
+    id: str
+    status: Literal[QUEUED, RUNNING, DONE, FAILED]
+    progress: JobProgress
+    created: str = prop(format="date-time")
+    started: str | None = prop(format="date-time")
+    finished: str | None = prop(format="date-time")
+    result: Analysis = prop(optional=True)
+    error: JobError = prop(optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorDetail:
+    code: str = prop("Stable, for programs: e.g. sequence_not_found.")
+    message: str = prop("For people: what was wrong and how to fix it.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error:
+    """Every error has this shape."""
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str) -> Error:
+    return Error(error=ErrorDetail(code=code, message=message))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleList:
+    samples: list[str] = prop("The sample folders' names in natural order, for {\"sample\": NAME}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Health:
+    status: Literal["ok"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Readiness:
+    status: Literal["ready"]
+    device: Literal["CPU", "GPU"]
