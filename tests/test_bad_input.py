@@ -79,11 +79,11 @@ def test_broken_frames_are_skipped_and_counted(analyzer, samples_dir):
     (folder / "frame_0003_bomb.png").write_bytes(png_header_only(40000, 40000))
     (folder / "thumbs.db").write_bytes(b"\x00\x01")
     result = analyzer.analyse_folder(folder)
-    skipped = {name for name, _ in result.skipped}
+    skipped = {item.name for item in result.source.skipped}
     assert {"frame_0001_empty.jpg", "frame_0002_text.jpg", "frame_0003_bomb.png"} <= skipped
-    assert result.ignored_files == ["thumbs.db"]
+    assert result.source.ignored == ("thumbs.db",)
     # The good frames still all count; a truncated JPEG may decode partially, and is then analysed.
-    assert result.frames_read + len(result.skipped) == result.frames_listed == len(good) + 4
+    assert result.frames_read + len(result.source.skipped) == result.source.listed == len(good) + 4
     assert set(result.faces.frame_name) >= {frame.name for frame in good}
 
 

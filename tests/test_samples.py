@@ -69,15 +69,15 @@ def age_model():
 @pytest.mark.parametrize("name", ["seqA", "seqB"])
 def test_every_frame_has_one_analysed_face(sample_results, name):
     result = sample_results[name]
-    assert result.frames_read == result.frames_listed == 30
-    assert result.frames_without_face == []
+    assert result.frames_read == result.source.listed == 30
+    assert result.frames_without_face == ()
     assert result.faces.primary.sum() == 30
     assert sorted(result.faces.frame[result.faces.primary]) == list(range(30))
     assert (result.faces.confidence > 0.95).all()
-    low, high = result.age_interval
-    assert low <= result.age <= high
+    low, high = result.summary.age_interval
+    assert low <= result.summary.age <= high
     age = age_model()
-    held = np.interp([low, high], age.bin_edges, age.cdf_at_edges(result.age_distribution))
+    held = np.interp([low, high], age.bin_edges, age.cdf_at_edges(result.summary.age_distribution))
     assert held[1] - held[0] >= 0.8 - 0.01
 
 

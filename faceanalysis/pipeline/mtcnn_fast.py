@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -53,6 +54,10 @@ SCALE_FACTOR = 0.709
 # matter twice over because the two halves of a batch are detected at the same time.
 MAX_PIXELS_PER_CALL = 2 * 288 * 384     # P-Net: 2 frames of the largest 640x480 level
 MAX_PATCHES_PER_CALL = 128              # R-Net / O-Net: 128 patches need ~40 MB of activations, 512 ~150 MB
+# Compiled pyramid functions kept, one per frame size (least recently used dropped first). A video or a folder
+# of frames has one size; an upload of images of many sizes would otherwise keep one compiled TensorFlow graph
+# per size for the life of the process (tests/test_resources.py: RSS stays flat over 200 sizes).
+MAX_PYRAMID_FUNCTIONS = 8
 
 
 # --------------------------------------------------------------------------- networks as ONNX graphs
@@ -385,6 +390,9 @@ class FastMTCNN:
         # page faults on each call (~10% more CPU) and, with several threads, glibc heaps that
         # fragment: the peak RSS over 320 frames was ~100 MB higher without the arena.
         options.enable_cpu_mem_arena = True
+        # onnxruntime keeps one memory plan per input shape it has seen; P-Net sees a new shape for every
+        # frame size, so an upload of images of many sizes would grow the process for good.
+        options.enable_mem_pattern = False
         if on_cpu:
             _share_exact_arena(ort, options)
         self._pnet = ort.InferenceSession(pnet_onnx(pnet_weights), options, providers=list(providers))
@@ -392,7 +400,7 @@ class FastMTCNN:
         self._onet = ort.InferenceSession(onet_onnx(onet_weights), options, providers=list(providers))
         self.providers = self._pnet.get_providers()
         self.tf_device = tf_device
-        self._pyramids: dict[tuple, object] = {}
+        self._pyramids: OrderedDict[tuple, object] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = None
         if self.workers > 1:
@@ -447,8 +455,12 @@ class FastMTCNN:
         height, width = frames[0].shape[:2]
         key = (height, width, tuple(scales))
         with self._lock:        # the parts of a batch ask for the same function at the same time
-            if key not in self._pyramids:
+            if key in self._pyramids:
+                self._pyramids.move_to_end(key)
+            else:
                 self._pyramids[key] = _pyramid_function(height, width, scales, self.tf_device)
+                if len(self._pyramids) > MAX_PYRAMID_FUNCTIONS:
+                    self._pyramids.popitem(last=False)
             pyramid = self._pyramids[key]
         normalized, *levels = pyramid(np.stack(frames))
         return normalized.numpy(), [level.numpy() for level in levels]
