@@ -1,4 +1,5 @@
-"""API v2 on real models: every input kind, the answer's shape, limits, jobs, health and the OpenAPI document.
+"""API v2 on real models: every input kind, the answer's shape, limits, jobs, health and the OpenAPI document,
+which is generated from the contract's declarations and must describe every real answer.
 
 Inputs are kept to 3-5 frames each so the file stays fast on a small CPU.
 """
@@ -10,6 +11,7 @@ import re
 import time
 import types
 import zipfile
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -17,6 +19,8 @@ import pytest
 
 from conftest import SAMPLES
 from faceanalysis.pipeline.analyzer import STAGES
+from faceanalysis.service import contract
+from faceanalysis.service.schema import prop
 from faceanalysis.service.web import create_app
 from test_bad_input import error_of
 
@@ -68,6 +72,15 @@ def check_probabilities(person_or_face):
     expression = {label: person_or_face["expression"][label] for label in EXPRESSIONS}
     assert sum(expression.values()) == pytest.approx(1, abs=1e-4)
     assert person_or_face["expression"]["dominant"] == max(expression, key=expression.get)
+
+
+def write_mp4(path, frames, fps=5.0):
+    first = cv2.imread(str(frames[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (first.shape[1], first.shape[0]))
+    for frame in frames:
+        writer.write(cv2.imread(str(frame)))
+    writer.release()
+    return path
 
 
 def wait_for(client, url, timeout=120):
@@ -194,12 +207,7 @@ def test_an_unreadable_image_among_frames_is_skipped(v2):
 
 
 def test_short_mp4_video(v2, tmp_path):
-    path = tmp_path / "clip.mp4"
-    first = cv2.imread(str(SEQ_A[0]))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (first.shape[1], first.shape[0]))
-    for frame in SEQ_A[:5]:
-        writer.write(cv2.imread(str(frame)))
-    writer.release()
+    path = write_mp4(tmp_path / "clip.mp4", SEQ_A[:5])
     response = upload(v2, "video", (io.BytesIO(path.read_bytes()), "clip.mp4"), "?timeline=1")
     assert response.status_code == 200, response.get_data(as_text=True)
     answer = response.get_json()
@@ -319,3 +327,120 @@ def test_openapi_describes_every_route(v2):
     analyze = spec["paths"]["/api/v2/analyze"]["post"]["responses"]
     assert {"400", "404", "413", "415", "422", "500"} <= set(analyze)
     assert "429" in spec["paths"]["/api/v2/jobs"]["post"]["responses"]
+
+
+def spec_of(client) -> dict:
+    response = client.get("/api/v2/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_components_are_generated_from_the_declarations(v2):
+    schemas = spec_of(v2)["components"]["schemas"]
+    declared = [contract.Analysis, contract.Person, contract.Age, contract.Gender, contract.Expression,
+                contract.Face, contract.TimelineFrame, contract.Meta, contract.Input, contract.Frames,
+                contract.Options, contract.Job, contract.QueuedJob, contract.Error, contract.SampleList]
+    for declaration in declared:
+        assert list(schemas[declaration.__name__]["properties"]) == [item.name for item in fields(declaration)]
+    assert list(schemas["Expression"]["properties"]) == [*EXPRESSIONS, "dominant"]
+    assert schemas["Meta"]["properties"]["settings"]["allOf"] == [{"$ref": "#/components/schemas/Settings"}]
+
+
+def test_a_field_added_to_a_declaration_appears_in_the_served_document(v2, monkeypatch):
+    @dataclass(frozen=True, kw_only=True)
+    class Person(contract.Person):
+        height: float = prop("Centimetres.", minimum=0)
+
+    monkeypatch.setattr(contract, "Person", Person)
+    person = spec_of(v2)["components"]["schemas"]["Person"]
+    assert person["properties"]["height"] == {"type": "number", "minimum": 0, "description": "Centimetres."}
+    assert person["required"][-1] == "height"
+
+
+def test_option_bounds_come_from_the_configured_limits(analyzer):
+    client = make_client(analyzer, FACE_MAX_FRAMES=50, FACE_DEFAULT_MAX_FRAMES=20, FACE_MAX_STRIDE=7)
+    spec = spec_of(client)
+    analyze = spec["paths"]["/api/v2/analyze"]["post"]
+    query = {parameter["name"]: parameter["schema"] for parameter in analyze["parameters"]}
+    assert query == {"timeline": {"type": "boolean", "default": False},
+                     "max_frames": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
+                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1}}
+    body = analyze["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert body["max_frames"]["maximum"] == 50 and body["stride"]["maximum"] == 7
+    assert spec["components"]["schemas"]["Options"]["properties"]["max_frames"]["default"] == 20
+    # The service enforces the bound it documents.
+    error_of(client.post("/api/v2/analyze?max_frames=51", json={"sample": "seqA"}), 400, "invalid_option")
+    error_of(client.post("/api/v2/analyze", json={"sample": "seqA", "stride": 8}), 400, "invalid_option")
+
+
+def test_every_limit_has_one_default_in_the_config(analyzer):
+    config = create_app(analyzer, SAMPLES).config
+    defaults = contract.Limits.config_defaults()
+    assert {key: config[key] for key in defaults} == defaults
+    assert contract.Limits.from_config(config) == contract.Limits()
+
+
+# --- real answers against the served document ---------------------------------------------------------------
+
+def strict(node):
+    """OpenAPI 3.0 schemas as JSON Schema (``nullable`` as a null type), with no undeclared keys allowed, so an
+    answer key missing from its declaration fails too."""
+    if isinstance(node, list):
+        return [strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: strict(value) for key, value in node.items()}
+    if node.pop("nullable", False):
+        node["type"] = [node["type"], "null"]
+    if "properties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    return node
+
+
+@pytest.fixture(scope="module")
+def conforms(v2):
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")
+    components = strict(spec_of(v2)["components"])
+
+    def check(answer, name):
+        validator = jsonschema_rs.Draft4Validator({"$ref": f"#/components/schemas/{name}", "components": components})
+        errors = [str(error) for error in validator.iter_errors(answer)]
+        assert errors == [], errors[:3]
+    return check
+
+
+def test_analysis_answers_conform(v2, sample_answer, conforms, tmp_path):
+    conforms(sample_answer, "Analysis")
+    video = upload(v2, "video", (io.BytesIO(write_mp4(tmp_path / "clip.mp4", SEQ_A[:2]).read_bytes()), "clip.mp4"),
+                   "?timeline=1").get_json()
+    assert "fps" in video["meta"]["input"]
+    conforms(video, "Analysis")
+    entries = {"a.jpg": SEQ_A[0].read_bytes(), "b.jpg": b"not an image", "notes.txt": b"x"}
+    archive = upload(v2, "zip", (zip_of(entries), "a.zip")).get_json()
+    assert archive["meta"]["frames"]["skipped"] and archive["meta"]["frames"]["ignored"]
+    conforms(archive, "Analysis")
+
+
+def test_job_answers_conform(analyzer, samples_dir, conforms):
+    wall = samples_dir / "wall"
+    wall.mkdir()
+    cv2.imwrite(str(wall / "wall.jpg"), np.full((120, 160, 3), 128, np.uint8))
+    client = create_app(analyzer, samples_dir).test_client()
+    for sample, status in (("seqA", "done"), ("wall", "failed")):
+        queued = client.post("/api/v2/jobs", json={"sample": sample, "max_frames": 2})
+        conforms(queued.get_json(), "QueuedJob")
+        state = wait_for(client, queued.get_json()["url"])
+        assert state["status"] == status
+        conforms(state, "Job")
+
+
+def test_small_answers_and_errors_conform(v2, analyzer, conforms):
+    conforms(v2.get("/api/v2/samples").get_json(), "SampleList")
+    conforms(v2.get("/healthz").get_json(), "Health")
+    conforms(v2.get("/readyz").get_json(), "Readiness")
+    errors = [v2.post("/api/v2/analyze", json={"sample": "nope"}), v2.get("/api/v2/jobs/nope"),
+              v2.post("/api/v2/analyze?stride=0", json={"sample": "seqA"}), v2.get("/api/v2/nowhere"),
+              upload(make_client(analyzer, MAX_CONTENT_LENGTH=100), "video", (io.BytesIO(b"0" * 200), "a.mp4"))]
+    for response in errors:
+        assert response.status_code >= 400
+        conforms(response.get_json(), "Error")
