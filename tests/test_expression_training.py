@@ -1,32 +1,61 @@
-"""emotion/train.py's data handling and choices, on made-up labels (no research data needed)."""
+"""The expression trainer (``python -m training expression``) and the toolkit it shares with the heads trainer:
+its data handling and choices on made-up labels, its input scaling (the serving one), and its split of the real
+FER2013 (skipped without ../shared/data)."""
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
+import subprocess
+import sys
 
-from training import expression as train
+import numpy as np
+import pytest
+
+from conftest import REPO
+from emotion import preprocess
+from emotion.model import ExpressionNetwork
+from facecore.device import Device
 from facecore.labels import EXPRESSIONS
+from training import data, expression as train
+from training.batches import faces_given
+from training.shipping import command
+
+CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
 
 
 def fake_data(per_class_train: int = 40, per_class_dev: int = 10) -> dict:
     labels = np.concatenate([np.repeat(np.arange(7), per_class_train), np.repeat(np.arange(7), per_class_dev)])
     splits = np.asarray(["train"] * (7 * per_class_train) + ["dev"] * (7 * per_class_dev))
-    return {"image": np.zeros((len(labels), train.SIZE, train.SIZE), np.uint8), "label": labels, "split": splits}
+    rng = np.random.default_rng(0)
+    return {"image": rng.integers(0, 256, (len(labels), train.SIZE, train.SIZE), dtype=np.uint8), "label": labels,
+            "split": splits}
 
 
 def test_split_keeps_every_part_apart_and_dev_out_of_training():
-    data = fake_data()
-    parts = train.split(data, seed=0)
+    fer = fake_data()
+    parts = data.fer2013_split(fer, seed=0)
     fit, select, choose, report = (set(parts[name].tolist()) for name in ("fit", "select", "dev_choose", "dev_report"))
     assert not (fit & select) and not (choose & report)
-    assert fit | select == set(np.flatnonzero(data["split"] == "train").tolist())
-    assert choose | report == set(parts["dev"].tolist()) == set(np.flatnonzero(data["split"] == "dev").tolist())
+    assert fit | select == set(np.flatnonzero(fer["split"] == "train").tolist())
+    assert choose | report == set(parts["dev"].tolist()) == set(np.flatnonzero(fer["split"] == "dev").tolist())
     assert len(select) == round(0.1 * 7 * 40)
     # stratified: every expression in every held-out part, in proportion
-    assert np.bincount(data["label"][parts["select"]], minlength=7).tolist() == [4] * 7
-    assert np.bincount(data["label"][parts["dev_choose"]], minlength=7).tolist() == [5] * 7
-    assert train.split(data, seed=0)["select"].tolist() == parts["select"].tolist()      # reproducible
-    assert train.split(data, seed=1)["select"].tolist() != parts["select"].tolist()
+    assert np.bincount(fer["label"][parts["select"]], minlength=7).tolist() == [4] * 7
+    assert np.bincount(fer["label"][parts["dev_choose"]], minlength=7).tolist() == [5] * 7
+    assert data.fer2013_split(fer, seed=0)["select"].tolist() == parts["select"].tolist()      # reproducible
+    assert data.fer2013_split(fer, seed=1)["select"].tolist() != parts["select"].tolist()
+
+
+@pytest.mark.skipif(data.missing_labels(data.FER2013) is not None,
+                    reason="needs ../shared/data/fer2013 (research data)")
+def test_split_of_fer2013_is_the_one_the_shipped_network_was_trained_with(tmp_path):
+    """The seed-0 parts fingerprinted from the trainer before it moved into the toolkit (``emotion/train.py``):
+    the network learnt on "fit" only, and the service's choice was made on "dev_choose" only."""
+    labels = data.read_labels(data.FER2013, {"emotion": EXPRESSIONS, "split": str})
+    parts = data.fer2013_split({"label": labels["emotion"], "split": labels["split"]}, seed=0)
+    assert {name: hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest()[:16] for name, rows in parts.items()} == {
+        "fit": "84f4e0dfd814e5b9", "select": "b5681fe84d0960cb", "dev": "8db449b1525174f1",
+        "dev_choose": "db1cf33664080912", "dev_report": "8aeaaaa0fc67dc08"}
 
 
 def test_the_choice_is_made_on_dev_choose_only():
@@ -43,9 +72,45 @@ def test_network_maps_48px_grey_to_the_seven_expressions():
     assert out.shape == (2, len(EXPRESSIONS)) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
 
 
+def test_training_input_is_the_serving_input():
+    """What the network learns from is exactly what the service feeds it: one function, the same numbers."""
+    assert train.network_input is preprocess.network_input
+
+    fer = fake_data(per_class_train=2, per_class_dev=0)
+    rows = np.arange(len(fer["label"]))
+    trained_on = train.inputs(fer, rows)
+    fed = []
+
+    class Recorder:                         # stands in for the Keras model inside the serving network
+        def __call__(self, batch, training):
+            fed.append(np.asarray(batch))
+            return np.zeros((len(batch), len(EXPRESSIONS)), np.float32)
+
+    network = ExpressionNetwork(weight=None)
+    network._model, network._device, network._wants_list = Recorder(), CPU.tf_device, False
+    network.probabilities(fer["image"][rows], flip=False)
+    assert trained_on.dtype == np.float32 and trained_on.shape == (len(rows), train.SIZE, train.SIZE, 1)
+    assert np.array_equal(np.concatenate(fed), trained_on)
+    # the mini-Xception's scaling: 0 -> -1, 255 -> 1
+    every_value = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    assert np.array_equal(train.network_input(every_value)[..., 0],
+                          every_value.astype(np.float32) / np.float32(127.5) - np.float32(1.0))
+
+
 def test_given_faces_are_whole_image_boxes_the_service_crops_back_unchanged():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, train.SIZE, train.SIZE), dtype=np.uint8)
-    faces = train.given_faces(images)
+    faces = faces_given(images)
     assert faces.whole_image_faces and len(faces) == 3
     assert np.array_equal(faces.square_grey_crops(train.SIZE, 0.0), images)
+
+
+def test_trainers_run_as_python_m_training_and_record_that_command():
+    done = subprocess.run([sys.executable, "-m", "training", "expression", "--data", str(REPO / "nowhere")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no labels.csv" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "training", "train_heads"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "heads" in done.stderr and "expression" in done.stderr
+    recorded = command("heads", ["--features", "networks", "--ship"])
+    assert recorded == "python -m training heads --features networks --ship"

@@ -1,4 +1,5 @@
-"""Every metric of training.metrics on small hand-made cases whose answers are worked out in the comments."""
+"""Every metric of training.metrics on small hand-made cases whose answers are worked out in the comments, and
+the score tables of training.scoring built on them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from training import metrics
+from training import metrics, scoring
 
 NAN = math.nan
 
@@ -120,3 +121,30 @@ def test_band_masks_are_half_open():
     assert masks["13-19"].tolist() == [False, False, True, False, False, False]
     assert masks["40-59"].tolist() == [False, False, False, True, False, False]
     assert masks["60+"].tolist() == [False, False, False, False, True, False]     # unlabelled: in no band
+
+
+def test_classification_scores_name_each_class():
+    # true 0 0 1 2, predicted 0 1 1 (none): 2 of 4 right; class 2 has no prediction, so it is a miss
+    scores = scoring.classification_scores(np.array([0, 0, 1, 2]), np.array([0, 1, 1, metrics.NO_PREDICTION]),
+                                           ("a", "b", "c"))
+    assert scores["n"] == 4 and scores["accuracy"] == 0.5
+    assert list(scores["per_class"]) == ["a", "b", "c"]
+    assert scores["per_class"]["a"]["recall"] == 0.5 and scores["per_class"]["b"]["precision"] == 0.5
+    assert scores["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    # F1: a 2/3, b 2/3, c 0 (it occurs in the truth)
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_age_scores_and_accuracy_by_band():
+    true_age, predicted = np.array([5.0, 30.0, 70.0]), np.array([7.0, 20.0, NAN])
+    scores = scoring.age_scores(true_age, predicted)
+    assert scores["age_mae"] == pytest.approx(6) and scores["age_bias"] == pytest.approx(-4)
+    assert scores["age_within5"] == pytest.approx(1 / 3)           # the missing prediction is a miss
+    assert [band["n"] for band in scores["age_bands"]] == [1, 0, 1, 0, 1]
+    by_band = scoring.accuracy_by_age_band(np.array([0, 1, 1]), np.array([0, 0, 1]), true_age)
+    assert [(band["band"], band["acc"]) for band in by_band] == [
+        ("0-12", 1.0), ("13-19", None), ("20-39", 0.0), ("40-59", None), ("60+", 1.0)]
+
+
+def test_markdown_table_right_aligns_the_figures():
+    assert scoring.markdown_table(["model", "acc"], [["a", "0.5"]]) == "| model | acc |\n| :--- | ---: |\n| a | 0.5 |"

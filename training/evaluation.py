@@ -23,7 +23,7 @@ import numpy as np
 
 from facecore.labels import EXPRESSIONS, GENDERS
 
-from training import metrics
+from training import metrics, scoring
 from facecore.errors import AnalysisError
 from facecore.frames import SkippedFrame, decode_frame, iter_decoded_batches
 
@@ -215,39 +215,31 @@ def score(items: list[Item], columns: list[str], predictions: Predictions) -> di
         true = np.asarray([item.age for item in items])
         labelled = ~np.isnan(true)
         true, pred = true[labelled], predictions.age[labelled]
-        report.update({
-            "age_n": int(labelled.sum()), "age_mae": metrics.mean_absolute_error(true, pred),
-            "age_mae_n": int((~np.isnan(pred)).sum()), "age_within5": metrics.within(true, pred, 5),
-            "age_bias": metrics.mean_error(true, pred),
-            "age_bands": metrics.age_bands(true, pred)})
+        report.update({"age_n": int(labelled.sum()), "age_mae_n": int((~np.isnan(pred)).sum()),
+                       **scoring.age_scores(true, pred)})
     if "gender" in columns:
-        labelled, true, pred = _classification(report, "gender", GENDERS, [item.gender for item in items],
-                                               predictions.gender)
+        labelled, true, pred, _ = _classification(report, "gender", GENDERS, [item.gender for item in items],
+                                                  predictions.gender)
         if "age" in columns:
-            # Gender is much harder to tell for children; the overall figure hides how much.
             ages = np.asarray([item.age for item in items])[labelled]
-            report["gender_acc_by_age_band"] = [
-                {"band": name, "n": int(inside.sum()), "acc": metrics.accuracy(true[inside], pred[inside])}
-                for name, inside in metrics.band_masks(ages)]
+            report["gender_acc_by_age_band"] = scoring.accuracy_by_age_band(true, pred, ages)
     if "emotion" in columns:
-        _, true, pred = _classification(report, "emotion", EXPRESSIONS, [item.emotion for item in items],
-                                        predictions.expression)
-        report["emotion_macro_f1"] = metrics.macro_f1(true, pred, len(EXPRESSIONS))
+        *_, scores = _classification(report, "emotion", EXPRESSIONS, [item.emotion for item in items],
+                                     predictions.expression)
+        report["emotion_macro_f1"] = scores["macro_f1"]
     return report
 
 
 def _classification(report: dict, name: str, labels, true_labels: list, probabilities: np.ndarray):
-    """Accuracy, confusion matrix and per-class scores of one labelled column, added to ``report``."""
+    """Accuracy, confusion matrix and per-class scores of one labelled column, added to ``report``; returns
+    the labelled items' mask, their true and predicted classes, and every score."""
     true = np.asarray(true_labels)
     labelled = true != metrics.NO_PREDICTION
     true, pred = true[labelled], Predictions.classes(probabilities)[labelled]
-    report.update({
-        f"{name}_n": int(labelled.sum()), f"{name}_acc": metrics.accuracy(true, pred),
-        f"{name}_labels": list(labels),
-        f"{name}_confusion": metrics.confusion_matrix(true, pred, len(labels)).tolist(),
-        f"{name}_per_class": {label: scores for label, scores
-                              in zip(labels, metrics.per_class_scores(true, pred, len(labels)))}})
-    return labelled, true, pred
+    scores = scoring.classification_scores(true, pred, labels)
+    report.update({f"{name}_n": scores["n"], f"{name}_acc": scores["accuracy"], f"{name}_labels": list(labels),
+                   f"{name}_confusion": scores["confusion"], f"{name}_per_class": scores["per_class"]})
+    return labelled, true, pred, scores
 
 
 def write_predictions(path: Path, items: list[Item], predictions: Predictions) -> None:

@@ -1,8 +1,8 @@
 """Train age and gender heads on UTKFace and compare them with the dlib-models networks on a held-out
 validation split.
 
-    python train_heads.py [--features embedding|networks] [--data ../shared/data/utkface]
-                          [--cache ~/.cache/videoface] [--seed 0] [--ship]
+    python -m training heads [--features embedding|networks] [--data ../shared/data/utkface]
+                             [--cache ~/.cache/videoface] [--seed 0] [--ship]
 
 ``--features embedding`` (default): heads on the dlib face embedding ("FaceNet + heads", the original's
 design; choices ``heads`` / ``ensemble`` in the service). ``--features networks``: heads on the dlib-models age
@@ -13,11 +13,12 @@ One data path, in order:
 
 1. ``labels.csv`` is split once, with ``--seed``, into train (80%) and validation (20%), stratified by age band
    and gender. Inside train a second split with the same seed holds out 20% ("tune") on which every
-   hyper-parameter and ensemble weight is chosen; validation is only ever scored.
+   hyper-parameter and ensemble weight is chosen; validation is only ever scored (``training.data``).
 2. Per image, through the service's own code (decoder, dlib 5-point aligner on the whole crop, as
-   ``analyse_images(faces_given=True)`` does): the 128-d embedding, and the dlib-models age distribution (81
-   bins) and gender probabilities as baselines (or the networks' features, with ``--features networks``). Cached in ``--cache`` (outside the repository: the features
-   name research-only files), so a re-run only fits.
+   ``analyse_images(faces_given=True)`` does, ``training.batches``): the 128-d embedding, and the dlib-models
+   age distribution (81 bins) and gender probabilities as baselines (or the networks' features, with
+   ``--features networks``). Cached in ``--cache`` (outside the repository: the features name research-only
+   files), so a re-run only fits.
 3. Heads with scikit-learn: gender is a logistic regression on the embedding; age has three candidates (a
    multinomial logistic regression over the 81 age bins; a ridge regression of log-age and a kernel ridge
    regression of log-age on Nystroem RBF features, both turned into an 81-bin distribution by a Gaussian in
@@ -31,11 +32,9 @@ One data path, in order:
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -43,63 +42,23 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("train_heads")
+from training import data
+from training.batches import faces_given
+from training.metrics import accuracy
+from training.scoring import accuracy_by_age_band, age_scores, markdown_table
+from training.shipping import WEIGHTS_DIR, command, ship
 
-REPO = Path(__file__).resolve().parent
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "utkface"
-DEFAULT_CACHE = Path(os.environ.get("VIDEOFACE_CACHE", Path.home() / ".cache" / "videoface"))
+log = logging.getLogger(__name__)
+
 # What the heads read: the dlib face embedding ("FaceNet + heads"), or the dlib-models age and gender
 # networks' own penultimate features (``age.heads.NetworkFeatures``; the "tuned" choice).
 FEATURE_KINDS = {
-    "embedding": {"file": REPO / "weights" / "age_gender_heads_v1.npz", "key": "age_gender_heads",
+    "embedding": {"file": WEIGHTS_DIR / "age_gender_heads_v1.npz", "key": "age_gender_heads",
                   "describe": "the dlib 128-d face embedding", "modes": ("heads", "ensemble")},
-    "networks": {"file": REPO / "weights" / "age_gender_netheads_v1.npz", "key": "age_gender_netheads",
+    "networks": {"file": WEIGHTS_DIR / "age_gender_netheads_v1.npz", "key": "age_gender_netheads",
                  "describe": ("the dlib-models age and gender networks' penultimate features (256 + 16 values, "
                               "their last layers refitted)"), "modes": ("tuned-head", "tuned")},
 }
-GENDERS = ("male", "female")
-VALIDATION_SHARE = 0.2
-TUNE_SHARE = 0.2
-
-
-# ----------------------------------------------------------------------------------------------- data + split
-
-def read_labels(data_dir: Path) -> dict:
-    files, ages, genders = [], [], []
-    with open(data_dir / "labels.csv", newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            files.append(row["file"])
-            ages.append(float(row["age"]))
-            genders.append(GENDERS.index(row["gender"].strip().lower()))
-    return {"file": np.asarray(files), "age": np.asarray(ages), "gender": np.asarray(genders, dtype=np.int64)}
-
-
-def strata(ages: np.ndarray, genders: np.ndarray) -> np.ndarray:
-    from training.metrics import band_masks
-    band = np.zeros(len(ages), dtype=np.int64)
-    for number, (_, inside) in enumerate(band_masks(ages)):
-        band[inside] = number
-    return band * len(GENDERS) + genders
-
-
-def split(labels: dict, seed: int) -> dict:
-    """Indices of train, its held-out "tune" part, the rest of train ("fit"), and validation."""
-    from sklearn.model_selection import train_test_split
-    everything = np.arange(len(labels["file"]))
-    groups = strata(labels["age"], labels["gender"])
-    train, validation = train_test_split(everything, test_size=VALIDATION_SHARE, random_state=seed,
-                                         stratify=groups)
-    fit, tune = train_test_split(train, test_size=TUNE_SHARE, random_state=seed, stratify=groups[train])
-    return {"train": np.sort(train), "fit": np.sort(fit), "tune": np.sort(tune), "validation": np.sort(validation)}
-
-
-def validation_subset(labels: dict, seed: int, size: int = 200) -> list[str]:
-    """A fixed, stratified sample of the validation split (for the quick test), listed by file name."""
-    from sklearn.model_selection import train_test_split
-    validation = split(labels, seed)["validation"]
-    groups = strata(labels["age"][validation], labels["gender"][validation])
-    chosen, _ = train_test_split(validation, train_size=size, random_state=seed, stratify=groups)
-    return sorted(labels["file"][chosen].tolist())
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -109,17 +68,6 @@ def feature_cache_path(cache: Path, data_dir: Path, manifest: dict) -> Path:
     for key in ("aligner", "embedding", "age", "gender"):
         digest.update(manifest[key]["sha256"].encode())
     return cache / f"utkface_features_{digest.hexdigest()[:12]}.npz"
-
-
-def given_faces(aligner, images: list[np.ndarray]):
-    """The FaceBatch ``analyse_images(faces_given=True)`` builds: each whole crop is the box, dlib's
-    5-point landmarks inside it."""
-    from facecore.faces import Detections
-    from facecore.faces import FaceBatch
-    detections = Detections.whole_images(images)
-    faces = FaceBatch(frames=images, detections=detections, whole_image_faces=True)
-    faces.shapes = aligner.run(images, detections)
-    return faces
 
 
 def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) -> dict:
@@ -143,7 +91,7 @@ def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) ->
         if len(table) != len(images):
             raise RuntimeError(f"expected one face per image, got {len(table)} for {len(images)}")
         age[first:chunk.stop], gender[first:chunk.stop] = table.age, table.gender
-        embedding[first:chunk.stop] = embedder.run(given_faces(analyzer.aligner, images))
+        embedding[first:chunk.stop] = embedder.run(faces_given(images, analyzer.aligner))
         done = chunk.stop
         if (first // batch_size) % 10 == 0 or done == len(files):
             elapsed = time.perf_counter() - start
@@ -169,7 +117,7 @@ def compute_network_features(data_dir: Path, files: np.ndarray, batch_size: int 
     features.prepare(device)
     out = {"networks": [], "dlib_age": [], "dlib_gender": []}
     for first in range(0, len(files), batch_size):
-        faces = given_faces(aligner, [decode_frame(data_dir / name) for name in files[first:first + batch_size]])
+        faces = faces_given([decode_frame(data_dir / name) for name in files[first:first + batch_size]], aligner)
         out["networks"].append(features.run(faces))
         out["dlib_age"].append(features.age.run(faces))
         out["dlib_gender"].append(features.gender.run(faces))
@@ -361,21 +309,11 @@ def refit(fitter: Fitter, choices: dict, rows: np.ndarray) -> dict:
 
 def score(true_age: np.ndarray, true_gender: np.ndarray, age_distribution: np.ndarray, gender: np.ndarray,
           bin_ages: np.ndarray) -> dict:
-    """The evaluate.py metrics (training.metrics) for one set of predictions."""
-    from training import metrics
-    age = expected(age_distribution, bin_ages)
+    """The evaluate.py figures (``training.scoring``) for one set of predictions."""
     predicted_gender = gender.argmax(axis=1)
-    return {
-        "n": int(len(true_age)),
-        "age_mae": metrics.mean_absolute_error(true_age, age),
-        "age_within5": metrics.within(true_age, age, 5),
-        "age_bias": metrics.mean_error(true_age, age),
-        "age_bands": metrics.age_bands(true_age, age),
-        "gender_acc": metrics.accuracy(true_gender, predicted_gender),
-        "gender_acc_by_age_band": [{"band": name, "n": int(inside.sum()),
-                                    "acc": metrics.accuracy(true_gender[inside], predicted_gender[inside])}
-                                   for name, inside in metrics.band_masks(true_age)],
-    }
+    return {"n": int(len(true_age)), **age_scores(true_age, expected(age_distribution, bin_ages)),
+            "gender_acc": accuracy(true_gender, predicted_gender),
+            "gender_acc_by_age_band": accuracy_by_age_band(true_gender, predicted_gender, true_age)}
 
 
 def evaluate(features: dict, labels: dict, rows: np.ndarray, heads_by_kind: dict, bin_ages: np.ndarray) -> dict:
@@ -400,83 +338,13 @@ def format_table(table: dict) -> str:
     bands = [band["band"] for band in table["dlib-models"]["age_bands"]]
     header = (["model", "age MAE", "within 5", "bias"] + [f"MAE {band}" for band in bands] + ["gender acc"]
               + [f"gender {band}" for band in bands])
-    lines = [" | ".join(header), " | ".join("---" for _ in header)]
+    rows = []
     for name, row in table.items():
         cells = [name, f"{row['age_mae']:.2f}", f"{row['age_within5']:.3f}", f"{row['age_bias']:+.2f}"]
         cells += [f"{band['mae']:.2f}" for band in row["age_bands"]]
         cells += [f"{row['gender_acc']:.3f}"] + [f"{band['acc']:.3f}" for band in row["gender_acc_by_age_band"]]
-        lines.append(" | ".join(cells))
-    return "\n".join("| " + line + " |" for line in lines)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with labels.csv (UTKFace)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="feature cache and report folder, outside the repository (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="split and model seed (default %(default)s)")
-    parser.add_argument("--features", choices=tuple(FEATURE_KINDS), default="embedding",
-                        help="what the heads read: the dlib face embedding, or the dlib-models networks' own "
-                             "penultimate features (the service's default 'tuned' models) (default %(default)s)")
-    parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
-    parser.add_argument("--ship", action="store_true",
-                        help="write the heads file (weights/age_gender_heads_v1.npz for the embedding, "
-                             "weights/age_gender_netheads_v1.npz for the networks) and its weights/manifest.json entry")
-    args = parser.parse_args(argv)
-    from faceanalysis.cli import setup_logging
-    setup_logging()
-    data_dir, cache = args.data.resolve(), args.cache.expanduser().resolve()
-    if not (data_dir / "labels.csv").is_file():
-        log.error("no labels.csv in %s (UTKFace lives in ../shared/data/utkface)", data_dir)
-        sys.exit(2)
-    labels = read_labels(data_dir)
-    features = load_features(data_dir, cache, labels, args.features)
-    if args.features_only:
-        return
-    from facecore.weights import load_manifest, resolve
-    from age.network import AgeModel
-    bin_ages = AgeModel(resolve("age", load_manifest())).bin_ages
-    parts = split(labels, args.seed)
-    log.info("split (seed %d): train %d (fit %d + tune %d), validation %d", args.seed, len(parts["train"]),
-             len(parts["fit"]), len(parts["tune"]), len(parts["validation"]))
-    fitter = Fitter(features, labels, bin_ages, args.seed)
-    choices = tune(fitter, features, parts)
-    heads_by_kind = refit(fitter, choices, parts["train"])
-    table = evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
-    best_kind, default = choose(table, FEATURE_KINDS[args.features]["modes"])
-    print(format_table(table))
-    print(f"age head picked by validation MAE: {best_kind}; default: {default}")
-    report = {
-        "command": " ".join(["python", "train_heads.py", *(sys.argv[1:] if argv is None else argv)]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_dir": str(data_dir),
-        "seed": args.seed, "split": {name: int(len(rows)) for name, rows in parts.items()},
-        "choices": choices, "age_head": best_kind, "default": default, "validation": table,
-        "validation_subset_for_tests": validation_subset(labels, args.seed),
-    }
-    cache.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.features == "embedding" else f"_{args.features}"
-    report_path = cache / f"heads_report{suffix}_seed{args.seed}.json"
-    report_path.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
-    log.info("report written to %s", report_path)
-    labels_path = write_validation_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
-                                          parts["validation"])
-    log.info("validation split for evaluate.py: --data %s --faces-given", labels_path.parent)
-    if args.ship:
-        ship(FEATURE_KINDS[args.features], heads_by_kind[best_kind], table, best_kind, default, args.seed, choices,
-             features, labels, parts, bin_ages, report["command"])
-
-
-def write_validation_labels(folder: Path, data_dir: Path, labels: dict, rows: np.ndarray) -> Path:
-    """A labels.csv of the validation split with absolute paths (nothing copied), for evaluate.py."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "labels.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "age", "gender"])
-        for row in rows:
-            writer.writerow([str(data_dir / labels["file"][row]), f"{labels['age'][row]:g}",
-                             GENDERS[labels["gender"][row]]])
-    return path
+        rows.append(cells)
+    return markdown_table(header, rows)
 
 
 def choose(table: dict, modes: tuple[str, str] = ("heads", "ensemble")) -> tuple[str, str]:
@@ -492,11 +360,66 @@ def choose(table: dict, modes: tuple[str, str] = ("heads", "ensemble")) -> tuple
     return best, (min(better)[2] if better else "dlib")
 
 
-def ship(target: dict, arrays: dict, table: dict, kind: str, default: str, seed: int, choices: dict,
-         features: dict, labels: dict, parts: dict, bin_ages: np.ndarray, command: str) -> None:
+# ----------------------------------------------------------------------------------------------- run
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training heads", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    data.add_data_arguments(parser, data.UTKFACE)
+    parser.add_argument("--features", choices=tuple(FEATURE_KINDS), default="embedding",
+                        help="what the heads read: the dlib face embedding, or the dlib-models networks' own "
+                             "penultimate features (the service's default 'tuned' models) (default %(default)s)")
+    parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
+    parser.add_argument("--ship", action="store_true",
+                        help="write the heads file (weights/age_gender_heads_v1.npz for the embedding, "
+                             "weights/age_gender_netheads_v1.npz for the networks) and its weights/manifest.json entry")
+    args = parser.parse_args(argv)
+    data_dir, cache = args.data.resolve(), args.cache.expanduser().resolve()
+    if (problem := data.missing_labels(data_dir)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    labels = data.utkface_labels(data_dir)
+    features = load_features(data_dir, cache, labels, args.features)
+    if args.features_only:
+        return 0
+    from age.network import AgeModel
+    from facecore.weights import load_manifest, resolve
+    bin_ages = AgeModel(resolve("age", load_manifest())).bin_ages
+    parts = data.utkface_split(labels, args.seed)
+    log.info("split (seed %d): train %d (fit %d + tune %d), validation %d", args.seed, len(parts["train"]),
+             len(parts["fit"]), len(parts["tune"]), len(parts["validation"]))
+    fitter = Fitter(features, labels, bin_ages, args.seed)
+    choices = tune(fitter, features, parts)
+    heads_by_kind = refit(fitter, choices, parts["train"])
+    table = evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
+    best_kind, default = choose(table, FEATURE_KINDS[args.features]["modes"])
+    print(format_table(table))
+    print(f"age head picked by validation MAE: {best_kind}; default: {default}")
+    report = {
+        "command": command("heads", argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_dir": str(data_dir),
+        "seed": args.seed, "split": {name: int(len(rows)) for name, rows in parts.items()},
+        "choices": choices, "age_head": best_kind, "default": default, "validation": table,
+        "validation_subset_for_tests": data.utkface_validation_subset(labels, args.seed),
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.features == "embedding" else f"_{args.features}"
+    report_path = cache / f"heads_report{suffix}_seed{args.seed}.json"
+    report_path.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    log.info("report written to %s", report_path)
+    labels_path = data.write_utkface_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
+                                            parts["validation"])
+    log.info("validation split for evaluate.py: --data %s --faces-given", labels_path.parent)
+    if args.ship:
+        ship_heads(FEATURE_KINDS[args.features], heads_by_kind[best_kind], best_kind, default, args.seed, choices,
+                   features, labels, parts, bin_ages, report["command"])
+    return 0
+
+
+def ship_heads(target: dict, arrays: dict, kind: str, default: str, seed: int, choices: dict, features: dict,
+               labels: dict, parts: dict, bin_ages: np.ndarray, run_command: str) -> None:
     """Write the heads file (float32) and its manifest entry; the figures are re-measured from the file."""
-    from facecore.weights import put_manifest_entry, sha256_of
-    heads_file, heads_key = target["file"], target["key"]
+    heads_file = target["file"]
     stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
               for name, value in arrays.items()}
     np.savez_compressed(heads_file, **stored)
@@ -506,35 +429,25 @@ def ship(target: dict, arrays: dict, table: dict, kind: str, default: str, seed:
         return {"age_mae": round(row["age_mae"], 3), "age_within5": round(row["age_within5"], 3),
                 "gender_acc": round(row["gender_acc"], 3)}
 
-    entry = {
-        "model": (f"age and gender heads on {target['describe']} (train_heads.py): gender logistic "
-                  f"regression; age '{kind}' head giving the 81-bin distribution; mixed with the dlib-models "
-                  f"networks in '{target['modes'][1]}' mode (age weight {float(arrays['age_mix']):.2f}, gender weight "
-                  f"{float(arrays['gender_mix']):.2f} for the head)"),
-        "package": None, "version": "v1", "pip": None,
-        "file": heads_file.name,
-        "sha256": sha256_of(heads_file),
-        "license": ("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
-                    "research, image copyright with the owners) the weights inherit"),
-        "training": {
-            "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
-            "terms": "UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with the owners",
-            "command": command, "seed": seed,
-            "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
-                      f"and gender; choices on {len(parts['tune'])} held-out train images"),
-            "age_head": {"kind": kind, PARAMETER_NAMES[kind]: choices["age"][kind]["param"],
-                         **{k: v for k, v in choices["age"][kind].items() if k not in ("param", "tune_mae_point")}},
-            "gender_head": {"C": choices["gender"]["C"], "mix": choices["gender"]["mix"]},
-            "validation": {"dlib-models": figures(shipped["dlib-models"]),
-                           target["modes"][0]: figures(shipped[f"head:{kind}"]),
-                           target["modes"][1]: figures(shipped[f"ensemble:{kind}"])},
-            "default": default,
-        },
-    }
-    put_manifest_entry(heads_key, entry)
-    log.info("wrote %s (%d bytes) and its manifest entry %r; validation from the file: %s",
-             heads_file, heads_file.stat().st_size, heads_key, entry["training"]["validation"])
-
-
-if __name__ == "__main__":
-    main()
+    ship(target["key"], heads_file,
+         model=(f"age and gender heads on {target['describe']} (python -m training heads): gender logistic "
+                f"regression; age '{kind}' head giving the 81-bin distribution; mixed with the dlib-models "
+                f"networks in '{target['modes'][1]}' mode (age weight {float(arrays['age_mix']):.2f}, gender weight "
+                f"{float(arrays['gender_mix']):.2f} for the head)"),
+         license_text=("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
+                       "research, image copyright with the owners) the weights inherit"),
+         training={
+             "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
+             "terms": ("UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with "
+                       "the owners"),
+             "command": run_command, "seed": seed,
+             "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
+                       f"and gender; choices on {len(parts['tune'])} held-out train images"),
+             "age_head": {"kind": kind, PARAMETER_NAMES[kind]: choices["age"][kind]["param"],
+                          **{k: v for k, v in choices["age"][kind].items() if k not in ("param", "tune_mae_point")}},
+             "gender_head": {"C": choices["gender"]["C"], "mix": choices["gender"]["mix"]},
+             "validation": {"dlib-models": figures(shipped["dlib-models"]),
+                            target["modes"][0]: figures(shipped[f"head:{kind}"]),
+                            target["modes"][1]: figures(shipped[f"ensemble:{kind}"])},
+             "default": default,
+         })
