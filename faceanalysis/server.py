@@ -17,7 +17,7 @@ from pathlib import Path
 from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
 from facecore.errors import ModelFileError
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("flaskMain")
 
 
@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     env = environment()
     parser.add_argument("--host", default=env.get("FACE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env.get("FACE_PORT", "6009")))
-    parser.add_argument("--samples", type=Path, default=HERE / "samples", help="folder holding the sequences")
+    parser.add_argument("--samples", type=Path, default=REPO / "samples", help="folder holding the sequences")
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads")
     parser.add_argument("--dev", action="store_true", help="use Flask's development server")
     add_model_arguments(parser)
@@ -51,7 +51,3 @@ def main(argv=None) -> None:
     else:
         import waitress
         waitress.serve(app, host=args.host, port=args.port, threads=args.threads)
-
-
-if __name__ == "__main__":
-    main()

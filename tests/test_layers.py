@@ -1,8 +1,8 @@
 """The architecture's rules, read from the source: imports go one way, and only entry points read the
 environment.
 
-Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli`` and
-``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``) -> pipeline
+Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``,
+``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``) -> pipeline
 (``faceanalysis.pipeline``) -> task models (``age``, ``gender``, ``emotion``) -> core (``facecore``).
 A module may import its own layer or any layer below, never one above.
 """
@@ -21,7 +21,7 @@ ENTRY_SCRIPTS = ("flaskMain.py", "TestAPI.py", "TestFlask.py", "testForTimeMeasu
 # Lower number = lower layer. Modules not listed take their package's layer.
 LAYERS = {"facecore": 0, "age": 1, "gender": 1, "emotion": 1, "faceanalysis.pipeline": 2,
           "faceanalysis.service": 3, "faceanalysis": 4, "training": 4, "bench": 5}
-ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__"}
+ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__", "faceanalysis.server"}
 
 
 def module_name(path: Path) -> str:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,21 @@ def test_time_measure_reports_every_stage():
     assert result.returncode == 0, result.stderr
     for word in ("model load", "read", "detect", "align", "age", "gender", "expression", "aggregate", "frames/s"):
         assert word in result.stdout
+
+
+def test_console_script_analyses_a_folder_as_the_server_does(tmp_path):
+    from golden import GOLDEN
+    command = [str(Path(sys.executable).with_name("faceanalysis")), "analyse", "samples/seqA", "--format", "legacy"]
+    result = subprocess.run(command, cwd=tmp_path.parent, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2          # run from elsewhere: the relative folder does not exist there
+    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "sequence_not_found"
+    command[2] = str(REPO / "samples" / "seqA")
+    result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(GOLDEN.read_text())["legacy_test"]["body"]
+
+
+def test_console_script_without_a_command_says_how_to_use_it():
+    result = subprocess.run([str(Path(sys.executable).with_name("faceanalysis"))], env=ENV, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "serve" in result.stderr and "analyse" in result.stderr
