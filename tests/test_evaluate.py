@@ -1,4 +1,5 @@
-"""evaluate.py end to end on a small labelled subset of the shared data (skipped when it is absent)."""
+"""evaluate.py end to end: on a small labelled subset of the shared data (skipped when it is absent), and on
+what it cannot score (samples/seqA, a blank frame and a broken file; no research data needed)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SEQ_A = REPO / "samples" / "seqA"
+from training.data import FER2013, SHARED_DATA, UTKFACE, missing_labels
 
-if not (DATA / "fer2013" / "labels.csv").is_file() or not (DATA / "utkface" / "labels.csv").is_file():
-    pytest.skip(f"labelled data not found at {DATA}", allow_module_level=True)
+REPO = Path(__file__).resolve().parents[1]
+SEQ_A = REPO / "samples" / "seqA"
+needs_data = pytest.mark.skipif(missing_labels(FER2013) is not None or missing_labels(UTKFACE) is not None,
+                                reason=f"labelled data not found at {SHARED_DATA}")
 
 COLUMNS = ["file", "age", "gender", "emotion", "split"]
 
@@ -27,7 +28,7 @@ def spread(rows: list[dict], count: int) -> list[dict]:
 
 
 def read_rows(name: str) -> list[dict]:
-    with open(DATA / name / "labels.csv", newline="", encoding="utf-8") as handle:
+    with open(SHARED_DATA / name / "labels.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -51,11 +52,11 @@ def run_evaluate(data: Path, out: Path, *extra: str) -> dict:
 def crops_report(tmp_path_factory):
     """40 FER2013 dev + 40 UTKFace crops in one labels.csv, with absolute paths into the shared data."""
     fer = read_rows("fer2013")
-    dev = [{"file": str(DATA / "fer2013" / row["file"]), "emotion": row["emotion"], "split": "dev"}
+    dev = [{"file": str(FER2013 / row["file"]), "emotion": row["emotion"], "split": "dev"}
            for row in fer if row["split"] == "dev"]
-    train = [{"file": str(DATA / "fer2013" / row["file"]), "emotion": row["emotion"], "split": "train"}
+    train = [{"file": str(FER2013 / row["file"]), "emotion": row["emotion"], "split": "train"}
              for row in fer if row["split"] == "train"]
-    utk = [{"file": str(DATA / "utkface" / row["file"]), "age": row["age"], "gender": row["gender"], "split": "dev"}
+    utk = [{"file": str(UTKFACE / row["file"]), "age": row["age"], "gender": row["gender"], "split": "dev"}
            for row in read_rows("utkface")]
     # Train rows are there to be filtered out by --split dev.
     folder = write_labels(tmp_path_factory.mktemp("crops"), spread(dev, 40) + spread(utk, 40) + spread(train, 5))
@@ -63,6 +64,7 @@ def crops_report(tmp_path_factory):
     return run_evaluate(folder, out, "--faces-given", "--split", "dev", "--batch-size", "32"), out
 
 
+@needs_data
 def test_report_counts_and_provenance(crops_report):
     report, out = crops_report
     assert report["n"] == 80 and report["counts"] == {"rows": 80, "sequences": 0, "images": 80}
@@ -74,6 +76,7 @@ def test_report_counts_and_provenance(crops_report):
     assert all(len(model["sha256"]) == 64 for model in report["models"].values())
 
 
+@needs_data
 def test_report_metrics_are_plausible(crops_report):
     report, _ = crops_report
     # Bounds far below the full-set baselines (docs/evaluation.md) but far above chance.
@@ -87,6 +90,7 @@ def test_report_metrics_are_plausible(crops_report):
     assert sum(band["n"] for band in report["gender_acc_by_age_band"]) == 40
 
 
+@needs_data
 def test_confusion_matrix_agrees_with_accuracy(crops_report):
     report, _ = crops_report
     matrix = np.asarray(report["emotion_confusion"])
@@ -97,6 +101,7 @@ def test_confusion_matrix_agrees_with_accuracy(crops_report):
     assert supports == matrix.sum(axis=1).tolist()
 
 
+@needs_data
 def test_plots_and_predictions_are_written(crops_report):
     report, out = crops_report
     for name in ("report_confusion.png", "report_age.png"):

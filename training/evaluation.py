@@ -162,8 +162,8 @@ def predict(analyzer, items: list[Item], faces_given: bool, batch_size: int, wor
     _predict_images(analyzer, items, images, faces_given, batch_size, workers, out, progress)
     for index in sequences:
         try:
-            result = analyzer.analyse_folder(items[index].path)
-            out.set(index, result.age, result.gender, result.expression)
+            summary = analyzer.analyse_folder(items[index].path).summary
+            out.set(index, summary.age, summary.gender, summary.expression)
         except AnalysisError as error:
             out.fail(index, NO_FACE if error.code == "no_face" else UNREADABLE, error.message)
         if progress:
