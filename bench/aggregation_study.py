@@ -1,6 +1,6 @@
 """Compare the sequence aggregation rules on SYNTHETIC sequences built from held-out labelled stills.
 
-    /work/venv/bin/python bench/aggregation_study.py [--n 60] [--frames 12] [--out /tmp/aggregation_study.json]
+    python -m bench.aggregation_study [--n 60] [--frames 12] [--out /tmp/aggregation_study.json]
 
 SYNTHETIC: every sequence is ONE still photo moved by a virtual camera (pan, zoom, roll, exposure drift,
 sensor noise: the generator of ``samples/make_samples.py``). The face itself never changes, so there are no
@@ -9,8 +9,8 @@ exposure jitter between frames, not temporal modelling.
 
 - expression: ``--n`` FER2013 dev (PublicTest) images, balanced over the 7 classes as far as possible
   (fixed seed), each upscaled from 48x48 and rendered into a ``--frames``-frame 640x480 sequence;
-- age / gender: ``--n`` UTKFace images from the seed-0 validation split of ``train_heads.py`` (never used to
-  train the heads), rendered the same way.
+- age / gender: ``--n`` UTKFace images from the seed-0 validation split of the heads
+  (``training.data.utkface_split``, never used to train them), rendered the same way.
 
 The real pipeline (``FaceAnalyzer.analyse_folder``: MTCNN, alignment, the three networks) runs ONCE per
 sequence; every rule in ``AGGREGATORS`` is then applied to the same per-frame table (primary faces), so the
@@ -23,7 +23,6 @@ repository and removed afterwards; the labelled data never enters the repository
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import logging
@@ -36,17 +35,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from facecore.labels import EXPRESSIONS  # noqa: E402  (the network's output order, which labels must follow)
-from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR  # noqa: E402
-from facecore.errors import AnalysisError  # noqa: E402
-from training.metrics import accuracy, macro_f1, mean_absolute_error, within  # noqa: E402
+from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
+from facecore.errors import AnalysisError
+from facecore.labels import EXPRESSIONS      # the network's output order, which labels must follow
+from training import data
+from training.metrics import accuracy, macro_f1, mean_absolute_error, within
 
 log = logging.getLogger("aggregation_study")
 
-DATA = REPO.parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
 STILL_PX = 240         # every still is resized to this square before rendering; the whole of it is the face box
 FACE_PX = 200          # that box's height in the frame at zoom 1.0 (the face inside it is smaller)
 ANCHOR_Y = 230         # where the box centre rests in the 480-px frame
@@ -66,30 +63,26 @@ def load_make_samples():
 
 def fer_stills(n: int, seed: int) -> list[tuple[Path, int]]:
     """``n`` dev images, as even over the 7 classes as possible; which classes get the remainder is random."""
-    by_class = {name: [] for name in EXPRESSIONS}
-    with open(DATA / "fer2013" / "labels.csv", newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["split"] == "dev":
-                by_class[row["emotion"]].append(row["file"])
+    labels = data.read_labels(data.FER2013, {"file": str, "emotion": EXPRESSIONS, "split": str})
+    dev = labels["split"] == "dev"
     rng = np.random.default_rng(seed)
     quota = np.full(len(EXPRESSIONS), n // len(EXPRESSIONS))
     quota[rng.permutation(len(EXPRESSIONS))[:n % len(EXPRESSIONS)]] += 1
     chosen = []
-    for label, name in enumerate(EXPRESSIONS):
-        files = sorted(by_class[name])
+    for label in range(len(EXPRESSIONS)):
+        files = sorted(labels["file"][dev & (labels["emotion"] == label)].tolist())
         take = min(int(quota[label]), len(files))
-        chosen += [(DATA / "fer2013" / files[i], label) for i in rng.choice(len(files), take, replace=False)]
+        chosen += [(data.FER2013 / files[i], label) for i in rng.choice(len(files), take, replace=False)]
     return chosen
 
 
 def utk_stills(n: int) -> list[tuple[Path, float, int]]:
-    """``n`` images of ``train_heads.py``'s seed-0 validation split (stratified by age band and gender)."""
-    from training import heads as train_heads
-    labels = train_heads.read_labels(DATA / "utkface")
+    """``n`` images of the heads' seed-0 validation split (stratified by age band and gender)."""
+    labels = data.utkface_labels()
     # stratified over 10 age-band x gender groups, so it needs at least 10; a smaller trial run takes a prefix
-    files = train_heads.validation_subset(labels, seed=0, size=max(n, 10))[:n]
+    files = data.utkface_validation_subset(labels, seed=0, size=max(n, 10))[:n]
     where = {name: i for i, name in enumerate(labels["file"])}
-    return [(DATA / "utkface" / name, float(labels["age"][where[name]]), int(labels["gender"][where[name]]))
+    return [(data.UTKFACE / name, float(labels["age"][where[name]]), int(labels["gender"][where[name]]))
             for name in files]
 
 
@@ -154,17 +147,17 @@ def paired(true: np.ndarray, pred: np.ndarray, reference: np.ndarray) -> dict:
     return {"only_this_right": int((mine & ~theirs).sum()), "only_default_right": int((~mine & theirs).sum())}
 
 
-def run_expression(analyzer, samples, args, workdir: Path) -> dict:
-    stills = fer_stills(args.n, args.seed)
+def run_expression(analyzer, samples, stills: list[tuple[Path, int]], frames: int, workdir: Path) -> dict:
+    """Every rule on the sequences of ``stills`` (path, expression index), ``frames`` frames each."""
     truth, predictions, reference, no_face = [], {name: [] for name in AGGREGATORS}, [], 0
     start = time.perf_counter()
     for number, (still, label) in enumerate(stills):
-        table = per_frame_table(analyzer, samples, still, workdir, args.frames, seed=10_000 + number)
+        table = per_frame_table(analyzer, samples, still, workdir, frames, seed=10_000 + number)
         if table is None:
             no_face += 1
             continue
         truth.append(label)
-        reference.append(int(np.argmax(table["expression"][middle_row(table, args.frames)])))
+        reference.append(int(np.argmax(table["expression"][middle_row(table, frames)])))
         for name, rule in AGGREGATORS.items():
             predictions[name].append(int(np.argmax(rule().combine(table["expression"], table["confidence"]))))
         if (number + 1) % 10 == 0:
@@ -179,22 +172,22 @@ def run_expression(analyzer, samples, args, workdir: Path) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_age_gender(analyzer, samples, args, workdir: Path) -> dict:
+def run_age_gender(analyzer, samples, stills: list[tuple[Path, float, int]], frames: int, workdir: Path) -> dict:
+    """Every rule on the sequences of ``stills`` (path, age, gender index), ``frames`` frames each."""
     age_model = analyzer.models["age"]
-    stills = utk_stills(args.n)
     true_age, true_gender, no_face = [], [], 0
     ages = {name: [] for name in AGGREGATORS}
     genders = {name: [] for name in AGGREGATORS}
     reference_age, reference_gender = [], []
     start = time.perf_counter()
     for number, (still, age, gender) in enumerate(stills):
-        table = per_frame_table(analyzer, samples, still, workdir, args.frames, seed=20_000 + number)
+        table = per_frame_table(analyzer, samples, still, workdir, frames, seed=20_000 + number)
         if table is None:
             no_face += 1
             continue
         true_age.append(age)
         true_gender.append(gender)
-        row = middle_row(table, args.frames)
+        row = middle_row(table, frames)
         reference_age.append(float(age_model.expected_age(table["age"][row])))
         reference_gender.append(int(np.argmax(table["gender"][row])))
         for name, rule in AGGREGATORS.items():
@@ -257,16 +250,16 @@ def main() -> None:
                         help="JSON report (keep it outside the repository: it describes research-only data)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not (DATA / "fer2013").is_dir() or not (DATA / "utkface").is_dir():
-        sys.exit(f"labelled data not found under {DATA}")
+    if not data.FER2013.is_dir() or not data.UTKFACE.is_dir():
+        sys.exit(f"labelled data not found under {data.SHARED_DATA}")
 
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
     samples = load_make_samples()
     started = time.perf_counter()
     analyzer = FaceAnalyzer(device="cpu").prepare()
     with tempfile.TemporaryDirectory(prefix="aggregation_study_") as workdir:
-        expression = run_expression(analyzer, samples, args, Path(workdir))
-        age_gender = run_age_gender(analyzer, samples, args, Path(workdir))
+        expression = run_expression(analyzer, samples, fer_stills(args.n, args.seed), args.frames, Path(workdir))
+        age_gender = run_age_gender(analyzer, samples, utk_stills(args.n), args.frames, Path(workdir))
     report = {"note": SYNTHETIC_NOTE, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
               "n": args.n, "frames": args.frames, "seed": args.seed, "default_rule": DEFAULT_AGGREGATOR,
               "rules": list(AGGREGATORS), "still_px": STILL_PX, "face_px": FACE_PX,

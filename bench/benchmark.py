@@ -1,6 +1,6 @@
 """End-to-end speed of the analysis pipeline: naive vs before vs ours, on 30 / 300 / 3000 frames.
 
-    /work/venv/bin/python bench/benchmark.py [--lengths 30 300 3000] [--naive-max-frames 300]
+    python -m bench.benchmark [--lengths 30 300 3000] [--naive-max-frames 300]
 
 Sequences are 640x480 JPEG frames with one face, built from the committed
 samples (bench/sequences.py) in a temporary folder. Three configurations, each
@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 STAGES = ("read", "detect", "align", "age", "gender", "expression", "aggregate")
 CONFIGS = ("naive", "before", "ours")
 
