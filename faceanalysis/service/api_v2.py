@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from facecore.errors import AnalysisError
-from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_body
+from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_json
 from faceanalysis.service.inputs import AnalysisRequest, parse_request
 from faceanalysis.service.jobs import JobQueue
 from faceanalysis.service.openapi import openapi_spec
@@ -120,6 +120,6 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
             message = f"the request body is {request.content_length} bytes, more than the limit of {limit}"
         else:
             message = f"the request is too large: over {limit} bytes, or too many form parts (send a zip)"
-        return jsonify(to_json(error_body("request_too_large", message))), 413
+        return jsonify(error_json("request_too_large", message)), 413
 
     return api

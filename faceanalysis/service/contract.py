@@ -14,13 +14,13 @@ from typing import Literal
 from facecore.labels import EXPRESSIONS, GENDERS
 from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
 from faceanalysis.service.jobs import DONE, FAILED, QUEUED, RUNNING
-from faceanalysis.service.schema import prop
+from faceanalysis.service.schema import prop, to_json
 
 INPUT_KINDS = ("sample", "video", "zip", "frames")
 MAX_NAME_LENGTH = 255       # longest file name on common file systems: the longest sample name
 
 
-def _limit(config_key: str, default: int):
+def _config(config_key: str, default: int):
     return field(default=default, metadata={"config_key": config_key})
 
 
@@ -28,15 +28,15 @@ def _limit(config_key: str, default: int):
 class Limits:
     """Every limit of the service with its default. A deployment or a test changes one through its Flask config
     key (the README documents those keys, so they keep their names)."""
-    max_content_length: int = _limit("MAX_CONTENT_LENGTH", 256 * 1024 ** 2)    # whole request body, bytes
-    default_max_frames: int = _limit("FACE_DEFAULT_MAX_FRAMES", 3000)
-    max_frames: int = _limit("FACE_MAX_FRAMES", 10000)                 # hard cap on the max_frames option
-    max_stride: int = _limit("FACE_MAX_STRIDE", 1000)
-    max_entries: int = _limit("FACE_MAX_ENTRIES", 10000)               # zip entries, or uploaded image files
-    max_unpacked_bytes: int = _limit("FACE_MAX_UNPACKED_BYTES", 2 * 1024 ** 3)    # a zip's uncompressed total
-    job_queue_size: int = _limit("FACE_JOB_QUEUE_SIZE", 8)             # jobs waiting, besides the one running
-    job_ttl_seconds: int = _limit("FACE_JOB_TTL_SECONDS", 600)         # how long a finished job's answer is kept
-    jobs_kept: int = _limit("FACE_JOBS_KEPT", 100)                     # finished jobs kept at most
+    max_content_length: int = _config("MAX_CONTENT_LENGTH", 256 * 1024 ** 2)  # whole request body, bytes
+    default_max_frames: int = _config("FACE_DEFAULT_MAX_FRAMES", 3000)
+    max_frames: int = _config("FACE_MAX_FRAMES", 10000)                      # hard cap on the max_frames option
+    max_stride: int = _config("FACE_MAX_STRIDE", 1000)
+    max_entries: int = _config("FACE_MAX_ENTRIES", 10000)                    # zip entries, or uploaded image files
+    max_unpacked_bytes: int = _config("FACE_MAX_UNPACKED_BYTES", 2 * 1024 ** 3)  # a zip's uncompressed total
+    job_queue_size: int = _config("FACE_JOB_QUEUE_SIZE", 8)                  # jobs waiting, besides the one running
+    job_ttl_seconds: int = _config("FACE_JOB_TTL_SECONDS", 600)              # how long a finished job's answer is kept
+    jobs_kept: int = _config("FACE_JOBS_KEPT", 100)                          # finished jobs kept at most
 
     @classmethod
     def from_config(cls, config) -> "Limits":
@@ -47,7 +47,7 @@ class Limits:
         return {item.metadata["config_key"]: item.default for item in fields(cls)}
 
 
-def limit(name: str):
+def from_limits(name: str):
     """A schema keyword that is one of the running app's ``Limits``."""
     return attrgetter(name)
 
@@ -59,9 +59,9 @@ class Options:
     """The options the analysis ran with."""
     timeline: bool = prop("Also return per-frame results.", default=False)
     max_frames: int = prop("Analyse at most this many frames (after stride); the rest is not read and "
-                           "meta.frames.truncated is true.",
-                           minimum=1, maximum=limit("max_frames"), default=limit("default_max_frames"))
-    stride: int = prop("Analyse every n-th frame.", minimum=1, maximum=limit("max_stride"), default=1)
+                           "meta.frames.truncated is true.", minimum=1, maximum=from_limits("max_frames"),
+                           default=from_limits("default_max_frames"))
+    stride: int = prop("Analyse every n-th frame.", minimum=1, maximum=from_limits("max_stride"), default=1)
 
 
 # --- the answer ---------------------------------------------------------------------------------------------
@@ -223,8 +223,8 @@ class Error:
     error: ErrorDetail
 
 
-def error_body(code: str, message: str) -> Error:
-    return Error(error=ErrorDetail(code=code, message=message))
+def error_json(code: str, message: str) -> dict:
+    return to_json(Error(error=ErrorDetail(code=code, message=message)))
 
 
 @dataclass(frozen=True, kw_only=True)

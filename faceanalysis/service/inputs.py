@@ -98,12 +98,12 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
 
 def parse_options(values: dict, limits: Limits) -> Options:
     """The declared options, each from ``values`` or its declared default, within its declared bounds."""
-    types = get_type_hints(Options)
+    hints = get_type_hints(Options)
     parsed = {}
     for option in fields(Options):
         rules = keywords(option, limits)
         value = values.get(option.name, rules["default"])
-        if types[option.name] is bool:
+        if hints[option.name] is bool:
             parsed[option.name] = _boolean(value, option.name)
         else:
             parsed[option.name] = _integer(value, option.name, rules["minimum"], rules["maximum"])

@@ -68,10 +68,6 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(cls))
 
 
-def ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 class Components:
     """The named schemas of one OpenAPI document: ``ref(cls)`` adds a declaration, and every declaration it
     uses, once each, under the class name."""
@@ -85,7 +81,7 @@ class Components:
         if name not in self.schemas:
             self.schemas[name] = {}      # reserved first, so a declaration that refers to itself ends
             self.schemas[name] = self.object(cls)
-        return ref(name)
+        return {"$ref": f"#/components/schemas/{name}"}
 
     def object(self, cls: type) -> dict:
         # Type hints are read at each call, not cached, so the document always follows the declarations.

@@ -15,12 +15,11 @@ from werkzeug.routing import PathConverter
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.service.api_v2 import create_api_v2
-from faceanalysis.service.contract import MAX_NAME_LENGTH, error_body
+from faceanalysis.service.contract import MAX_NAME_LENGTH, error_json
 from facecore.errors import AnalysisError, bad_name, not_found
 from facecore.frames import natural_key
 from faceanalysis.service.legacy import legacy_result
 from faceanalysis.service.page import create_page
-from faceanalysis.service.schema import to_json
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +87,16 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):
-        return jsonify(to_json(error_body(error.code, error.message))), error.status
+        return jsonify(error_json(error.code, error.message)), error.status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return jsonify(to_json(error_body(code, error.description))), error.code
+        return jsonify(error_json(code, error.description)), error.code
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error")
-        return jsonify(to_json(error_body("internal_error", "the analysis failed unexpectedly"))), 500
+        return jsonify(error_json("internal_error", "the analysis failed unexpectedly")), 500
 
     return app
