@@ -68,6 +68,8 @@ class Options:
 
 PROBABILITY = {"minimum": 0, "maximum": 1}
 
+# Made from the label vocabulary the networks answer in, so the keys of the answer and of the document are those
+# labels, in that order, whatever they become.
 Gender = make_dataclass("Gender", [(label, float, prop(**PROBABILITY)) for label in GENDERS], frozen=True,
                         namespace={"__doc__": "Gender probabilities (sum to 1)."})
 Expression = make_dataclass(
