@@ -87,18 +87,30 @@ class FaceBatch:
             self._chips[key] = compute()
         return self._chips[key]
 
+    def aligned_chip(self, row: int, size: int, padding: float) -> np.ndarray:
+        """One face's dlib-aligned RGB chip (for the few faces the tracker embeds)."""
+        details = dlib.get_face_chip_details(self.shapes[row], size, padding)
+        return np.asarray(dlib.extract_image_chip(self.frames[self.detections.frame[row]], details), np.uint8)
+
+    def square_rgb_crop(self, row: int, size: int) -> np.ndarray:
+        """One face's squared box as a (size, size, 3) RGB picture."""
+        return _square_crop(self.frames[self.detections.frame[row]], self.detections.boxes[row], size, 0.0)
+
     def square_grey_crops(self, size: int, margin: float) -> np.ndarray:
         """(n, size, size) uint8 grey crops of the squared box grown by ``margin`` per side."""
         def crop_all() -> np.ndarray:
-            crops = []
-            for frame_index, (x1, y1, x2, y2) in zip(self.detections.frame, self.detections.boxes):
-                side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-                cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-                scale = size / side
-                # One affine warp crops, scales and pads (edge replicate) in a single pass.
-                matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]])
-                crop = cv2.warpAffine(self.frames[frame_index], matrix, (size, size),
-                                      flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-                crops.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
+            crops = [cv2.cvtColor(_square_crop(self.frames[frame_index], box, size, margin), cv2.COLOR_RGB2GRAY)
+                     for frame_index, box in zip(self.detections.frame, self.detections.boxes)]
             return np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
         return self.cached(("grey", size, margin), crop_all)
+
+
+def _square_crop(frame: np.ndarray, box, size: int, margin: float) -> np.ndarray:
+    """The squared box grown by ``margin`` per side, scaled to (size, size); edges replicated past the frame."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    scale = size / side
+    # One affine warp crops, scales and pads (edge replicate) in a single pass.
+    matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]])
+    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)

@@ -143,7 +143,7 @@ def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
     assert set(meta["timings_ms"]) == {*STAGES, "total"}
     assert meta["device"]["kind"] in ("CPU", "GPU")
     assert meta["aggregator"] == analyzer.aggregator.name
-    assert meta["tracker"]["name"] == "greedy_iou"
+    assert meta["tracker"]["name"] == "tracklets_identity"
 
 
 def test_stride_takes_every_nth_frame(v2):

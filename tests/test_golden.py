@@ -1,8 +1,9 @@
 """Before and after: the current tree answers what the tree before the architecture rework answered.
 
 ``tests/golden/outputs.json`` was captured from commit f3a55e1 by ``python tests/golden.py URL OUT`` against
-its own server; here the same questions go to this tree's server. Only wall-clock timings are left out, and
-meta may carry keys the old tree did not (the settings the analyzer was built with).
+its own server; here the same questions go to this tree's server. Only wall-clock timings are left out; meta
+and persons may carry keys the old tree did not, and ``golden.CHANGED_ON_PURPOSE`` lists, with the reason, what
+was changed on purpose since.
 """
 
 from __future__ import annotations
@@ -33,3 +34,13 @@ def test_the_comparison_sees_a_change_in_the_sixth_decimal():
     after = json.loads(json.dumps(before))
     after["body"]["Video_Emo"]["extra"] = "1"
     assert differences(before, after) == ["/body/Video_Emo: new keys ['extra']"]
+
+
+def test_new_keys_are_allowed_only_in_meta_and_persons():
+    before = json.loads(GOLDEN.read_text())["v2_seqA_timeline"]
+    after = json.loads(json.dumps(before))
+    after["body"]["persons"][0]["spans"] = [[0, 29]]
+    after["body"]["meta"]["settings"] = {}
+    assert differences(before, after) == []
+    after["body"]["timeline"][0]["faces"][0]["extra"] = 1
+    assert differences(before, after) == ["/body/timeline[0]/faces[0]: new keys ['extra']"]

@@ -30,11 +30,11 @@ from facecore.weights import load_manifest, resolve
 
 from .aggregate import AGGREGATORS
 from .detector import FaceDetector
-from .registry import build_task_models
+from .registry import SharedModels, build_task_models, face_embedder
 from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
 from .settings import Settings
 from .sources import FolderSource, FrameSource, FrameStream
-from .tracking import Tracker
+from .tracking import Tracker, TrackingRun
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,16 @@ class FaceAnalyzer:
                                      self.weights["detector_onet"], min_face_size=self.settings.min_face_size,
                                      min_confidence=self.settings.min_confidence)
         self.aligner = Aligner(self.weights["aligner"])
-        self.models = build_task_models(self.weights, self.settings)
+        shared = SharedModels()
+        self.models = build_task_models(self.weights, self.settings, shared)
+        # The tracker's identity step reads the dlib face embedding: one network with the heads that use it.
+        self.embedder = face_embedder(self.weights, shared)
         self.aggregator = AGGREGATORS[self.settings.aggregator]()
-        self.tracker = Tracker(self.settings.tracker_min_iou, self.settings.tracker_max_gap)
+        s = self.settings
+        self.tracker = Tracker(min_iou=s.tracker_min_iou, max_gap=s.tracker_max_gap,
+                               cut_threshold=s.tracker_cut_threshold,
+                               appearance_threshold=s.tracker_appearance_threshold,
+                               identity_distance=s.tracker_identity_distance)
         self.device: Device | None = None
         self.load_seconds = 0.0
         self.ready = False          # True once every model is loaded and warmed
@@ -96,7 +103,7 @@ class FaceAnalyzer:
         """Load every model on the chosen device and run each once, so the first request is not slower."""
         start = time.perf_counter()
         self.device = select_device(self.settings.device)
-        for part in (self.detector, self.aligner, *self.models.values()):
+        for part in (self.detector, self.aligner, self.embedder, *self.models.values()):
             part.prepare(self.device)
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
@@ -155,6 +162,7 @@ class FaceAnalyzer:
         """
         timer = StageTimer()
         tables = []
+        tracking = self.tracker.start()
         started = time.perf_counter()
         with source.open(self.batch_size) as stream, ThreadPoolExecutor(1, thread_name_prefix="detect") as worker:
             if progress is not None:
@@ -167,7 +175,7 @@ class FaceAnalyzer:
                     detection = worker.submit(self._detect, batch, timer)
                 if pending is not None:
                     done, done_detection = pending
-                    tables.append(self._analyse_batch(done, timer, done_detection.result()))
+                    tables.append(self._analyse_batch(done, timer, done_detection.result(), tracking))
                     if progress is not None:
                         progress(stream.tried - (len(batch) if batch is not None else 0), stream.expected)
                 if batch is None:
@@ -175,7 +183,7 @@ class FaceAnalyzer:
                 pending = (batch, detection)
             read = stream.summary()
         with timer("aggregate"):
-            faces, summary, persons, without_face = self._combine(read, tables)
+            faces, summary, persons, without_face = self._combine(read, tables, tracking)
         timings = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return SequenceResult(source=read, faces=faces, summary=summary, persons=persons,
@@ -191,7 +199,7 @@ class FaceAnalyzer:
             return self.detector.run([frame.rgb for frame in batch])
 
     def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None,
-                       whole_image_faces: bool = False) -> FaceTable:
+                       tracking: TrackingRun | None = None, whole_image_faces: bool = False) -> FaceTable:
         frames = [frame.rgb for frame in batch]
         if detections is None:
             detections = self._detect(batch, timer)
@@ -202,16 +210,20 @@ class FaceAnalyzer:
         for task, model in self.models.items():
             with timer(task):
                 outputs[task] = model.run(faces)
+        tracklet = np.zeros(len(detections), np.int64)
+        if tracking is not None:
+            with timer("aggregate"):
+                tracklet = tracking.add(faces)
         return FaceTable(
             frame=np.asarray([batch[i].index for i in detections.frame], dtype=np.int64),
             frame_name=[batch[i].name for i in detections.frame],
             boxes=detections.boxes, confidence=detections.confidence, landmarks=detections.landmarks,
             primary=_primary_faces(detections.frame, detections.boxes),
             age=outputs["age"], age_years=self.models["age"].expected_age(outputs["age"]),
-            gender=outputs["gender"], expression=outputs["expression"])
+            gender=outputs["gender"], expression=outputs["expression"], person=tracklet)
 
-    def _combine(self, read: SourceSummary, tables: list[FaceTable]):
-        """Tracking and aggregation: persons, the legacy answer, frames without a face."""
+    def _combine(self, read: SourceSummary, tables: list[FaceTable], tracking: TrackingRun):
+        """Persons from the tracklets, their answers, the legacy answer, frames without a face."""
         faces = FaceTable.concat(tables) if tables else None
         with_face = set(faces.frame_name) if faces is not None else set()
         without_face = tuple(name for _, name in read.read if name not in with_face)
@@ -220,22 +232,27 @@ class FaceAnalyzer:
             first = f"; first: {skipped[0].name}: {skipped[0].reason}" if skipped and not read.read else ""
             raise no_face(f"no face found in any of the {len(read.read)} frames read "
                           f"({len(skipped)} unreadable) in sequence {read.label!r}{first}")
-        # Gaps count analysed frames, so a frame's position among the frames read is what the tracker sees.
-        rank = {index: position for position, (index, _) in enumerate(read.read)}
-        faces.person = self.tracker.assign(np.asarray([rank[index] for index in faces.frame], dtype=np.int64),
-                                           faces.boxes)
-        return faces, self.summarise(faces, faces.primary), self._persons(faces), without_face
+        found = tracking.finish(self.embedder.embed_chips)
+        faces.person = np.asarray([found.of_tracklet[int(tracklet)] for tracklet in faces.person], np.int64)
+        persons = self._persons(faces, read, found.pictures)
+        primary = next(person for person in persons if person.primary)
+        # The legacy answer is about one person: the one seen in most frames, all of their faces.
+        faces.primary = faces.person == primary.id
+        return faces, primary.summary, persons, without_face
 
-    def _persons(self, faces: FaceTable) -> tuple[Person, ...]:
-        ids = np.unique(faces.person)
-        seen = {int(pid): len(np.unique(faces.frame[faces.person == pid])) for pid in ids}
+    def _persons(self, faces: FaceTable, read: SourceSummary, pictures: dict) -> tuple[Person, ...]:
+        position = {index: number for number, (index, _) in enumerate(read.read)}
+        ids = sorted(set(faces.person.tolist()))
+        seen = {pid: sorted({position[int(index)] for index in faces.frame[faces.person == pid]}) for pid in ids}
         # The primary person is the one seen in most frames; a tie goes to the one who appeared first.
-        primary = min(seen, key=lambda pid: (-seen[pid], pid))
+        primary = min(ids, key=lambda pid: (-len(seen[pid]), pid))
         persons = []
-        for pid in seen:
+        for pid in ids:
             chosen = faces.person == pid
+            spans = tuple((read.read[first][0], read.read[last][0]) for first, last in _runs(seen[pid]))
             persons.append(Person(id=pid, primary=pid == primary, summary=self.summarise(faces, chosen),
-                                  frames_seen=seen[pid], mean_confidence=float(faces.confidence[chosen].mean())))
+                                  frames_seen=len(seen[pid]), mean_confidence=float(faces.confidence[chosen].mean()),
+                                  spans=spans, picture=pictures.get(pid)))
         return tuple(persons)
 
     def _warm_up(self) -> None:
@@ -249,6 +266,17 @@ class FaceAnalyzer:
         if not len(table):
             log.warning("warm-up frame %s gave no face; the first request may be slower", WARMUP_FACE.name)
         self._analyse_batch(batch[:1], StageTimer())   # the last, partial batch of a sequence
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int]]:
+    """Sorted positions as runs of consecutive ones: [0, 1, 2, 5, 6] -> [(0, 2), (5, 6)]."""
+    runs = []
+    for position in positions:
+        if runs and position == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], position)
+        else:
+            runs.append((position, position))
+    return runs
 
 
 def _primary_faces(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:

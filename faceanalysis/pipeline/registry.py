@@ -48,12 +48,17 @@ def _gender_network(weights: Weights, shared: SharedModels) -> GenderModel:
     return shared.get(("gender-network", weights["gender"].sha256), lambda: GenderModel(weights["gender"]))
 
 
+def face_embedder(weights: Weights, shared: SharedModels) -> FaceEmbedder:
+    """The dlib face embedding: read by the embedding heads and by the tracker's identity step."""
+    return shared.get(("embedding", weights["embedding"].sha256), lambda: FaceEmbedder(weights["embedding"]))
+
+
 def _features(weights: Weights, shared: SharedModels, kind: str):
     """What the heads read: the networks' penultimate features ("tuned") or the face embedding."""
     if kind == "networks":
         return shared.get("network-features", lambda: NetworkFeatures(_age_network(weights, shared),
                                                                       _gender_network(weights, shared)))
-    return shared.get(("embedding", weights["embedding"].sha256), lambda: FaceEmbedder(weights["embedding"]))
+    return face_embedder(weights, shared)
 
 
 def _head(head_class, network: Callable[[Weights, SharedModels], object], choice: str):
@@ -85,8 +90,9 @@ REGISTRY: dict[tuple[str, str], Factory] = {
 assert {choice for (task, choice) in REGISTRY if task == "age"} == set(AGE_GENDER_CHOICES)
 
 
-def build_task_models(weights: Weights, settings: Settings) -> dict:
-    """{task: unprepared model} for every task, as ``settings`` chooses."""
-    shared = SharedModels()
+def build_task_models(weights: Weights, settings: Settings, shared: SharedModels | None = None) -> dict:
+    """{task: unprepared model} for every task, as ``settings`` chooses; ``shared`` holds the networks that
+    several users read (one per analyzer)."""
+    shared = shared if shared is not None else SharedModels()
     return {task: REGISTRY[task, getattr(settings, field)](weights, settings, shared)
             for task, field in TASK_SETTING.items()}

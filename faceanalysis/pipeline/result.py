@@ -25,7 +25,7 @@ class FaceTable:
     boxes: np.ndarray         # (n, 4) x1, y1, x2, y2
     confidence: np.ndarray    # (n,)
     landmarks: np.ndarray     # (n, 5, 2) MTCNN landmarks
-    primary: np.ndarray       # (n,) bool: the face analysed for the sequence answer in its frame
+    primary: np.ndarray       # (n,) bool: the face is the primary person's (stills: the largest face of its image)
     age: np.ndarray           # (n, 81) age-bin distribution
     age_years: np.ndarray     # (n,) expected age
     gender: np.ndarray        # (n, 2) male, female
@@ -84,12 +84,14 @@ class FaceSummary:
 
 @dataclass(frozen=True)
 class Person:
-    """One tracked person: their faces combined with the analyzer's aggregator."""
+    """One identity (tracking.py): their faces combined with the analyzer's aggregator."""
     id: int                    # 1, 2, ... in order of first appearance
     primary: bool              # seen in most frames (a tie goes to the one who appeared first)
     summary: FaceSummary
     frames_seen: int
     mean_confidence: float
+    spans: tuple[tuple[int, int], ...] = ()     # (first, last) frame index of each run of analysed frames seen
+    picture: np.ndarray | None = None           # the most confident face, 64x64 RGB
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class Provenance:
 class SequenceResult:
     source: SourceSummary
     faces: FaceTable
-    summary: FaceSummary                 # the legacy answer: the largest face of every frame, combined
+    summary: FaceSummary                 # the legacy answer: the primary person's (seen in most frames) faces
     persons: tuple[Person, ...]
     frames_without_face: tuple[str, ...]
     provenance: Provenance

@@ -42,8 +42,12 @@ class Settings:
     # Expressions are left-right symmetric; averaging over the mirror image gained accuracy on the held-out
     # part of FER2013 train for both networks (training/expression.py).
     expression_flip: bool = True
-    tracker_min_iou: float = 0.3       # a face continues the person whose last box it overlaps this much
-    tracker_max_gap: int = 5           # analysed frames a person may be missed before the track closes
+    # Tracking (tracking.py; the README's "Persons" says how each was chosen on the composed real-face videos).
+    tracker_min_iou: float = 0.3       # a face continues the tracklet whose predicted box it overlaps this much
+    tracker_max_gap: int = 5           # analysed frames a tracklet may be missed before it closes
+    tracker_cut_threshold: float = 0.15        # frame thumbnail change (0..1) that is a shot cut
+    tracker_appearance_threshold: float = 0.55     # face crop correlation below which someone else is there
+    tracker_identity_distance: float = 0.5     # embedding distance (average linkage) up to which tracklets merge
 
     def __post_init__(self) -> None:
         from .aggregate import AGGREGATORS
@@ -67,6 +71,11 @@ class Settings:
             raise ValueError(f"min_confidence must be from 0 to 1, not {self.min_confidence}")
         if not 0 < self.tracker_min_iou <= 1:
             raise ValueError(f"tracker_min_iou must be above 0 and at most 1, not {self.tracker_min_iou}")
+        for name in ("tracker_cut_threshold", "tracker_identity_distance"):
+            _at_least(name, getattr(self, name), 0)
+        if not -1 <= self.tracker_appearance_threshold <= 1:
+            raise ValueError(f"tracker_appearance_threshold is a correlation, from -1 to 1, not "
+                             f"{self.tracker_appearance_threshold}")
 
     def to_json(self) -> dict:
         return asdict(self)

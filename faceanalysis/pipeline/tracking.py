@@ -1,76 +1,259 @@
-"""Link faces across frames into persons: greedy IoU matching from frame to frame, with a gap tolerance.
+"""Who is who: faces linked into tracklets by geometry, tracklets merged into persons by identity.
 
-Frames are visited in order. Each open track remembers the box it was last
-seen with. In every frame, all (track, face) pairs whose boxes overlap by at
-least ``min_iou`` are taken best first, each track and each face at most
-once; faces left over start new tracks. A track that has not been matched for
-more than ``max_gap`` analysed frames is closed, so a face that reappears
-later, or elsewhere, becomes a new person.
+Two steps, so that the expensive part (the face embedding, ~75 ms per face on a CPU core) runs only where it
+can change the answer:
 
-This is deliberately simple: there is no motion model and no appearance
-(face-embedding) matching, so two people who cross paths can swap ids, and a
-person who leaves the picture for long comes back under a new id. On the
-single-person sequences and slow camera motion this service is built for,
-the overlap of consecutive boxes is high (IoU > 0.5) and the tracks are stable.
+1. **Tracklets, online, batch by batch** (``TrackingRun.add``). In each analysed frame, every open tracklet
+   predicts its box (its last box moved by its last velocity) and faces are matched to predictions best
+   overlap first (IoU >= ``min_iou``). A tracklet is cut, so that no tracklet ever holds two people, when:
+   - a **shot cut** is seen: the 16x12 colour thumbnail of the frame differs from the previous analysed frame's
+     by more than ``cut_threshold`` (mean absolute difference, 0..1): at a cut, geometry says nothing;
+   - the face's **appearance jumps**: the normalised 16x16 grey face crop correlates with the tracklet's last
+     one below ``appearance_threshold`` (an interview cut at the same framing, with the same background);
+   - the match is **ambiguous**: a face overlaps two tracklets' predictions, or a prediction two faces (people
+     crossing); those tracklets end and the faces start new ones;
+   - the tracklet was missed for more than ``max_gap`` analysed frames.
+   Each tracklet keeps up to ``samples`` aligned face chips (at its birth, then every ``sample_every`` analysed
+   frames) from faces at least ``min_embed_side`` pixels wide: dlib's embedding is unreliable below that.
+2. **Persons, at the end** (``TrackingRun.finish``). With one tracklet there is nothing to decide and nothing
+   is embedded. Otherwise the kept chips are embedded in one batched call and tracklets are merged by
+   agglomerative clustering, average linkage over their chips' embeddings, while the linkage distance is at most
+   ``identity_distance`` and the two never appear in the same frame (one person is in one place at a time).
+   A tracklet without a chip (only faces under ``min_embed_side``) stays a person of its own.
+
+Thresholds come from the composed real-face videos of ``training/tracking_data.py`` (README, "Persons").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
+import cv2
 import numpy as np
 
-MIN_IOU = 0.3
-MAX_GAP = 5
+from facecore.embedding import CHIP_PADDING, CHIP_SIZE
+
+THUMBNAIL = (16, 12)        # frame thumbnail for shot cuts (width, height)
+SIGNATURE = 16              # face crop side for the appearance check
+SIGNATURE_CROP = 48         # the grey crop it is taken from (the expression networks' 48 px crop, cached)
+FACE_THUMBNAIL = 64         # the person's picture in the answer
+
+
+@dataclass(frozen=True)
+class Tracker:
+    min_iou: float = 0.3
+    max_gap: int = 5                     # analysed frames a tracklet may be missed
+    cut_threshold: float = 0.15
+    appearance_threshold: float = 0.55
+    identity_distance: float = 0.5
+    samples: int = 3                     # chips kept per tracklet for its embedding
+    sample_every: int = 15               # analysed frames between two chips of a tracklet
+    min_embed_side: int = 40             # pixels
+
+    def describe(self) -> dict:
+        return {"name": "tracklets_identity", "min_iou": self.min_iou, "max_gap": self.max_gap,
+                "cut_threshold": self.cut_threshold, "appearance_threshold": self.appearance_threshold,
+                "identity_distance": self.identity_distance, "min_embed_side": self.min_embed_side}
+
+    def start(self) -> "TrackingRun":
+        return TrackingRun(self)
 
 
 @dataclass
-class Tracker:
-    min_iou: float = MIN_IOU
-    max_gap: int = MAX_GAP       # analysed frames a person may be missed (no face, or detection missed)
+class Tracklet:
+    id: int
+    box: np.ndarray                       # last box
+    position: int                         # last analysed frame seen
+    signature: np.ndarray
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))     # box change per analysed frame
+    positions: list[int] = field(default_factory=list)
+    chips: list[np.ndarray] = field(default_factory=list)
+    last_sample: int = -10 ** 9
+    best_confidence: float = -1.0
+    picture: np.ndarray | None = None     # the most confident face, FACE_THUMBNAIL square, RGB
 
-    def describe(self) -> dict:
-        return {"name": "greedy_iou", "min_iou": self.min_iou, "max_gap": self.max_gap}
+    def predicted(self, position: int) -> np.ndarray:
+        return self.box + self.velocity * (position - self.position)
 
-    def assign(self, position: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """Person id (1, 2, ... in order of first appearance) for each face.
 
-        ``position`` is each face's frame as its rank among the analysed frames
-        (0, 1, 2, ... with no holes for stride), so that gaps count frames that
-        were analysed and showed no matching face; ``boxes`` is (n, 4) x1, y1, x2, y2.
-        """
-        position = np.asarray(position, dtype=np.int64)
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        person = np.zeros(len(position), dtype=np.int64)
-        last_box: dict[int, np.ndarray] = {}    # open tracks: id -> box when last seen
-        last_seen: dict[int, int] = {}
-        next_id = 1
-        for frame in np.unique(position):
-            for track in [track for track, seen in last_seen.items() if frame - seen - 1 > self.max_gap]:
-                del last_box[track], last_seen[track]
-            faces = np.flatnonzero(position == frame)
-            tracks = list(last_box)
-            taken_faces, taken_tracks = set(), set()
-            if tracks:
-                overlap = iou(np.stack([last_box[track] for track in tracks]), boxes[faces])
-                # Best overlaps first; ties keep the older track and the earlier face (stable sort).
-                for flat in np.argsort(-overlap, axis=None, kind="stable"):
-                    row, col = divmod(int(flat), len(faces))
-                    if overlap[row, col] < self.min_iou:
-                        break
-                    if row in taken_tracks or col in taken_faces:
-                        continue
-                    taken_tracks.add(row)
-                    taken_faces.add(col)
-                    person[faces[col]] = tracks[row]
-            for col, face in enumerate(faces):
-                if col not in taken_faces:
-                    person[face] = next_id
-                    next_id += 1
-            for face in faces:
-                last_box[int(person[face])] = boxes[face]
-                last_seen[int(person[face])] = int(frame)
-        return person
+@dataclass(frozen=True)
+class Persons:
+    """What ``finish`` decides: the person of every tracklet, and each person's picture."""
+    of_tracklet: dict[int, int]           # tracklet id -> person id (1, 2, ... in order of first appearance)
+    pictures: dict[int, np.ndarray]       # person id -> RGB face picture
+    tracklets: int
+    embedded: int                          # chips embedded (0 when there was only one tracklet)
+
+
+class TrackingRun:
+    """The tracking state of one analysis: feed batches in frame order with ``add``, then ``finish`` once."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.tracklets: list[Tracklet] = []
+        self._open: dict[int, Tracklet] = {}
+        self._previous_thumbnail: np.ndarray | None = None
+        self._position = 0                 # analysed frames so far: gaps count frames that were analysed
+        self.cuts: list[int] = []          # positions where a shot cut was seen
+
+    def add(self, faces) -> np.ndarray:
+        """Tracklet ids for the faces of the next batch of analysed frames (a ``FaceBatch`` with its shapes)."""
+        detections = faces.detections
+        ids = np.zeros(len(detections), np.int64)
+        grey = faces.square_grey_crops(SIGNATURE_CROP, 0.0) if len(detections) else None
+        for index in range(len(faces.frames)):
+            position = self._position
+            self._position += 1
+            self._frame(position, faces.frames[index])
+            rows = np.flatnonzero(detections.frame == index)
+            if len(rows):
+                ids[rows] = self._match(position, rows, faces, grey)
+        return ids
+
+    def _frame(self, position: int, rgb: np.ndarray) -> None:
+        thumbnail = cv2.resize(rgb, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        previous, self._previous_thumbnail = self._previous_thumbnail, thumbnail
+        if previous is not None and float(np.abs(thumbnail - previous).mean()) > self.tracker.cut_threshold:
+            self.cuts.append(position)
+            self._open.clear()
+        for tracklet_id in [key for key, tracklet in self._open.items()
+                            if position - tracklet.position - 1 > self.tracker.max_gap]:
+            del self._open[tracklet_id]
+
+    def _match(self, position: int, rows: np.ndarray, faces, grey: np.ndarray) -> list[int]:
+        boxes = faces.detections.boxes[rows]
+        signatures = [signature(grey[row]) for row in rows]
+        open_tracklets = list(self._open.values())
+        chosen: dict[int, Tracklet] = {}
+        if open_tracklets:
+            overlap = iou(np.stack([tracklet.predicted(position) for tracklet in open_tracklets]), boxes)
+            candidate = overlap >= self.tracker.min_iou
+            ambiguous_faces = candidate.sum(axis=0) > 1
+            ambiguous_tracklets = candidate.sum(axis=1) > 1
+            for number, tracklet in enumerate(open_tracklets):
+                if ambiguous_tracklets[number] or (candidate[number] & ambiguous_faces).any():
+                    del self._open[tracklet.id]          # crossing: identity decides at the end
+                    candidate[number] = False
+            candidate[:, ambiguous_faces] = False
+            scores = np.where(candidate, overlap, -1.0)
+            # Best overlaps first; ties keep the older tracklet and the earlier face (stable sort).
+            for flat in np.argsort(-scores, axis=None, kind="stable"):
+                number, face = divmod(int(flat), len(rows))
+                if scores[number, face] < 0:
+                    break
+                if not candidate[number, face]:
+                    continue
+                tracklet = open_tracklets[number]
+                if float(signatures[face] @ tracklet.signature) < self.tracker.appearance_threshold:
+                    del self._open[tracklet.id]          # someone else at the same place
+                    candidate[number] = False
+                    continue
+                chosen[face] = tracklet
+                candidate[number] = False
+                candidate[:, face] = False
+        out = []
+        for face, row in enumerate(rows):
+            tracklet = chosen.get(face)
+            if tracklet is None:
+                tracklet = Tracklet(id=len(self.tracklets) + 1, box=boxes[face], position=position,
+                                    signature=signatures[face])
+                self.tracklets.append(tracklet)
+                self._open[tracklet.id] = tracklet
+            else:
+                tracklet.velocity = (boxes[face] - tracklet.box) / max(position - tracklet.position, 1)
+                tracklet.box, tracklet.position, tracklet.signature = boxes[face], position, signatures[face]
+            tracklet.positions.append(position)
+            self._keep(tracklet, position, int(row), faces)
+            out.append(tracklet.id)
+        return out
+
+    def _keep(self, tracklet: Tracklet, position: int, row: int, faces) -> None:
+        """Keep a chip for the embedding when one is due, and the most confident face as the picture."""
+        x1, y1, x2, y2 = faces.detections.boxes[row]
+        confidence = float(faces.detections.confidence[row])
+        if confidence > tracklet.best_confidence:
+            tracklet.best_confidence = confidence
+            tracklet.picture = faces.square_rgb_crop(row, FACE_THUMBNAIL)
+        big_enough = min(x2 - x1, y2 - y1) >= self.tracker.min_embed_side
+        if big_enough and len(tracklet.chips) < self.tracker.samples \
+                and position - tracklet.last_sample >= self.tracker.sample_every:
+            tracklet.chips.append(faces.aligned_chip(row, CHIP_SIZE, CHIP_PADDING))
+            tracklet.last_sample = position
+
+    def finish(self, embed: Callable[[np.ndarray], np.ndarray]) -> Persons:
+        """Merge tracklets into persons; ``embed`` maps (n, 150, 150, 3) chips to (n, 128) embeddings."""
+        tracklets = self.tracklets
+        embedded = 0
+        if len(tracklets) > 1:
+            owners = [number for number, tracklet in enumerate(tracklets) for _ in tracklet.chips]
+            chips = [chip for tracklet in tracklets for chip in tracklet.chips]
+            embeddings = embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
+            embedded = len(chips)
+            groups = merge_tracklets([embeddings[[i for i, owner in enumerate(owners) if owner == number]]
+                                      for number in range(len(tracklets))],
+                                     [set(tracklet.positions) for tracklet in tracklets],
+                                     self.tracker.identity_distance)
+        else:
+            groups = np.zeros(len(tracklets), np.int64)
+        # Persons are numbered by first appearance; tracklets are already in that order.
+        numbering: dict[int, int] = {}
+        of_tracklet, pictures, best = {}, {}, {}
+        for tracklet, group in zip(tracklets, groups):
+            person = numbering.setdefault(int(group), len(numbering) + 1)
+            of_tracklet[tracklet.id] = person
+            if tracklet.picture is not None and tracklet.best_confidence > best.get(person, -1):
+                best[person], pictures[person] = tracklet.best_confidence, tracklet.picture
+        return Persons(of_tracklet=of_tracklet, pictures=pictures, tracklets=len(tracklets), embedded=embedded)
+
+
+def merge_tracklets(embeddings: list[np.ndarray], positions: list[set[int]], threshold: float) -> np.ndarray:
+    """Group label per tracklet: agglomerative, average linkage over the tracklets' embeddings, merging the
+    closest pair of groups while their linkage is at most ``threshold`` and they share no frame. A tracklet
+    without embeddings is never merged."""
+    count = len(embeddings)
+    label = np.arange(count)
+    with_samples = [number for number in range(count) if len(embeddings[number])]
+    if len(with_samples) < 2:
+        return label
+    # Sums and counts of pairwise distances between groups: average linkage = sum / count, updated per merge.
+    vectors = np.concatenate([embeddings[number] for number in with_samples]).astype(np.float64)
+    owner = np.concatenate([[index] * len(embeddings[number]) for index, number in enumerate(with_samples)])
+    pairwise = np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=2)
+    size = len(with_samples)
+    one_hot = np.zeros((len(vectors), size))
+    one_hot[np.arange(len(vectors)), owner] = 1
+    sums = one_hot.T @ pairwise @ one_hot
+    counts = np.outer(one_hot.sum(0), one_hot.sum(0))
+    frames = [set(positions[number]) for number in with_samples]
+    alive = np.ones(size, bool)
+    blocked = np.array([[bool(frames[i] & frames[j]) or i == j for j in range(size)] for i in range(size)])
+    while True:
+        linkage = np.where(blocked | ~alive[:, None] | ~alive[None, :], np.inf, sums / counts)
+        flat = int(np.argmin(linkage))
+        i, j = divmod(flat, size)
+        if not np.isfinite(linkage[i, j]) or linkage[i, j] > threshold:
+            break
+        keep, gone = min(i, j), max(i, j)
+        sums[keep] += sums[gone]
+        sums[:, keep] += sums[:, gone]
+        counts[keep] += counts[gone]
+        counts[:, keep] += counts[:, gone]
+        frames[keep] |= frames[gone]
+        blocked[keep] |= blocked[gone]
+        blocked[:, keep] |= blocked[:, gone]
+        blocked[keep, keep] = True
+        alive[gone] = False
+        label[[number for number in range(count) if label[number] == with_samples[gone]]] = with_samples[keep]
+    return label
+
+
+def signature(grey: np.ndarray) -> np.ndarray:
+    """A face crop as a unit vector of its 16x16 grey thumbnail minus its mean (correlation by dot product)."""
+    small = cv2.resize(grey, (SIGNATURE, SIGNATURE), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    small -= small.mean()
+    norm = np.linalg.norm(small)
+    return small / norm if norm > 0 else small
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
