@@ -114,3 +114,23 @@ def test_trainers_run_as_python_m_training_and_record_that_command():
     assert done.returncode == 2 and "heads" in done.stderr and "expression" in done.stderr
     recorded = command("heads", ["--features", "networks", "--ship"])
     assert recorded == "python -m training heads --features networks --ship"
+
+
+def test_ship_writes_the_network_and_an_entry_recording_the_new_command(tmp_path, monkeypatch):
+    """On a stand-in file and manifest: the shipped weights in the repository are never rewritten here."""
+    best = tmp_path / "best.keras"
+    train.build_network(seed=0).save(str(best))
+    monkeypatch.setattr(train, "SHIPPED_FILE", tmp_path / "expression_vgg_v1.keras")
+    entries = {}
+    monkeypatch.setattr("training.shipping.put_manifest_entry", lambda key, entry: entries.update({key: entry}))
+    row = {"accuracy": 0.5, "macro_f1": 0.4}
+    names = [f"{which}{flip}" for which in ("mini-xception", "vgg", "ensemble") for flip in ("", "+flip")]
+    table = {part: {name: row for name in names} for part in ("dev_choose", "dev_report", "dev")}
+    report = {"command": command("expression", ["--seed", "0", "--ship"]), "seed": 0, "table": table,
+              "parts": {name: [0, 1] for name in ("fit", "select", "dev", "dev_choose", "dev_report")}}
+    train.ship_network(best, report)
+    entry = entries[train.SHIPPED_KEY]
+    assert entry["file"] == "expression_vgg_v1.keras" and entry["package"] is None
+    assert entry["sha256"] == hashlib.sha256(train.SHIPPED_FILE.read_bytes()).hexdigest()
+    assert entry["training"]["command"] == "python -m training expression --seed 0 --ship"
+    assert set(entry["training"]["service_dev_accuracy"]) == {"mini-xception", "vgg", "ensemble"}
