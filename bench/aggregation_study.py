@@ -122,7 +122,7 @@ def per_frame_table(analyzer, samples, still: Path, workdir: Path, frames: int, 
     faces, chosen = result.faces, result.faces.primary
     # The service's own answer must equal the default rule applied here: same table, same combine().
     own = AGGREGATORS[DEFAULT_AGGREGATOR]().combine(faces.expression[chosen], faces.confidence[chosen])
-    if not np.allclose(own, result.expression):
+    if not np.allclose(own, result.summary.expression):
         raise AssertionError("re-aggregated default rule differs from the service's own answer")
     return {"expression": faces.expression[chosen], "gender": faces.gender[chosen], "age": faces.age[chosen],
             "confidence": faces.confidence[chosen], "frame": faces.frame[chosen]}
