@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceanalysis.cli import default_cache
 from facecore.labels import EXPRESSIONS, GENDERS
 from training.metrics import band_masks
 
@@ -53,7 +54,6 @@ def missing_labels(data_dir: Path) -> str | None:
 
 def add_data_arguments(parser: argparse.ArgumentParser, data: Path) -> None:
     """The options every trainer shares: which data, where its caches and reports go, which split."""
-    from faceanalysis.cli import default_cache
     parser.add_argument("--data", type=Path, default=data, help="folder with labels.csv (default %(default)s)")
     parser.add_argument("--cache", type=Path, default=default_cache(),
                         help="feature cache and report folder, outside the repository ($VIDEOFACE_CACHE, "
