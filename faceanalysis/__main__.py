@@ -28,6 +28,7 @@ def analyse(argv: list[str]) -> None:
     setup_logging("WARNING")
     settings = settings_from(args)
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from faceanalysis.service import contract
     from faceanalysis.service.legacy import legacy_result
     from faceanalysis.service.report import build_report
 
@@ -39,7 +40,9 @@ def analyse(argv: list[str]) -> None:
         answer = {section: {str(code): value for code, value in values.items()}
                   for section, values in legacy_result(result).items()}
     else:
-        answer = build_report(result, args.timeline, {"input": {"kind": "folder", "name": args.folder.name}})
+        # The folder is read whole, as the legacy endpoint reads a sample (no frame limit, every frame).
+        options = contract.Options(timeline=args.timeline, max_frames=result.frames_read, stride=1)
+        answer = build_report(result, contract.Input(kind="sample", name=args.folder.name), options)
     json.dump(answer, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

@@ -88,7 +88,7 @@ class Age:
 
 @dataclass(frozen=True, kw_only=True)
 class Person:
-    """One person tracked across the frames, their faces combined into one answer."""
+    """One identity, followed across cuts and returns, their faces combined into one answer."""
     id: int = prop("1, 2, ... in order of first appearance.")
     primary: bool = prop("The person seen in most frames.")
     age: Age
@@ -96,6 +96,9 @@ class Person:
     expression: Expression
     frames_seen: int = prop("Frames in which this person's face was found.")
     mean_confidence: float = prop("Mean face-detection confidence.")
+    spans: list[tuple[int, int]] = prop("Where the person was seen: [first, last] frame of each run of analysed "
+                                        "frames in which they were, in order (frame numbers as in the timeline).")
+    picture: str | None = prop("The person's most confident face, 64x64 JPEG as a data: URL (null if none).")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,10 @@ the ``SequenceResult``: this module only fills in the ``contract`` declarations,
 
 from __future__ import annotations
 
+import base64
 import math
 
+import cv2
 import numpy as np
 
 from facecore.labels import EXPRESSIONS, GENDERS, dominant
@@ -17,6 +19,7 @@ from faceanalysis.service import contract
 from faceanalysis.service.schema import ABSENT, to_json
 
 DECIMALS = 6     # enough for probabilities; keeps answers short and stable across runs
+PICTURE_QUALITY = 85     # the person's 64x64 face: ~2 KB of JPEG
 
 
 def build_report(result: pipeline.SequenceResult, source: contract.Input, options: contract.Options) -> dict:
@@ -56,7 +59,15 @@ def _person(person: pipeline.Person) -> contract.Person:
         id=person.id, primary=person.primary,
         age=contract.Age(value=_number(summary.age), interval=(_number(low), _number(high))),
         gender=_gender(summary.gender), expression=_expression(summary.expression),
-        frames_seen=person.frames_seen, mean_confidence=_number(person.mean_confidence))
+        frames_seen=person.frames_seen, mean_confidence=_number(person.mean_confidence),
+        spans=[(int(first), int(last)) for first, last in person.spans], picture=_picture(person.picture))
+
+
+def _picture(rgb) -> str | None:
+    if rgb is None:
+        return None
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, PICTURE_QUALITY])
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
 def _timeline(result: pipeline.SequenceResult) -> list[contract.TimelineFrame]:

@@ -1,4 +1,4 @@
-// The browser page: submit a job (a sample or an upload), poll it, then draw the main person's answer.
+// The browser page: submit a job (a sample or an upload), poll it, then list every person and draw the chosen one.
 // Plain JS with no library and no build step, so the page is exactly what the service serves.
 "use strict";
 
@@ -162,7 +162,63 @@ function setBar(id, p) {
 }
 
 function render(result) {
-  const person = result.persons.find((candidate) => candidate.primary);
+  drawPersons(result);
+  showPerson(result, result.persons.find((candidate) => candidate.primary));
+  $("results").hidden = false;
+}
+
+// One row per person: picture, age, gender, expression, and the frames seen as spans on the frame axis.
+function drawPersons(result) {
+  const body = $("persons").tBodies[0];
+  body.replaceChildren();
+  const timeline = result.timeline || [];
+  const lastFrame = timeline.length ? timeline[timeline.length - 1].frame : 0;
+  for (const person of result.persons) {
+    const row = body.insertRow();
+    row.dataset.person = person.id;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "person";
+    button.setAttribute("aria-pressed", "false");
+    if (person.picture) {
+      const picture = document.createElement("img");
+      picture.src = person.picture;
+      picture.alt = `face of person ${person.id}`;
+      button.append(picture);
+    }
+    button.append(`Person ${person.id}` + (person.primary ? " (main)" : ""));
+    button.addEventListener("click", () => showPerson(result, person));
+    row.insertCell().append(button);
+    row.insertCell().textContent = `${person.age.value.toFixed(1)} (${person.age.interval[0].toFixed(0)}–` +
+        `${person.age.interval[1].toFixed(0)})`;
+    row.insertCell().textContent = `${percent(person.gender.female)} female`;
+    row.insertCell().textContent = person.expression.dominant;
+    const seen = row.insertCell();
+    seen.append(spansBar(person.spans || [], lastFrame), `${person.frames_seen} frames`);
+  }
+}
+
+function spansBar(spans, lastFrame) {
+  const width = 220, height = 16;
+  const x = (frame) => (lastFrame > 0 ? (frame * width) / (lastFrame + 1) : 0);
+  const root = svg("svg", {viewBox: `0 0 ${width} ${height}`, class: "spans", role: "img",
+                           "aria-label": "seen in frames " + spans.map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`))
+                               .join(", ")});
+  root.append(svg("rect", {x: 0, y: 4, width, height: height - 8, class: "axis"}));
+  for (const [first, last] of spans) {
+    root.append(svg("rect", {x: x(first).toFixed(1), y: 2, width: Math.max(x(last + 1) - x(first), 1.5).toFixed(1),
+                             height: height - 4, class: "span"}));
+  }
+  return root;
+}
+
+function showPerson(result, person) {
+  for (const row of $("persons").tBodies[0].rows) {
+    const chosen = Number(row.dataset.person) === person.id;
+    row.classList.toggle("chosen", chosen);
+    row.querySelector("button").setAttribute("aria-pressed", String(chosen));
+  }
+  $("person-id").textContent = `${person.id}` + (person.primary ? " (seen in most frames)" : "");
   $("age").textContent = person.age.value.toFixed(1);
   $("age-interval").textContent = `${person.age.interval[0].toFixed(0)}–${person.age.interval[1].toFixed(0)}`;
   setBar("male", person.gender.male);
@@ -173,7 +229,6 @@ function render(result) {
   const others = result.persons.length - 1;
   $("summary").textContent = `Person ${person.id}, seen in ${person.frames_seen} of ${result.meta.frames.read} ` +
       `frames` + (others ? `; ${others} other person${others > 1 ? "s" : ""} also seen.` : ".");
-  $("results").hidden = false;
   const timeline = result.timeline || [];
   drawChart(timeline, person.id);
   drawStrip(timeline, person.id, result.meta.input);
@@ -188,7 +243,7 @@ function svg(name, attributes, text) {
   return element;
 }
 
-// One line per expression: the main person's face in each frame; a frame without it leaves a gap.
+// One line per expression: the chosen person's face in each frame; a frame without it leaves a gap.
 function drawChart(timeline, personId) {
   const chart = $("chart");
   chart.replaceChildren();
@@ -204,7 +259,7 @@ function drawChart(timeline, personId) {
   const shown = faces.filter(Boolean).length;
   root.append(svg("desc", {id: "chart-desc"},
                   `Seven lines, one per expression, probability 0 to 1 over ${n} frames; ` +
-                  `the main person is in ${shown} of them.`));
+                  `person ${personId} is in ${shown} of them.`));
   for (const p of [0, 0.25, 0.5, 0.75, 1]) {
     root.append(svg("line", {x1: left, x2: width - right, y1: y(p), y2: y(p), class: "grid"}));
     root.append(svg("text", {x: left - 6, y: y(p) + 4, "text-anchor": "end", class: "tick"}, p.toFixed(2)));
@@ -261,7 +316,7 @@ function drawStrip(timeline, personId, input) {
     frames = Array.from({length: MAX_THUMBNAILS}, (_, i) => timeline[Math.floor(i * every)]);
   }
   $("strip-note").textContent = `${frames.length} of ${timeline.length} frames; ` +
-      "green: the main person's face, orange: anyone else.";
+      `green: person ${personId}'s face, orange: anyone else.`;
   for (const frame of frames) {
     const figure = document.createElement("figure");
     figure.setAttribute("role", "listitem");
