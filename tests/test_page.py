@@ -191,3 +191,32 @@ def test_page_shows_an_api_error(page):
     assert "invalid_archive" in alert.inner_text() and "HTTP 422" in alert.inner_text()
     assert "not a readable zip archive" in alert.inner_text()
     assert page.locator("#results").is_hidden()
+
+
+def test_page_lists_every_person_and_shows_the_chosen_one(page, server, tmp_path):  # noqa: F811
+    # Two people: the astronaut for 20 frames, then Grace Hopper for 12 (a hard cut), as an .avi upload.
+    from training.tracking_data import ComposedVideo, sample_frames
+    frames = sample_frames("seqA")[:20] + sample_frames("seqB")[:12]
+    video = ComposedVideo("two", "A then B", frames, [("A",)] * 20 + [("B",)] * 12).write(tmp_path / "two.avi")
+    page.get_by_label("A video or a zip of frames").check()
+    page.get_by_label("File").set_input_files(str(video))
+    page.get_by_role("button", name="Analyse").click()
+    rows = page.locator("#persons tbody tr")
+    rows.nth(1).wait_for(timeout=240_000)
+    assert rows.count() == 2
+    first, second = (rows.nth(i) for i in range(2))
+    assert "Person 1 (main)" in first.inner_text() and "20 frames" in first.inner_text()
+    assert "Person 2" in second.inner_text() and "12 frames" in second.inner_text()
+    # Each row's picture, and its spans on the frame axis: frames 0-19 and 20-31.
+    assert first.locator("img").get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert first.locator("svg.spans").get_attribute("aria-label") == "seen in frames 0–19"
+    assert second.locator("svg.spans").get_attribute("aria-label") == "seen in frames 20–31"
+    assert page.locator("#person-id").inner_text().startswith("1")
+    assert int(page.locator("#chart path[data-expression]").first.get_attribute("data-points")) == 20
+
+    second.get_by_role("button").click()
+    assert page.locator("#person-id").inner_text() == "2"
+    assert second.get_by_role("button").get_attribute("aria-pressed") == "true"
+    assert int(page.locator("#chart path[data-expression]").first.get_attribute("data-points")) == 12
+    assert float(page.locator("#age").inner_text()) > 55         # Grace Hopper
+    page.screenshot(path=str(SCREENSHOT.with_name("page_two_persons.png")), full_page=True)
