@@ -1,6 +1,6 @@
 """End-to-end speed of the analysis pipeline: naive vs before vs ours, on 30 / 300 / 3000 frames.
 
-    python -m bench.benchmark [--lengths 30 300 3000] [--naive-max-frames 300]
+    python -m bench.benchmark [--lengths 30 300 3000] [--naive-max-frames 300] [--baseline-tree DIR]
 
 Sequences are 640x480 JPEG frames with one face, built from the committed
 samples (bench/sequences.py) in a temporary folder. Three configurations, each
@@ -11,6 +11,10 @@ measured in its own fresh subprocess (so peak RSS is that configuration's own):
           alignment and one network call per face for age, gender and expression;
 - before: the pipeline as it was (batched, the ``mtcnn`` package's eager Keras detector);
 - ours:   the pipeline now (``FaceAnalyzer`` with the onnxruntime MTCNN).
+
+- baseline: with ``--baseline-tree DIR``, "ours" of another checkout of this project (e.g. the commit before a
+          change, ``git worktree add DIR COMMIT``), run by that checkout's own benchmark on the same frames, in
+          the same run, so a change's cost is one ratio (ours / baseline).
 
 naive and before are slow, so they run only on sequences of at most
 ``--naive-max-frames`` frames (default 300); the output says which were skipped.
@@ -169,12 +173,13 @@ def build_sequences(root: Path, lengths: list[int]) -> dict[int, Path]:
     return folders
 
 
-def run_config(config: str, folder: Path, batch_size: int, dump: Path | None) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", config, "--folder", str(folder),
+def run_config(config: str, folder: Path, batch_size: int, dump: Path | None, tree: Path = REPO) -> dict:
+    # Run from the tree's own folder, so its packages come first on the path (``-m`` puts the cwd first).
+    command = [sys.executable, "-m", "bench.benchmark", "--worker", config, "--folder", str(folder),
                "--batch-size", str(batch_size)]
     if dump is not None:
         command += ["--dump", str(dump)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tree)
     if done.returncode != 0:
         raise RuntimeError(f"{config} on {folder.name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -205,6 +210,7 @@ def main(argv=None) -> None:
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--keep", type=Path, help="build the sequences here and keep them")
+    parser.add_argument("--baseline-tree", type=Path, help="also run 'ours' of this other checkout, as 'baseline'")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
@@ -237,13 +243,21 @@ def main(argv=None) -> None:
                 result = run_config(config, folder, args.batch_size, dump)
                 results[length][config] = result
                 print(report_line(result), flush=True)
+            if args.baseline_tree:
+                dump = root / f"out_baseline_{length}.npz" if length == shortest else None
+                result = run_config("ours", folder, args.batch_size, dump, args.baseline_tree.resolve())
+                results[length]["baseline"] = {**result, "config": "base"}
+                print(report_line(results[length]["baseline"]), flush=True)
             row = results[length]
+            if "ours" in row and "baseline" in row:
+                ratio = (row["ours"]["frames"] / row["ours"]["wall_s"]) / (row["baseline"]["frames"] / row["baseline"]["wall_s"])
+                print(f"  ours vs baseline ({args.baseline_tree}): {ratio:.3f}x frames/s")
             for base in ("naive", "before"):
                 if "ours" in row and base in row:
                     ratio = (row["ours"]["frames"] / row["ours"]["wall_s"]) / (row[base]["frames"] / row[base]["wall_s"])
                     print(f"  speed-up ours vs {base}: {ratio:.2f}x")
             print()
-        for base in ("before", "naive"):
+        for base in ("baseline", "before", "naive"):
             ours, other = root / f"out_ours_{shortest}.npz", root / f"out_{base}_{shortest}.npz"
             if ours.exists() and other.exists():
                 print(f"outputs on the {shortest}-frame sequence, ours vs {base}: max |diff| {compare_outputs(ours, other)}")
