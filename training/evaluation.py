@@ -41,7 +41,7 @@ class Item:
     path: Path
     age: float = math.nan
     gender: int = metrics.NO_PREDICTION      # index into GENDERS; -1 = not labelled
-    emotion: int = metrics.NO_PREDICTION     # index into EXPRESSIONS
+    expression: int = metrics.NO_PREDICTION  # index into EXPRESSIONS (the "emotion" column)
 
 
 @dataclass
@@ -111,12 +111,14 @@ def _item(data_dir: Path, line: int, row: dict, columns: list[str], labels_file:
             item.age = float(value("age"))
         except ValueError:
             raise ValueError(f"{where}: age {value('age')!r} is not a number") from None
-    for name, labels in (("gender", GENDERS), ("emotion", EXPRESSIONS)):
+    # The labels.csv column is "emotion" (the format of the labelled data and of every report so far); in the
+    # code the concept is "expression".
+    for name, attribute, labels in (("gender", "gender", GENDERS), ("emotion", "expression", EXPRESSIONS)):
         if name in columns and value(name):
             label = value(name).lower()
             if label not in labels:
                 raise ValueError(f"{where}: {name} {value(name)!r} is not one of {list(labels)}")
-            setattr(item, name, labels.index(label))
+            setattr(item, attribute, labels.index(label))
     return item
 
 
@@ -224,7 +226,7 @@ def score(items: list[Item], columns: list[str], predictions: Predictions) -> di
             ages = np.asarray([item.age for item in items])[labelled]
             report["gender_acc_by_age_band"] = scoring.accuracy_by_age_band(true, pred, ages)
     if "emotion" in columns:
-        *_, scores = _classification(report, "emotion", EXPRESSIONS, [item.emotion for item in items],
+        *_, scores = _classification(report, "emotion", EXPRESSIONS, [item.expression for item in items],
                                      predictions.expression)
         report["emotion_macro_f1"] = scores["macro_f1"]
     return report
@@ -260,7 +262,7 @@ def write_predictions(path: Path, items: list[Item], predictions: Predictions) -
                 "" if math.isnan(predictions.age[i]) else f"{predictions.age[i]:.2f}",
                 name(GENDERS, item.gender), name(GENDERS, genders[i]),
                 "" if math.isnan(predictions.gender[i, 1]) else f"{predictions.gender[i, 1]:.4f}",
-                name(EXPRESSIONS, item.emotion), name(EXPRESSIONS, expressions[i])])
+                name(EXPRESSIONS, item.expression), name(EXPRESSIONS, expressions[i])])
 
 
 def save_plots(report: dict, items: list[Item], predictions: Predictions, stem: Path) -> dict:
