@@ -250,7 +250,8 @@ def main(argv=None) -> None:
                 print(report_line(results[length]["baseline"]), flush=True)
             row = results[length]
             if "ours" in row and "baseline" in row:
-                ratio = (row["ours"]["frames"] / row["ours"]["wall_s"]) / (row["baseline"]["frames"] / row["baseline"]["wall_s"])
+                ours, base = (row[name]["frames"] / row[name]["wall_s"] for name in ("ours", "baseline"))
+                ratio = ours / base
                 print(f"  ours vs baseline ({args.baseline_tree}): {ratio:.3f}x frames/s")
             for base in ("naive", "before"):
                 if "ours" in row and base in row:

@@ -33,7 +33,7 @@ from .detector import FaceDetector
 from .registry import SharedModels, build_task_models, face_embedder
 from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
 from .settings import Settings
-from .sources import FolderSource, FrameSource, FrameStream
+from .sources import FolderSource, FrameSource
 from .tracking import Tracker, TrackingRun
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,9 @@ class FaceAnalyzer:
         self.device: Device | None = None
         self.load_seconds = 0.0
         self.ready = False          # True once every model is loaded and warmed
-        # One analysis at a time. dlib's DNN (the face embedding of the "heads" / "ensemble" choices) keeps its
-        # activations inside the network object, so two calls at once would overwrite each other's. TensorFlow
+        # One analysis at a time. dlib's DNN (the face embedding: the tracker's identity step, and the "heads" /
+        # "ensemble" choices) keeps its activations inside the network object, so two calls at once would
+        # overwrite each other's. TensorFlow
         # functions and Keras models, and onnxruntime sessions, may be called from several threads (each
         # analysis does: the TensorFlow pyramid and onnxruntime detection run in a worker thread while Keras
         # and onnxruntime run the per-face networks in this one). On two cores, a second analysis would
