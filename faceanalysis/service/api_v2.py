@@ -4,9 +4,11 @@
     POST /api/v2/jobs             202 with a job id at once; GET /api/v2/jobs/<id> for progress and the answer
     GET  /api/v2/samples          the sample names, for {"sample": NAME}
     GET  /api/v2/openapi.json     the contract (openapi.py, generated from contract.py)
-    GET  /healthz, /readyz        liveness, and readiness (models loaded and warmed)
+    GET  /healthz, /readyz        liveness, and readiness (models loaded and warmed, not shutting down)
 
-Limits come from the Flask config (``contract.Limits`` fills in the keys that are not set), so a deployment
+Jobs live in the app's data folder (``runtime.py``, ``jobs.py``, ``store.py``), so they outlive the process.
+Requests that start work are counted by the runtime's lifecycle, which a graceful shutdown waits for and which
+refuses them (503 ``shutting_down``) once the shutdown began. Limits come from the Flask config (``contract.Limits`` fills in the keys that are not set), so a deployment
 or a test can change them. Every answer is a ``contract`` declaration; errors keep the service's one shape,
 ``{"error": {"code", "message"}}``.
 """
@@ -14,7 +16,6 @@ or a test can change them. Every answer is a ``contract`` declaration; errors ke
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -24,22 +25,22 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from facecore.errors import AnalysisError
 from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_json
-from faceanalysis.service.inputs import AnalysisRequest, parse_request
+from faceanalysis.service.inputs import AnalysisRequest, parse_request, restore_request
 from faceanalysis.service.jobs import JobQueue
 from faceanalysis.service.openapi import openapi_spec
 from faceanalysis.service.report import build_report
+from faceanalysis.service.runtime import Runtime, ShuttingDown
 from faceanalysis.service.schema import to_json
 
 log = logging.getLogger(__name__)
+JOB_QUEUE = "faceanalysis.job_queue"      # app.extensions: makes the job queue (web.start_jobs)
 
 
 def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
-                  samples: Callable[[], list[str]]) -> Blueprint:
+                  samples: Callable[[], list[str]], runtime: Runtime) -> Blueprint:
     """The v2 routes for one prepared analyzer; ``resolve_sample`` maps a sample name to its folder, ``samples``
-    lists the names it accepts."""
+    lists the names it accepts, ``runtime`` holds the data folder, the jobs and the lifecycle."""
     api = Blueprint("api_v2", __name__)
-    jobs: JobQueue | None = None
-    jobs_lock = threading.Lock()
 
     @api.record_once
     def apply_defaults(state) -> None:
@@ -47,6 +48,7 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
         for key, value in Limits.config_defaults().items():
             if config.get(key) is None:      # Flask itself defines MAX_CONTENT_LENGTH as None
                 config[key] = value
+        state.app.extensions[JOB_QUEUE] = job_queue
 
     def limits() -> Limits:
         return Limits.from_config(current_app.config)
@@ -61,39 +63,37 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
             job.cleanup()
 
     def job_queue() -> JobQueue:
-        # Made on first use, so that limits set in the app config after create_app() still apply.
-        nonlocal jobs
-        with jobs_lock:
-            if jobs is None:
-                current = limits()
-                jobs = JobQueue(analyse, max_queued=current.job_queue_size, ttl_s=current.job_ttl_seconds,
-                                max_kept=current.jobs_kept)
-            return jobs
+        # Made on first use (the server makes it at start-up), so limits set in the app config after
+        # create_app() still apply; the worker thread has no app context, so it keeps the limits of then.
+        current = limits()
+
+        def run(record: dict, uploads: Path | None, progress) -> dict:
+            return analyse(restore_request(record, uploads, current), progress)
+        return runtime.jobs(current, run, analyzer.settings.to_json())
 
     def parse() -> AnalysisRequest:
-        return parse_request(request, resolve_sample, limits())
+        return parse_request(request, resolve_sample, limits(), runtime.new_workdir)
 
     @api.post("/api/v2/analyze")
     def analyze():
-        return jsonify(analyse(parse()))
+        with runtime.lifecycle.work():
+            return jsonify(analyse(parse()))
 
     @api.post("/api/v2/jobs")
     def submit_job():
-        job_request = parse()
-        try:
-            job = job_queue().submit(job_request)
-        except AnalysisError:
-            job_request.cleanup()
-            raise
+        with runtime.lifecycle.work():
+            queue = job_queue()
+            job_request = parse()
+            try:
+                job = queue.submit(job_request.record(), job_request.workdir)
+            finally:
+                job_request.cleanup()           # nothing left to remove once the job took the uploads over
         location = url_for(".get_job", job_id=job.id)
         return jsonify(to_json(QueuedJob(id=job.id, status=job.status, url=location))), 202, {"Location": location}
 
     @api.get("/api/v2/jobs/<job_id>")
     def get_job(job_id: str):
-        state = job_queue().get(job_id)
-        if state is None:
-            raise AnalysisError("job_not_found", f"no job {job_id!r}: it never existed or its result expired", 404)
-        return jsonify(state)
+        return jsonify(job_queue().get(job_id))
 
     @api.get("/api/v2/samples")
     def sample_list():
@@ -109,6 +109,8 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
 
     @api.get("/readyz")
     def readyz():
+        if runtime.lifecycle.stopping:
+            raise ShuttingDown()
         if not analyzer.ready:
             raise AnalysisError("not_ready", "the models are still loading", 503)
         return jsonify(to_json(Readiness(status="ready", device=analyzer.device.kind)))

@@ -13,10 +13,12 @@ from typing import Literal
 
 from facecore.labels import EXPRESSIONS, GENDERS
 from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
-from faceanalysis.service.jobs import DONE, FAILED, QUEUED, RUNNING
 from faceanalysis.service.schema import prop, to_json
 
 INPUT_KINDS = ("sample", "video", "zip", "frames")
+# A job's states. Declared here, with the job's answer, so that jobs.py and the store can build that answer
+# from this module without importing each other.
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_NAME_LENGTH = 255       # longest file name on common file systems: the longest sample name
 
 
@@ -37,6 +39,8 @@ class Limits:
     job_queue_size: int = _config("FACE_JOB_QUEUE_SIZE", 8)                  # jobs waiting, besides the one running
     job_ttl_seconds: int = _config("FACE_JOB_TTL_SECONDS", 600)              # how long a finished job's answer is kept
     jobs_kept: int = _config("FACE_JOBS_KEPT", 100)                          # finished jobs kept at most
+    job_sweep_seconds: int = _config("FACE_JOB_SWEEP_SECONDS", 60)           # how often expired jobs and files go
+    expired_jobs_remembered_seconds: int = _config("FACE_EXPIRED_JOBS_REMEMBERED_SECONDS", 7 * 24 * 3600)
 
     @classmethod
     def from_config(cls, config) -> "Limits":
@@ -81,7 +85,7 @@ Expression = make_dataclass(
 
 @dataclass(frozen=True, kw_only=True)
 class Age:
-    """A person's age from the 81-bin age distribution (0 to 80 years)."""
+    """A person's age from the age distribution over 0 to 100 years."""
     value: float = prop("Expected age of the distribution, years.")
     interval: tuple[float, float] = prop("Central 80% range of the distribution, years.")
 
@@ -212,6 +216,8 @@ class Job:
     created: str = prop(format="date-time")
     started: str | None = prop(format="date-time")
     finished: str | None = prop(format="date-time")
+    expires: str | None = prop("When a finished job's answer is forgotten (410 job_expired after); null until "
+                               "it finishes.", format="date-time")
     result: Analysis = prop(optional=True)
     error: JobError = prop(optional=True)
 

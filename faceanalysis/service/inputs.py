@@ -9,9 +9,12 @@ Four inputs, exactly one per request:
 
 Options ``timeline``, ``max_frames`` and ``stride`` come from the query string
 or from the JSON / form fields (these win). Uploads are saved to a private
-temporary folder, because a job outlives its request; ``cleanup()`` removes it.
-Whatever can be checked before decoding is checked here, so a bad input is
-refused at once with a JSON error, even for a job.
+temporary folder (in the data folder's ``tmp/``, so a crash leaves nothing the
+next sweep does not find), because a job outlives its request; ``cleanup()``
+removes it, unless a job took the files over. Whatever can be checked before
+decoding is checked here, so a bad input is refused at once with a JSON error,
+even for a job. ``record()`` is what a job stores to make the same request again
+after a restart (``restore_request``), from wherever its files then are.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames
 from faceanalysis.pipeline.sources import FolderSource, FrameSource, ImageFilesSource, VideoSource, ZipSource
 from faceanalysis.service.contract import INPUT_KINDS, Input, Limits, Options
-from faceanalysis.service.schema import keywords
+from faceanalysis.service.schema import keywords, to_json
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +50,46 @@ class AnalysisRequest:
     options: Options
     source: FrameSource
     workdir: Path | None = None      # uploads live here until cleanup()
+    sample: Path | None = None       # the sample folder, for a sample
+    files: tuple[tuple[str, str], ...] = ()     # the uploads: (the client's name, our file name in workdir)
 
     def cleanup(self) -> None:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
+    def record(self) -> dict:
+        """This request as JSON, without any absolute path to its uploads (they move to the job's folder)."""
+        return {"input": to_json(self.input), "options": to_json(self.options),
+                "sample": str(self.sample) if self.sample is not None else None,
+                "files": [list(item) for item in self.files]}
+
+
+def restore_request(record: dict, uploads: Path | None, limits: Limits) -> AnalysisRequest:
+    """The request ``record()`` described, its uploads read from ``uploads``. The sources check their input
+    again, so a sample folder that went away since is ``sequence_not_found``, as it would have been then."""
+    options = Options(**record["options"])
+    given = Input(**record["input"])
+    if record["sample"] is not None:
+        source = FolderSource(list_frames(Path(record["sample"])), stride=options.stride,
+                              max_frames=options.max_frames)
+        return AnalysisRequest(given, options, source, sample=Path(record["sample"]))
+    if uploads is None:
+        raise ValueError("a request with uploads needs the folder holding them")
+    files = tuple((name, file_name) for name, file_name in record["files"])
+    paths = [uploads / file_name for _, file_name in files]
+    source = _source(given.kind, [name for name, _ in files], paths, given.name, options, limits)
+    return AnalysisRequest(given, options, source, files=files)
+
 
 def invalid(message: str, code: str = "invalid_request", status: int = 400) -> AnalysisError:
     return AnalysisError(code, message, status)
 
 
-def parse_request(request: Request, resolve_sample: Callable[[str], Path], limits: Limits) -> AnalysisRequest:
-    """Read one request into an ``AnalysisRequest``; raises ``AnalysisError`` for anything wrong with it."""
+def parse_request(request: Request, resolve_sample: Callable[[str], Path], limits: Limits,
+                  new_workdir: Callable[[], Path] | None = None) -> AnalysisRequest:
+    """Read one request into an ``AnalysisRequest``; raises ``AnalysisError`` for anything wrong with it.
+    ``new_workdir`` makes the private folder for uploads (default: one in the system's temporary folder)."""
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -88,7 +118,7 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
     if len(uploads) > limits.max_entries:
         raise invalid(f"{len(uploads)} files, more than {limits.max_entries}; send a zip or fewer frames",
                       "too_many_frames", 413)
-    workdir = Path(tempfile.mkdtemp(prefix="faceanalysis-"))
+    workdir = new_workdir() if new_workdir is not None else Path(tempfile.mkdtemp(prefix="faceanalysis-"))
     try:
         return _upload(kind, uploads, options, workdir, limits)
     except BaseException:
@@ -115,7 +145,7 @@ def _sample(name, options: Options, resolve_sample: Callable[[str], Path]) -> An
         raise invalid('"sample" must be a string: the name of a folder in samples/')
     folder = resolve_sample(name)
     source = FolderSource(list_frames(folder), stride=options.stride, max_frames=options.max_frames)
-    return AnalysisRequest(Input(kind="sample", name=folder.name), options, source)
+    return AnalysisRequest(Input(kind="sample", name=folder.name), options, source, sample=folder.absolute())
 
 
 def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: Limits) -> AnalysisRequest:
@@ -135,16 +165,21 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
     if sum(path.stat().st_size for path in paths) == 0:
         raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload", 422)
     label = names[0] if len(names) == 1 else f"{len(names)} files"
+    source = _source(kind, names, paths, label, options, limits)
+    given = Input(kind=kind, name=label, fps=source.fps) if kind == "video" else Input(kind=kind, name=label)
+    return AnalysisRequest(given, options, source, workdir=workdir,
+                           files=tuple((name, path.name) for name, path in zip(names, paths)))
+
+
+def _source(kind: str, names: list[str], paths: list[Path], label: str, options: Options,
+            limits: Limits) -> FrameSource:
     stride, max_frames = options.stride, options.max_frames
     if kind == "video":
-        source = VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
-        return AnalysisRequest(Input(kind=kind, name=label, fps=source.fps), options, source, workdir=workdir)
+        return VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
     if kind == "zip":
-        source = ZipSource(paths[0], label, limits.max_entries, limits.max_unpacked_bytes,
-                           stride=stride, max_frames=max_frames)
-    else:
-        source = ImageFilesSource(list(zip(names, paths)), label, stride=stride, max_frames=max_frames)
-    return AnalysisRequest(Input(kind=kind, name=label), options, source, workdir=workdir)
+        return ZipSource(paths[0], label, limits.max_entries, limits.max_unpacked_bytes,
+                         stride=stride, max_frames=max_frames)
+    return ImageFilesSource(list(zip(names, paths)), label, stride=stride, max_frames=max_frames)
 
 
 def _base_name(filename: str) -> str:

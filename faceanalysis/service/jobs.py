@@ -1,134 +1,245 @@
-"""Background analyses: a bounded queue, one worker thread, results kept for a while.
+"""Background analyses: a durable, bounded queue (store.py), one worker thread, answers kept for a while.
 
-There is one set of models per process and it analyses one sequence at a
-time, so one worker is all that can make progress; more threads would only
-wait on the analyzer's lock. The queue is bounded so that a burst of
-submissions is refused (``queue_full``, 429) instead of piling up uploads on
-disk. Finished jobs are forgotten ``ttl_s`` seconds after they end, and at
-most ``max_kept`` of them are held, so memory stays bounded however long the
-process runs.
+There is one set of models per process and it analyses one sequence at a time, so one worker is all that can
+make progress; more threads would only wait on the analyzer's lock. The queue is bounded so that a burst of
+submissions is refused (``queue_full``, 429) instead of piling up uploads on disk. Finished jobs are forgotten
+``ttl_s`` seconds after they end, and at most ``max_kept`` of them are held, so the store stays bounded however
+long the service runs; a forgotten id answers ``job_expired`` (410) for a while, an unknown one
+``job_not_found`` (404).
+
+Jobs live in the store, not in this process: a job accepted (202) is in the store before the answer is sent,
+so it survives a restart, a crash or a shutdown, and any server process sharing the data folder may run it.
+A sweeper thread, at start-up and then every ``sweep_s`` seconds, queues again the jobs whose process died,
+forgets expired jobs, and removes files nothing owns.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
+import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from facecore.errors import AnalysisError
+from faceanalysis.service.contract import DONE, FAILED, Job, JobError, JobProgress, Limits
+from faceanalysis.service.schema import ABSENT, to_json
+from faceanalysis.service.store import Claim, JobRow, JobStore, QueueFull, StoreClosed
 
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-# run(payload, progress) -> result; progress(frames_done, frames_total_or_None)
-Runner = Callable[[Any, Callable[[int, "int | None"], None]], dict]
+# A job whose process died this many times while running it fails instead of running again: an input that
+# kills the process (a decoder crash) must not take every restart down with it.
+MAX_ATTEMPTS = 3
+# How often an idle worker looks for jobs that another process sharing the data folder accepted (a
+# submission to this process wakes it at once).
+POLL_S = 1.0
+# progress(frames_done, frames_total_or_None); run(request record, its uploads folder, progress) -> answer
+Progress = Callable[[int, "int | None"], None]
+Runner = Callable[[dict, "Path | None", Progress], dict]
 
 
-@dataclass
-class Job:
-    id: str
-    payload: Any
-    status: str = QUEUED
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    frames_done: int = 0
-    frames_total: int | None = None
-    result: dict | None = None
-    error: dict | None = None
+class Interrupted(Exception):
+    """Raised from the progress callback: the job was handed back (shutdown) or taken over; stop working on it."""
 
-    def to_json(self) -> dict:
-        body = {"id": self.id, "status": self.status,
-                "progress": {"frames_done": self.frames_done, "frames_total": self.frames_total},
-                "created": _iso(self.created), "started": _iso(self.started), "finished": _iso(self.finished)}
-        if self.status == DONE:
-            body["result"] = self.result
-        elif self.status == FAILED:
-            body["error"] = self.error
-        return body
+
+@dataclass(frozen=True)
+class JobPolicy:
+    max_queued: int = 8
+    ttl_s: float = 600.0
+    max_kept: int = 100
+    sweep_s: float = 60.0
+    remember_s: float = 7 * 24 * 3600.0
+
+    @classmethod
+    def from_limits(cls, limits: Limits) -> "JobPolicy":
+        return cls(max_queued=limits.job_queue_size, ttl_s=limits.job_ttl_seconds, max_kept=limits.jobs_kept,
+                   sweep_s=limits.job_sweep_seconds, remember_s=limits.expired_jobs_remembered_seconds)
 
 
 class JobQueue:
-    def __init__(self, run: Runner, max_queued: int = 8, ttl_s: float = 600.0, max_kept: int = 100) -> None:
+    def __init__(self, store: JobStore, run: Runner, runner: str, policy: JobPolicy = JobPolicy()) -> None:
+        """``runner`` names the models ``run`` answers with: only jobs submitted to the same models are run."""
+        self._store = store
         self._run = run
-        self.ttl_s = ttl_s
-        self.max_kept = max_kept
-        self._queue: queue.Queue[Job] = queue.Queue(maxsize=max_queued)
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-        self._worker = threading.Thread(target=self._work, name="analysis-jobs", daemon=True)
-        self._worker.start()
+        self._runner = runner
+        self._owner = store.folder.instance
+        self.policy = policy
+        self._wake = threading.Condition()          # a submission, a finished job, a shutdown
+        self._current: str | None = None            # the job the worker runs; guarded by _wake
+        self._claim_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._hand_back = threading.Event()         # the running job goes back to the queue: stop it
+        # Jobs cut short by a crash are queued again, and a crash's leftovers removed, before anything runs.
+        self.sweep()
+        self._threads = [threading.Thread(target=self._work, name="analysis-jobs", daemon=True),
+                         threading.Thread(target=self._sweep_now_and_then, name="job-sweeper", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, payload: Any) -> Job:
-        """Queue ``payload``; raises ``AnalysisError`` 429 when the queue is full."""
-        job = Job(id=secrets.token_urlsafe(12), payload=payload)
-        with self._lock:
-            self._purge()
-            try:
-                self._queue.put_nowait(job)
-            except queue.Full:
-                raise AnalysisError("queue_full", f"{self._queue.maxsize} jobs are already waiting; "
-                                    "retry when one has finished", 429) from None
-            self._jobs[job.id] = job
-        log.info("job %s queued (%d waiting)", job.id, self._queue.qsize())
+    # --- what the API asks --------------------------------------------------------------------------------
+
+    def submit(self, request: dict, workdir: Path | None) -> JobRow:
+        """Accept a job for ``request`` (``AnalysisRequest.record()``), taking over the uploads in ``workdir``.
+        Raises ``AnalysisError``: 429 when the queue is full, 503 when the store cannot take it."""
+        job_id = secrets.token_urlsafe(12)
+        try:
+            job = self._store.add(job_id, self._runner, request, workdir, self.policy.max_queued)
+        except QueueFull:
+            raise AnalysisError("queue_full", f"{self.policy.max_queued} jobs are already waiting; "
+                                "retry when one has finished", 429) from None
+        except (sqlite3.Error, OSError, StoreClosed):
+            log.exception("could not store job %s", job_id)
+            raise AnalysisError("storage_unavailable", "the job could not be stored (see the server log); "
+                                "retry later", 503) from None
+        with self._wake:
+            self._wake.notify_all()
+        log.info("job %s queued", job_id)
         return job
 
-    def get(self, job_id: str) -> dict | None:
-        """The job's state as JSON, or None when it does not exist or has expired."""
-        with self._lock:
-            self._purge()
-            job = self._jobs.get(job_id)
-            return job.to_json() if job is not None else None
+    def get(self, job_id: str) -> dict:
+        """The job's state as JSON; ``AnalysisError`` 404 ``job_not_found`` or 410 ``job_expired``."""
+        job = self._store.get(job_id)
+        if job is not None and not self._past_ttl(job):
+            return job_json(job, self.policy.ttl_s)
+        if job is not None or self._store.was_expired(job_id):
+            raise AnalysisError("job_expired", f"job {job_id!r} finished more than {self.policy.ttl_s:g} s ago "
+                                "(or more recent jobs took its place) and its answer was deleted", 410)
+        raise AnalysisError("job_not_found", f"no job {job_id!r}: check the id (expired ids are remembered "
+                            f"for {self.policy.remember_s / 3600:g} h)", 404)
 
     def counts(self) -> dict:
-        with self._lock:
-            states = [job.status for job in self._jobs.values()]
-        return {state: states.count(state) for state in (QUEUED, RUNNING, DONE, FAILED)}
+        return self._store.counts()
+
+    # --- the worker ---------------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            with self._lock:
-                job.status, job.started = RUNNING, time.time()
-            try:
-                result = self._run(job.payload, lambda done, total: self._progress(job, done, total))
-            except AnalysisError as error:
-                self._finish(job, FAILED, error={**error.to_json()["error"], "status": error.status})
-            except Exception:
-                log.exception("job %s failed unexpectedly", job.id)
-                self._finish(job, FAILED, error={"code": "internal_error", "status": 500,
-                                                 "message": "the analysis failed unexpectedly"})
-            else:
-                self._finish(job, DONE, result=result)
-            finally:
-                self._queue.task_done()
+            # Claiming and naming the job running happen under one lock that shutdown() takes too, so a
+            # shutdown never misses a job claimed at the same moment.
+            with self._claim_lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    claim = self._store.claim(self._owner, self._runner)
+                except StoreClosed:
+                    return
+                except sqlite3.Error:
+                    log.exception("could not read the job queue; trying again in %.0f s", POLL_S)
+                    claim = None
+                if claim is not None:
+                    with self._wake:
+                        self._current = claim.id
+            if claim is None:
+                with self._wake:
+                    if not self._stopping.is_set():
+                        self._wake.wait(POLL_S)
+                continue
+            self._run_one(claim)
 
-    def _progress(self, job: Job, done: int, total: int | None) -> None:
-        with self._lock:
-            # A video's frame count is an estimate: never report more frames done than expected.
-            job.frames_done, job.frames_total = done, (max(total, done) if total is not None else None)
+    def _run_one(self, claim: Claim) -> None:
+        log.info("job %s running", claim.id)
+        started = time.monotonic()
+        outcome: dict | None = None
+        try:
+            outcome = {"result": self._run(claim.request, claim.uploads,
+                                           lambda done, total: self._progress(claim.id, done, total))}
+        except Interrupted:
+            log.info("job %s stopped: it is back in the queue", claim.id)
+        except AnalysisError as error:
+            outcome = {"error": {**error.to_json()["error"], "status": error.status}}
+        except Exception:
+            log.exception("job %s failed unexpectedly", claim.id)
+            outcome = {"error": {"code": "internal_error", "status": 500,
+                                 "message": "the analysis failed unexpectedly"}}
+        try:
+            if outcome is not None and self._store.finish(claim.id, self._owner, **outcome):
+                log.info("job %s %s in %.1f s", claim.id, DONE if "result" in outcome else FAILED,
+                         time.monotonic() - started)
+                self._store.expire(self.policy.ttl_s, self.policy.max_kept, self.policy.remember_s)
+        except StoreClosed:
+            pass                        # shut down meanwhile: the job was handed back, or runs again at start-up
+        except sqlite3.Error:
+            log.exception("could not store the outcome of job %s; it runs again after a restart", claim.id)
+        finally:
+            with self._wake:
+                self._current = None
+                self._wake.notify_all()
 
-    def _finish(self, job: Job, status: str, result: dict | None = None, error: dict | None = None) -> None:
-        with self._lock:
-            job.status, job.finished, job.result, job.error = status, time.time(), result, error
-            if status == DONE:
-                job.frames_total = job.frames_done
-            job.payload = None          # the request (and its uploads) is no longer needed
-        log.info("job %s %s in %.1f s", job.id, status, job.finished - job.started)
+    def _progress(self, job_id: str, done: int, total: int | None) -> None:
+        if self._hand_back.is_set():
+            raise Interrupted()
+        # A video's frame count is an estimate: never report more frames done than expected.
+        total = max(total, done) if total is not None else None
+        try:
+            mine = self._store.progress(job_id, self._owner, done, total)
+        except StoreClosed:
+            raise Interrupted() from None
+        except sqlite3.Error:
+            log.warning("could not record the progress of job %s", job_id, exc_info=True)
+            return
+        if not mine:
+            raise Interrupted()
 
-    def _purge(self) -> None:
-        """Forget finished jobs past their time, and the oldest ones beyond ``max_kept``. Caller holds the lock."""
-        now = time.time()
-        finished = sorted((job for job in self._jobs.values() if job.finished is not None),
-                          key=lambda job: job.finished)
-        excess = len(finished) - self.max_kept
-        for number, job in enumerate(finished):
-            if number < excess or now - job.finished > self.ttl_s:
-                del self._jobs[job.id]
+    # --- upkeep and shutdown ------------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Queue again the jobs of processes that died, forget expired jobs, remove files nothing owns."""
+        try:
+            requeued, _ = self._store.recover(MAX_ATTEMPTS)
+            self._store.expire(self.policy.ttl_s, self.policy.max_kept, self.policy.remember_s)
+            self._store.sweep_files()
+        except StoreClosed:
+            return
+        except (sqlite3.Error, OSError):
+            log.exception("the sweep of the data folder failed; it runs again in %g s", self.policy.sweep_s)
+            return
+        if requeued:
+            with self._wake:
+                self._wake.notify_all()
+
+    def _sweep_now_and_then(self) -> None:
+        while not self._stopping.wait(self.policy.sweep_s):
+            self.sweep()
+
+    def shutdown(self, deadline: float, hurry: threading.Event | None = None) -> str | None:
+        """Take no more jobs; give the running one until ``deadline`` (``time.monotonic()``) or until ``hurry``
+        is set, then put it back in the queue at its place. Returns the id of the job handed back, if any."""
+        self._stopping.set()
+        with self._claim_lock:
+            pass                        # a claim under way ends first (naming its job); none starts after this
+        with self._wake:
+            self._wake.notify_all()
+            while self._current is not None and not (hurry is not None and hurry.is_set()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(min(left, 0.2))
+            running = self._current
+            if running is not None:
+                self._hand_back.set()
+        if running is not None and self._store.requeue(running, self._owner):
+            log.warning("job %s did not finish within the grace period: it is back in the queue and runs again "
+                        "from the start", running)
+            return running
+        return None
+
+    def _past_ttl(self, job: JobRow) -> bool:
+        return job.finished is not None and time.time() - job.finished > self.policy.ttl_s
+
+
+def job_json(job: JobRow, ttl_s: float) -> dict:
+    """A stored job as the API's ``Job`` answer."""
+    return to_json(Job(
+        id=job.id, status=job.status,
+        progress=JobProgress(frames_done=job.frames_done, frames_total=job.frames_total),
+        created=_iso(job.created), started=_iso(job.started), finished=_iso(job.finished),
+        expires=_iso(job.finished + ttl_s) if job.finished is not None else None,
+        result=job.result if job.status == DONE else ABSENT,
+        error=JobError(**job.error) if job.status == FAILED else ABSENT))
 
 
 def _iso(stamp: float | None) -> str | None:

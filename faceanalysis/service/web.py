@@ -1,7 +1,9 @@
 """The HTTP service: the legacy ``GET /seqPath/<name>`` endpoint, API v2 (``api_v2.py``), the browser page
-(``page.py``), JSON errors, and the samples folder both APIs read.
+(``page.py``), JSON errors, the samples folder both APIs read, the API token and security headers
+(``security.py``), and the runtime (``runtime.py``: data folder, jobs, graceful shutdown).
 
-The app gets an already prepared ``FaceAnalyzer``; nothing here loads a model.
+The app gets an already prepared ``FaceAnalyzer`` and, from the server, an opened job store; nothing here
+loads a model or reads the environment.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
-from faceanalysis.service.api_v2 import create_api_v2
+from faceanalysis.service.api_v2 import JOB_QUEUE, create_api_v2
 from faceanalysis.service.contract import MAX_NAME_LENGTH, error_json
 from facecore.errors import AnalysisError, bad_name, not_found
 from facecore.frames import natural_key
 from faceanalysis.service.legacy import legacy_result
 from faceanalysis.service.page import create_page
+from faceanalysis.service.runtime import Runtime, ShuttingDown
+from faceanalysis.service.security import install_security
+from faceanalysis.service.store import JobStore, StoreClosed
 
 log = logging.getLogger(__name__)
 
 LEGACY_ALIASES = {"test": "seqA"}
+RUNTIME = "faceanalysis.runtime"         # app.extensions: the app's Runtime
 
 
 def resolve_sample(samples_dir: Path, name: str) -> Path:
@@ -62,13 +68,18 @@ class AnyPathConverter(PathConverter):
     part_isolating = False   # werkzeug would infer True from a regex without "/"
 
 
-def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
+def create_app(analyzer: FaceAnalyzer, samples_dir: Path, store: JobStore | None = None,
+               api_token: str | None = None) -> Flask:
+    """The app for one prepared analyzer. ``store``: the job store in the server's data folder (None: a
+    temporary one, made on first use); ``api_token``: required of every request but the open ones."""
     app = Flask(__name__)
     app.json.sort_keys = False   # keep the legacy order: Video_Emo, Video_Gen, Video_Age
     # "//etc" must reach resolve_sample and be refused, not be redirected to "/etc".
     app.url_map.merge_slashes = False
     app.url_map.converters["anypath"] = AnyPathConverter
     samples_dir = Path(samples_dir)
+    runtime = app.extensions[RUNTIME] = Runtime(store)
+    install_security(app, api_token)
 
     def sample_folder(name: str) -> Path:
         return resolve_sample(samples_dir, name)
@@ -76,18 +87,26 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
     @app.get("/seqPath/<anypath:name>")
     def sequence(name: str):
         folder = sample_folder(name)
-        result = analyzer.analyse_folder(folder)
+        with runtime.lifecycle.work():
+            result = analyzer.analyse_folder(folder)
         log.info("analysed %s: %d frames read, %d skipped, %d without face, %.0f ms",
                  folder.name, result.frames_read, len(result.source.skipped), len(result.frames_without_face),
                  result.timings_ms["total"])
         return jsonify(legacy_result(result))
 
-    app.register_blueprint(create_api_v2(analyzer, sample_folder, lambda: list_samples(samples_dir)))
+    app.register_blueprint(create_api_v2(analyzer, sample_folder, lambda: list_samples(samples_dir), runtime))
     app.register_blueprint(create_page(sample_folder))
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):
         return jsonify(error_json(error.code, error.message)), error.status
+
+    @app.errorhandler(ShuttingDown)
+    @app.errorhandler(StoreClosed)
+    def shutting_down(error: Exception):
+        return (jsonify(error_json("shutting_down", "the server is shutting down and takes no new work; retry "
+                                                    "shortly (another instance, or this one once restarted)")),
+                503, {"Retry-After": str(runtime.retry_after_s)})
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -100,3 +119,14 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path) -> Flask:
         return jsonify(error_json("internal_error", "the analysis failed unexpectedly")), 500
 
     return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    return app.extensions[RUNTIME]
+
+
+def start_jobs(app: Flask) -> None:
+    """Make the job queue now rather than on first use: the jobs of the last run are recovered and start
+    running at once (the server calls this at start-up)."""
+    with app.app_context():
+        app.extensions[JOB_QUEUE]()

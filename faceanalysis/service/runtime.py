@@ -1,0 +1,132 @@
+"""What one app holds beyond a single request: its data folder and job store, its job queue, and whether it still
+takes new work; and the graceful shutdown that ends them.
+
+A shutdown (``Runtime.shutdown``, called by the server on SIGTERM/SIGINT) first refuses new work: requests that
+would start an analysis or accept a job get 503 ``shutting_down`` with ``Retry-After``, and ``/readyz`` says not
+ready, while status polls are still answered. It then gives the requests already analysing and the running job
+the grace period to finish; a job still running then goes back to the queue, at its place, for the next start.
+Last it closes the store and removes this process's temporary files.
+
+An app made without a store (tests, ``create_app`` from code) gets a private temporary data folder, made on
+first use and removed at shutdown or when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from faceanalysis.service.contract import Limits
+from faceanalysis.service.datafolder import DataFolder
+from faceanalysis.service.jobs import JobPolicy, JobQueue, Runner
+from faceanalysis.service.store import JobStore
+
+
+class ShuttingDown(Exception):
+    """The service takes no new work."""
+
+
+class Lifecycle:
+    """Whether new work is taken, and how much is under way: a counter that a shutdown waits on."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = 0
+        self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @contextmanager
+    def work(self) -> Iterator[None]:
+        """Count a request that starts work for as long as it lasts; ``ShuttingDown`` once a shutdown began."""
+        with self._changed:
+            if self._stopping:
+                raise ShuttingDown()
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+
+    def wait_idle(self, deadline: float, hurry: threading.Event | None = None) -> bool:
+        """Wait until no work is under way, ``deadline`` (``time.monotonic()``) passes or ``hurry`` is set."""
+        with self._changed:
+            while self._busy and not (hurry is not None and hurry.is_set()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.2))
+            return self._busy == 0
+
+
+class Runtime:
+    def __init__(self, store: JobStore | None = None) -> None:
+        """``store`` is the server's opened store; None makes a temporary data folder on first use."""
+        self.lifecycle = Lifecycle()
+        self.retry_after_s = 30             # Retry-After of a refusal: the grace period, once a shutdown began
+        self._store = store
+        self._jobs: JobQueue | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def store(self) -> JobStore:
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown()
+            if self._store is None:
+                root = Path(tempfile.mkdtemp(prefix="faceanalysis-data-"))
+                self._store = JobStore.open(DataFolder.open(root, min_free=0))
+                # Tests make many apps and never shut them down: the folder goes with the interpreter at the latest
+                # (not with this object, as the queue's threads still use it).
+                atexit.register(shutil.rmtree, root, True)
+            return self._store
+
+    def new_workdir(self) -> Path:
+        """A private folder for one request's uploads, inside the data folder."""
+        return self.store().folder.new_workdir()
+
+    def jobs(self, limits: Limits, run: Runner, settings: dict) -> JobQueue:
+        """The job queue, made (and the store recovered) on first use with these limits; ``run`` analyses a job
+        for the models ``settings`` describe."""
+        store = self.store()
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = JobQueue(store, run, runner_key(settings), JobPolicy.from_limits(limits))
+            return self._jobs
+
+    def shutdown(self, grace_s: float, hurry: threading.Event | None = None) -> None:
+        """Refuse new work, let what runs finish within ``grace_s`` (or until ``hurry`` is set), hand a job
+        still running back to the queue, close the store and remove this process's temporary files."""
+        deadline = time.monotonic() + grace_s
+        self.retry_after_s = max(1, math.ceil(grace_s))
+        self.lifecycle.stop()
+        self.lifecycle.wait_idle(deadline, hurry)
+        with self._lock:
+            jobs, store, self._closed = self._jobs, self._store, True
+        if jobs is not None:
+            jobs.shutdown(deadline, hurry)
+        if store is not None:
+            store.close()
+            store.folder.close()
+
+
+def runner_key(settings: dict) -> str:
+    """A short fingerprint of an analyzer's settings: which models a job was submitted to."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
