@@ -29,6 +29,9 @@ from .result import SourceSummary
 log = logging.getLogger(__name__)
 
 ARCHIVE_EXTENSIONS = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"})
+# The containers VideoSource is offered (OpenCV's FFmpeg reads them); the service and the batch runner
+# both take a video by these extensions.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})
 
 
 class FrameSource:

@@ -31,13 +31,13 @@ from flask import Request
 
 from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames
-from faceanalysis.pipeline.sources import FolderSource, FrameSource, ImageFilesSource, VideoSource, ZipSource
+from faceanalysis.pipeline.sources import (VIDEO_EXTENSIONS, FolderSource, FrameSource, ImageFilesSource,
+                                          VideoSource, ZipSource)
 from faceanalysis.service.contract import INPUT_KINDS, Input, Limits, Options
 from faceanalysis.service.schema import keywords, to_json
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})
 KNOWN_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | {".zip"}
 TRUE = frozenset({"", "1", "true", "yes", "on"})     # "" so that a bare "?timeline" switches it on
 FALSE = frozenset({"0", "false", "no", "off"})
