@@ -2,7 +2,7 @@
 
     python -m bench.loadtest [--clients 20] [--seconds 60] [--v2] [--url http://127.0.0.1:PORT]
 
-Without ``--url`` it starts ``flaskMain.py`` on a free loopback port (``--threads``
+Without ``--url`` it starts ``flaskMain.py`` on a loopback port it binds itself (``--threads``
 waitress threads, ``--samples`` folder) and stops it afterwards. With ``--url``
 it targets a server already running, which must be on the loopback interface.
 
@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -204,45 +203,27 @@ def run_load(base_url: str, calls=LEGACY_CALLS, clients: int = 20, seconds: floa
     return stats
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(samples: Path | None = None, threads: int = 4, start_timeout: float = 180.0, log_path: Path | None = None):
-    """Start ``flaskMain.py`` on a free loopback port; yield its URL once /readyz is 200; stop it after.
+    """Start ``flaskMain.py`` on a loopback port of its choosing; yield its URL once /readyz is 200; stop it after.
 
-    The server's output goes to a file (``log_path`` or a temporary one), never to a
-    pipe nobody reads, which would block the server once full.
+    The server binds port 0 itself and writes the port it got to a file (``--port-file``): a port chosen
+    here and bound there later could be taken by another process in between. The server's output goes to a
+    file (``log_path`` or a temporary one), never to a pipe nobody reads, which would block the server once full.
     """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, str(REPO / "flaskMain.py"), "--host", "127.0.0.1", "--port", str(port),
-               "--threads", str(threads)]
-    if samples is not None:
-        command += ["--samples", str(samples)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     with contextlib.ExitStack() as stack:
-        if log_path is None:
-            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="loadtest-"))) / "server.log"
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="loadtest-")))
+        log_path = log_path or workdir / "server.log"
+        port_file = workdir / "port"
+        command = [sys.executable, str(REPO / "flaskMain.py"), "--host", "127.0.0.1", "--port", "0",
+                   "--port-file", str(port_file), "--threads", str(threads)]
+        if samples is not None:
+            command += ["--samples", str(samples)]
         log_file = stack.enter_context(open(log_path, "w"))
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            limit = time.monotonic() + start_timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except (OSError, urllib.error.URLError):
-                    pass
-                if time.monotonic() > limit:
-                    raise RuntimeError(f"server not ready in {start_timeout} s: {log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
+            url = wait_until_ready(process, port_file, log_path, start_timeout)
             yield types.SimpleNamespace(url=url, process=process, log_path=log_path)
         finally:
             process.terminate()
@@ -251,6 +232,29 @@ def serve(samples: Path | None = None, threads: int = 4, start_timeout: float = 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def wait_until_ready(process: subprocess.Popen, port_file: Path, log_path: Path, timeout: float) -> str:
+    """The server's URL once its port file exists and /readyz answers 200. Every other outcome of a try (no
+    file yet, connection refused, 503 while the models load) waits before the next, a little longer each time."""
+    deadline = time.monotonic() + timeout
+    url, pause = None, 0.1
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()[-3000:]}")
+        if url is None and port_file.exists():
+            url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        if url is not None:
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:          # URLError and HTTPError (503 not_ready) are OSErrors
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server not ready in {timeout} s: {log_path.read_text()[-3000:]}")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 1.0)
 
 
 def print_report(stats: Stats, clients: int, seconds: float, calls) -> None:

@@ -4,7 +4,9 @@
                         --aggregator, --device, --batch-size]
 
 By default a production WSGI server (waitress) serves the app; ``--dev`` uses
-Flask's development server instead. FACE_HOST / FACE_PORT set host and port too, FACE_AGE_GENDER /
+Flask's development server instead. ``--port 0`` lets the system choose a free port; ``--port-file PATH``
+writes the port actually bound to PATH once the socket listens (tests and benchmarks start servers that way,
+so no other process can take the port between choosing and binding it). FACE_HOST / FACE_PORT set host and port too, FACE_AGE_GENDER /
 FACE_EXPRESSION the models (flags win).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
@@ -29,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--samples", type=Path, default=REPO / "samples", help="folder holding the sequences")
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads")
     parser.add_argument("--dev", action="store_true", help="use Flask's development server")
+    parser.add_argument("--port-file", type=Path,
+                        help="once listening, write the bound port to this file (waitress only; with --port 0)")
     add_model_arguments(parser)
     return parser.parse_args(argv)
 
@@ -45,9 +50,25 @@ def main(argv=None) -> None:
     except ModelFileError as error:
         exit_with(error)
     app = create_app(analyzer, args.samples)
-    log.info("serving on http://%s:%d/seqPath/test", args.host, args.port)
     if args.dev:
+        log.info("serving on http://%s:%d/seqPath/test", args.host, args.port)
         app.run(host=args.host, port=args.port, threaded=True)
-    else:
-        import waitress
-        waitress.serve(app, host=args.host, port=args.port, threads=args.threads)
+        return
+    import waitress
+    # waitress.serve, split in two so that the port is known (and reported) before requests are served.
+    server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads)
+    # A host name with several addresses gets one socket each (a MultiSocketServer); the first one is reported.
+    listening = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
+    port = int(listening[0][1])         # waitress gives it as getnameinfo's string
+    log.info("serving on http://%s:%d/seqPath/test", args.host, port)
+    if args.port_file is not None:
+        write_port_file(args.port_file, port)
+    server.print_listen("Serving on http://{}:{}")
+    server.run()
+
+
+def write_port_file(path: Path, port: int) -> None:
+    # Written whole, then renamed, so that a reader polling for the file never sees it half written.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{port}\n")
+    os.replace(partial, path)

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,38 +43,26 @@ def client(analyzer, samples_dir):
     return create_app(analyzer, samples_dir).test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
-    """flaskMain.py as a user starts it, on a free loopback port; yields its base URL."""
-    port = free_port()
-    # The log goes to a file: a pipe nobody reads would block the server once it fills.
-    log = tempfile.TemporaryFile("w+")
-    process = subprocess.Popen([sys.executable, "flaskMain.py", "--port", str(port)], cwd=REPO,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
-                               stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"server exited: {log.read()[-4000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/seqPath/nope", timeout=2)
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("server did not start in 180 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+def server(tmp_path_factory):
+    """flaskMain.py as a user starts it, on a loopback port it binds itself; yields its base URL once ready."""
+    from bench.loadtest import serve
+    with serve(log_path=tmp_path_factory.mktemp("server") / "server.log") as running:
+        yield running.url
+
+
+# Test files that load no model, start no server and read no research data: the fast selection
+# (`pytest -m pure`, a few seconds), which tests/mutation.py runs against every mutant.
+PURE_FILES = frozenset({"test_aggregate.py", "test_age_interval.py", "test_frames.py", "test_inputs.py",
+                        "test_formats.py", "test_service_rules.py", "test_metrics.py", "test_tracking.py",
+                        "test_tracking_rules.py", "test_tracking_metrics.py"})
+HEAVY_FIXTURES = frozenset({"analyzer", "sample_results", "client", "server"})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in PURE_FILES:
+            heavy = HEAVY_FIXTURES & set(item.fixturenames)
+            if heavy:
+                raise pytest.UsageError(f"{item.nodeid} is in a pure file but uses {', '.join(sorted(heavy))}")
+            item.add_marker(pytest.mark.pure)
