@@ -1,5 +1,7 @@
-"""An age distribution over bins (the dlib-models network's 81: 0.25, 1, ..., 80 years): its expected age and
-its central interval. Shared by the network and the heads, which all answer with such a distribution."""
+"""Age distributions over the lifespan bins (0.25, 1, 2, ..., 100 years): the expected age and the central
+interval. Every age model answers over these 101 bins, so averaging over frames, the interval and the legacy
+integer work the same whatever model answered. The dlib-models network's 81 bins (0.25, 1, ..., 80) are the
+first 81 (``on_lifespan``); heads trained on UTKFace may put mass above 80."""
 
 from __future__ import annotations
 
@@ -8,9 +10,25 @@ import math
 import numpy as np
 
 
+# Bin 0 stands for babies under a year, as in the dlib network (0.25).
+LIFESPAN_BINS = np.concatenate([[0.25], np.arange(1, 101)]).astype(np.float64)
+
+
+def on_lifespan(distributions: np.ndarray, bin_ages: np.ndarray) -> np.ndarray:
+    """(n, len(bin_ages)) distributions over ``bin_ages``, a subset of ``LIFESPAN_BINS``, as (n, 101)."""
+    bin_ages = np.asarray(bin_ages, np.float64)
+    columns = np.searchsorted(LIFESPAN_BINS, bin_ages)
+    if len(bin_ages) and (columns.max() >= len(LIFESPAN_BINS) or not np.array_equal(LIFESPAN_BINS[columns], bin_ages)):
+        raise ValueError(f"age bins {bin_ages[:3]}... are not lifespan bins")
+    distributions = np.asarray(distributions)
+    out = np.zeros((len(distributions), len(LIFESPAN_BINS)), distributions.dtype)
+    out[:, columns] = distributions
+    return out
+
+
 class AgeDistribution:
-    """Point estimate and interval of an 81-bin age distribution; ``bin_ages`` is each bin's age in years."""
-    bin_ages: np.ndarray
+    """Point estimate and interval of an age distribution; ``bin_ages`` is each bin's age in years."""
+    bin_ages: np.ndarray = LIFESPAN_BINS
 
     def expected_age(self, distributions: np.ndarray) -> np.ndarray:
         return np.asarray(distributions, dtype=np.float64) @ self.bin_ages

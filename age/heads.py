@@ -13,13 +13,14 @@ The arithmetic is the same for both ("embedding" below is whichever feature vect
 
 - the features are standardised with the training mean and scale;
 - gender: logistic regression, p(female) = sigmoid(x . w + b); returned as (male, female);
-- age, one of three kinds, always returned as the 81-bin distribution (0.25, 1, ..., 80 years) the dlib
-  network gives, so the expected age, the interval and the averaging over frames work unchanged:
-  ``bins``: multinomial logistic regression over the 81 bins (softmax);
+- age, one of three kinds, a distribution over the file's ``age_bins`` (the v1 files: the dlib network's 81,
+  0.25, 1, ..., 80 years; later files may go to 100), answered over the lifespan bins (``age.distribution``), so
+  the expected age, the interval and the averaging over frames work unchanged:
+  ``bins``: multinomial logistic regression over the bins (softmax);
   ``linear`` / ``rbf``: a ridge regression of log(1 + age) on the embedding (``rbf``: on RBF kernel features
   of ``age_centres``), turned into a distribution by a Gaussian in log(1 + age) around the prediction, with
   the residual spread measured on held-out training images, integrated over each bin (below the first edge
-  into bin 0, above 79.5 into bin 80, as the dlib network caps at 80);
+  into the first bin, above the last inner edge into the last);
 - ``age_mix`` / ``gender_mix``: the weight of the head when averaged with the dlib-models network's
   distribution / probabilities ("ensemble"), chosen on held-out training images.
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from facecore.weights import WeightFile
 
-from .distribution import AgeDistribution
+from .distribution import AgeDistribution, on_lifespan
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +149,8 @@ class HeadModel:
 
 class HeadAgeModel(AgeDistribution, HeadModel):
     task = "age"
-    classes = 81
-
-    def __init__(self, network, heads: WeightFile, features, ensemble: bool) -> None:
-        super().__init__(network, heads, features, ensemble)
-        self.bin_ages = self.heads.bin_ages
 
     def run(self, faces) -> np.ndarray:
-        return self._combine(self.heads.age(self.features.run(faces)), faces, self.heads.age_mix).astype(np.float32)
+        """(n, 101) age distributions over the lifespan bins."""
+        head = on_lifespan(self.heads.age(self.features.run(faces)), self.heads.bin_ages)
+        return self._combine(head, faces, self.heads.age_mix).astype(np.float32)

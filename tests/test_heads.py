@@ -76,7 +76,7 @@ def test_heads_give_valid_distributions_and_share_one_feature_computation(sample
     n = len(faces)
     assert n >= 2
     distribution = age.run(faces)
-    assert distribution.shape == (n, 81) and np.isfinite(distribution).all() and (distribution >= 0).all()
+    assert distribution.shape == (n, 101) and np.isfinite(distribution).all() and (distribution >= 0).all()
     assert np.allclose(distribution.sum(axis=1), 1, atol=1e-5)
     years = age.expected_age(distribution)
     assert ((0 <= years) & (years <= 80.5)).all()

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from age.distribution import LIFESPAN_BINS, on_lifespan
 from training import data
 from training.batches import faces_given
 from training.metrics import accuracy
@@ -81,7 +82,7 @@ def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) ->
     embedder = FaceEmbedder(analyzer.weights["embedding"])
     embedder.prepare(analyzer.device)
     embedding = np.zeros((len(files), 128), np.float32)
-    age = np.zeros((len(files), 81), np.float32)
+    age = np.zeros((len(files), len(LIFESPAN_BINS)), np.float32)
     gender = np.zeros((len(files), 2), np.float32)
     start = time.perf_counter()
     for first in range(0, len(files), batch_size):
@@ -135,6 +136,8 @@ def load_features(data_dir: Path, cache: Path, labels: dict, kind: str = "embedd
         with np.load(path) as stored:
             features = {name: stored[name] for name in stored.files}
         if np.array_equal(features["files"], labels["file"]):
+            if features["dlib_age"].shape[1] != len(LIFESPAN_BINS):     # cached before ages went to 100
+                features["dlib_age"] = on_lifespan(features["dlib_age"], LIFESPAN_BINS[:features["dlib_age"].shape[1]])
             return {**features, "x": features[kind]}
         log.warning("%s lists other files; computing again", path)
     compute = compute_network_features if kind == "networks" else compute_features
@@ -157,7 +160,7 @@ PARAMETER_NAMES = {"bins": "C", "linear": "alpha", "rbf": "alpha, gamma"}
 
 
 def age_bin_index(ages: np.ndarray, bin_ages: np.ndarray) -> np.ndarray:
-    """The nearest of the 81 bins (0.25, 1, ..., 80); 80 and over go to the top bin, as the network caps."""
+    """The nearest bin of ``bin_ages``; ages past the last bin go to it."""
     return np.abs(np.minimum(ages, bin_ages[-1])[:, None] - bin_ages[None, :]).argmin(axis=1)
 
 

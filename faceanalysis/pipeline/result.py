@@ -26,7 +26,7 @@ class FaceTable:
     confidence: np.ndarray    # (n,)
     landmarks: np.ndarray     # (n, 5, 2) MTCNN landmarks
     primary: np.ndarray       # (n,) bool: the face is the primary person's (stills: the largest face of its image)
-    age: np.ndarray           # (n, 81) age-bin distribution
+    age: np.ndarray           # (n, 101) age distribution over the lifespan bins (age.distribution)
     age_years: np.ndarray     # (n,) expected age
     gender: np.ndarray        # (n, 2) male, female
     expression: np.ndarray    # (n, 7) in EXPRESSIONS order
@@ -73,7 +73,7 @@ class FaceSummary:
     """Several faces (one person, or the primary face of every frame) combined into one answer."""
     expression: np.ndarray               # (7,)
     gender: np.ndarray                   # (2,) male, female
-    age_distribution: np.ndarray         # (81,)
+    age_distribution: np.ndarray         # (101,) over the lifespan bins
     age: float                           # expected age of the combined distribution
     age_interval: tuple[float, float]    # central 80%
 

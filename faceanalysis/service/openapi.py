@@ -46,7 +46,7 @@ def openapi_spec(limits: Limits) -> dict:
         "openapi": "3.0.3",
         "info": {"title": "Video age, gender and expression recognition", "version": "2.0.0",
                  "description": "Analyse a sequence of frames of one or more persons. Probabilities are numbers "
-                                "in [0, 1]; ages are years (0 to 80)."},
+                                "in [0, 1]; ages are years (0 to 100)."},
         "paths": {
             "/api/v2/analyze": {"post": {
                 "summary": "Analyse a sample, a video, a zip of frames or several images, and wait for the answer.",
