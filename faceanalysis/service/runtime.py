@@ -108,6 +108,8 @@ class Runtime:
         store = self.store()
         with self._lock:
             if self._jobs is None:
+                if self.lifecycle.stopping:
+                    raise ShuttingDown()
                 self._jobs = JobQueue(store, run, runner_key(settings), JobPolicy.from_limits(limits))
             return self._jobs
 
@@ -119,9 +121,11 @@ class Runtime:
         self.lifecycle.stop()
         self.lifecycle.wait_idle(deadline, hurry)
         with self._lock:
-            jobs, store, self._closed = self._jobs, self._store, True
+            jobs = self._jobs
         if jobs is not None:
-            jobs.shutdown(deadline, hurry)
+            jobs.shutdown(deadline, hurry)          # status polls are still answered meanwhile
+        with self._lock:
+            store, self._closed = self._store, True
         if store is not None:
             store.close()
             store.folder.close()
