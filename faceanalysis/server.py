@@ -7,7 +7,9 @@ By default a production WSGI server (waitress) serves the app; ``--dev`` uses
 Flask's development server instead. ``--port 0`` lets the system choose a free port; ``--port-file PATH``
 writes the port actually bound to PATH once the socket listens (tests and benchmarks start servers that way,
 so no other process can take the port between choosing and binding it). FACE_HOST / FACE_PORT set host and port too, FACE_AGE_GENDER /
-FACE_EXPRESSION the models (flags win).
+FACE_EXPRESSION the models (flags win). ``--data-dir``, ``--api-token-file`` and ``--shutdown-grace``
+(``faceanalysis/serving.py``): where jobs are kept, the token required off loopback, and how long SIGTERM/SIGINT
+waits for the running analysis before the server exits 0.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
+from faceanalysis.serving import add_service_arguments, api_token, open_data_folder, serve_until_signalled
 from facecore.errors import ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port-file", type=Path,
                         help="once listening, write the bound port to this file (waitress only; with --port 0)")
     add_model_arguments(parser)
+    add_service_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -42,17 +46,24 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     setup_logging()
     settings = settings_from(args)
+    # Token and data folder first: a refusal to start comes at once, not after the models have loaded.
+    token = api_token(args)
+    store = open_data_folder(args.data_dir)
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
-    from faceanalysis.service.web import create_app
+    from faceanalysis.service.web import create_app, runtime_of, start_jobs
 
     try:
         analyzer = FaceAnalyzer(settings).prepare()
     except ModelFileError as error:
+        store.close()
+        store.folder.close()
         exit_with(error)
-    app = create_app(analyzer, args.samples)
+    app = create_app(analyzer, args.samples, store=store, api_token=token)
+    start_jobs(app)
     if args.dev:
         log.info("serving on http://%s:%d/seqPath/test", args.host, args.port)
-        app.run(host=args.host, port=args.port, threaded=True)
+        serve_until_signalled(lambda: app.run(host=args.host, port=args.port, threaded=True), runtime_of(app),
+                              args.shutdown_grace)
         return
     import waitress
     # waitress.serve, split in two so that the port is known (and reported) before requests are served.
@@ -64,7 +75,7 @@ def main(argv=None) -> None:
     if args.port_file is not None:
         write_port_file(args.port_file, port)
     server.print_listen("Serving on http://{}:{}")
-    server.run()
+    serve_until_signalled(server.run, runtime_of(app), args.shutdown_grace)
 
 
 def write_port_file(path: Path, port: int) -> None:
