@@ -1,4 +1,5 @@
-"""Sequence aggregation and per-frame choice of the analysed face, on hand-made numbers."""
+"""Sequence aggregation, the choice of the primary person and of the analysed face, on hand-made numbers
+(README: "Over the sequence", "Persons"). No model is loaded: the analyzer's rules run on a bare instance."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import pytest
 
 from faceanalysis.pipeline.aggregate import (AGGREGATORS, ConfidenceWeightedAggregator, LogOddsAggregator, MeanAggregator,
                                     TrimmedMeanAggregator)
-from faceanalysis.pipeline.analyzer import _primary_faces
+from faceanalysis.pipeline.analyzer import FaceAnalyzer, _primary_faces
+from faceanalysis.pipeline.result import FaceTable, SourceSummary
 from facecore.frames import natural_key
+from test_age_interval import Ages
 
 
 def test_mean_aggregator():
@@ -33,15 +36,6 @@ def test_largest_face_of_each_frame_is_primary():
 def test_frames_sort_naturally():
     names = ["f10.jpg", "f2.jpg", "f1.jpg", "F3.jpg"]
     assert sorted(names, key=natural_key) == ["f1.jpg", "f2.jpg", "F3.jpg", "f10.jpg"]
-
-
-def test_age_expectation_and_interval(analyzer):
-    age = analyzer.models["age"]
-    distribution = np.zeros(81)
-    distribution[[30, 40]] = 0.5
-    assert age.expected_age(distribution) == pytest.approx(35)
-    # Half the mass in the bin of 30 (29.5-30.5), half in 40 (39.5-40.5): the 10% and 90% points.
-    assert age.interval(distribution) == (29.7, 40.3)
 
 
 def test_trimmed_mean_drops_the_outlying_frame():
@@ -86,3 +80,152 @@ def test_every_rule_is_registered_and_returns_a_distribution():
         assert combined.shape == (7,)
         assert combined.sum() == pytest.approx(1)
         assert (combined >= 0).all()
+
+
+# --- the confidence-weighted mean, the default -----------------------------------------------------------------
+
+def test_weighted_and_plain_means_differ_when_confidences_do():
+    # [0.9, 0.1] and [0.1, 0.9] with confidences 0.9 and 0.1: weighted 0.9 * 0.9 + 0.1 * 0.1 = 0.82,
+    # plain 0.5. A rule that ignored confidence would answer [0.5, 0.5].
+    probabilities = np.array([[0.9, 0.1], [0.1, 0.9]])
+    assert ConfidenceWeightedAggregator().combine(probabilities, np.array([0.9, 0.1])) == pytest.approx([0.82, 0.18])
+    assert MeanAggregator().combine(probabilities, np.array([0.9, 0.1])) == pytest.approx([0.5, 0.5])
+
+
+def test_a_frame_of_confidence_zero_does_not_count():
+    combined = ConfidenceWeightedAggregator().combine(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0.4, 0.0]))
+    assert combined.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("rule", [ConfidenceWeightedAggregator, LogOddsAggregator])
+def test_all_confidences_zero_fall_back_to_equal_weights(rule):
+    # No frame is more trusted than another: the plain (or geometric) mean of [0.2, 0.8] and [0.6, 0.4], never NaN.
+    probabilities = np.array([[0.2, 0.8], [0.6, 0.4]])
+    combined = rule().combine(probabilities, np.zeros(2))
+    assert np.isfinite(combined).all()
+    assert combined == pytest.approx(rule().combine(probabilities, np.ones(2)))
+    if rule is ConfidenceWeightedAggregator:
+        assert combined == pytest.approx([0.4, 0.6])
+
+
+@pytest.mark.parametrize("rule", [MeanAggregator, ConfidenceWeightedAggregator, LogOddsAggregator])
+def test_float32_network_outputs_are_combined_in_float64(rule):
+    # The networks answer in float32; the combination is exact to float64 (1e-12), not to float32 (1e-7).
+    probabilities = np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.25, 0.5, 0.25]], dtype=np.float32)
+    confidence = np.array([0.7, 0.9, 0.8], dtype=np.float32)
+    exact = rule().combine(probabilities.astype(np.float64), confidence.astype(np.float64))
+    combined = rule().combine(probabilities, confidence)
+    assert combined.dtype == np.float64
+    assert combined == pytest.approx(exact, rel=1e-12, abs=0)
+
+
+def test_the_answer_is_normalised_to_sum_to_one():
+    # Inputs that do not quite sum to 1 (float32 softmax outputs) still give a distribution.
+    probabilities = np.array([[0.2, 0.7], [0.5, 0.4]])        # rows sum to 0.9
+    for rule in AGGREGATORS.values():
+        assert rule().combine(probabilities, np.array([1.0, 1.0])).sum() == pytest.approx(1, abs=1e-12)
+
+
+# --- the trimmed mean's share -----------------------------------------------------------------------------------
+
+def frames_with_outliers(count: int, outliers: list[int]) -> np.ndarray:
+    probabilities = np.tile([0.8, 0.2], (count, 1))
+    probabilities[outliers] = [0.0, 1.0]
+    return probabilities
+
+
+@pytest.mark.parametrize("count, outliers, kept", [
+    (4, [3], [0.6, 0.4]),          # 20% of 4 rounds down to 0: the outlier stays, (3 * 0.8 + 0) / 4
+    (5, [4], [0.8, 0.2]),          # 20% of 5 is 1: dropped
+    (9, [2, 8], [0.7, 0.3]),       # 20% of 9 rounds down to 1: one of two outliers stays, 7 * 0.8 / 8
+    (10, [2, 8], [0.8, 0.2]),      # 20% of 10 is 2: both dropped
+])
+def test_trimmed_mean_drops_twenty_percent_rounded_down(count, outliers, kept):
+    combined = TrimmedMeanAggregator().combine(frames_with_outliers(count, outliers), np.ones(count))
+    assert combined == pytest.approx(kept)
+
+
+def test_trimmed_mean_measures_the_distance_to_the_per_class_median():
+    # Per class, the median of the five frames is [0.5, 0.3, 0.2]. L1 distances to it: 0.0, 0.0, 0.0, 0.2 and 0.6
+    # (the last frame); the last one is dropped although it is the closest to the median of all 15 values.
+    probabilities = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.4, 0.4, 0.2], [0.2, 0.2, 0.6]])
+    combined = TrimmedMeanAggregator().combine(probabilities, np.ones(5))
+    assert combined == pytest.approx([0.475, 0.325, 0.2])
+
+
+def test_trimmed_mean_ties_drop_the_later_frame():
+    # 20 frames (numpy sorts that many with its unstable quicksort): four at one distance from the median, the
+    # rest on it. 20% of 20 is 4, so exactly the four far frames go; on a tie, the kept frames are the earlier.
+    probabilities = np.tile([0.5, 0.5], (20, 1))
+    far = [1, 6, 11, 16]
+    probabilities[far] = [[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]]
+    confidence = np.linspace(0.5, 1.0, 20)
+    assert TrimmedMeanAggregator().combine(probabilities, confidence) == pytest.approx([0.5, 0.5])
+    # Five far frames: one must stay, and it is the earliest (frame 1: [0.9, 0.1], weight c[1]).
+    probabilities[18] = [0.1, 0.9]
+    combined = TrimmedMeanAggregator().combine(probabilities, confidence)
+    kept = [frame for frame in range(20) if frame not in (6, 11, 16, 18)]
+    expected = confidence[kept] @ probabilities[kept] / confidence[kept].sum()
+    assert combined == pytest.approx(expected)
+
+
+# --- the primary person (the legacy answer's) --------------------------------------------------------------------
+
+def bare_analyzer(rule=ConfidenceWeightedAggregator) -> FaceAnalyzer:
+    """The analyzer's combining rules without its models: the aggregator and the 81-bin age distribution."""
+    analyzer = FaceAnalyzer.__new__(FaceAnalyzer)
+    analyzer.aggregator = rule()
+    analyzer.models = {"age": Ages()}
+    return analyzer
+
+
+def face_table(persons: list[int], frames: list[int], confidence: list[float]) -> FaceTable:
+    n = len(persons)
+    ages = np.zeros((n, 81))
+    ages[np.arange(n), [20 + 10 * person for person in persons]] = 1.0      # person p is 20 + 10 p years old
+    expression = np.zeros((n, 7))
+    expression[:, 3] = 1.0
+    return FaceTable(frame=np.asarray(frames), frame_name=[f"f{frame}" for frame in frames],
+                     boxes=np.tile([0.0, 0.0, 50.0, 50.0], (n, 1)), confidence=np.asarray(confidence, float),
+                     landmarks=np.zeros((n, 5, 2)), primary=np.zeros(n, bool), age=ages,
+                     age_years=ages @ Ages.bin_ages, gender=np.tile([0.5, 0.5], (n, 1)), expression=expression,
+                     person=np.asarray(persons))
+
+
+def read_frames(indices: list[int]) -> SourceSummary:
+    return SourceSummary(label="x", listed=len(indices), read=tuple((index, f"f{index}") for index in indices),
+                         skipped=(), ignored=(), truncated=False)
+
+
+def test_primary_is_the_person_seen_in_most_frames():
+    # Person 1 appears first but in 2 frames; person 2 is in 3.
+    faces = face_table(persons=[1, 1, 2, 2, 2], frames=[0, 1, 2, 3, 4], confidence=[0.9] * 5)
+    persons = bare_analyzer()._persons(faces, read_frames([0, 1, 2, 3, 4]), {})
+    assert [(person.id, person.frames_seen, person.primary) for person in persons] == [(1, 2, False), (2, 3, True)]
+    assert persons[1].summary.age == 40.0 and persons[0].summary.age == 30.0     # each from their own faces only
+
+
+def test_a_tie_in_frames_goes_to_the_person_who_appeared_first():
+    faces = face_table(persons=[2, 1, 2, 1], frames=[0, 0, 1, 1], confidence=[0.9] * 4)
+    persons = bare_analyzer()._persons(faces, read_frames([0, 1]), {})
+    assert [(person.id, person.primary) for person in persons] == [(1, True), (2, False)]
+
+
+def test_frames_seen_spans_and_mean_confidence_count_analysed_frames():
+    # Every 10th frame analysed (stride 10): person 1 in positions 0, 1, 2 and 4, so spans are [0, 20] and
+    # [40, 40] in frame numbers; position 3 (frame 30) had no face of theirs.
+    faces = face_table(persons=[1, 1, 1, 1], frames=[0, 10, 20, 40], confidence=[1.0, 0.5, 1.0, 0.5])
+    (person,) = bare_analyzer()._persons(faces, read_frames([0, 10, 20, 30, 40]), {7: "picture"})
+    assert person.frames_seen == 4 and person.spans == ((0, 20), (40, 40))
+    assert person.mean_confidence == pytest.approx(0.75)
+    assert person.primary and person.picture is None            # pictures are keyed by person id
+
+
+def test_a_persons_answer_is_the_aggregator_over_their_faces():
+    # Ages 30 (confidence 0.9) and 40 (confidence 0.1) for one person: weighted 31, plain 35.
+    faces = face_table(persons=[1, 2], frames=[0, 1], confidence=[0.9, 0.1])
+    faces.person = np.array([1, 1])
+    weighted = bare_analyzer()._persons(faces, read_frames([0, 1]), {})[0].summary
+    plain = bare_analyzer(MeanAggregator)._persons(faces, read_frames([0, 1]), {})[0].summary
+    assert weighted.age == pytest.approx(31.0) and plain.age == pytest.approx(35.0)
+    assert weighted.age_interval[0] <= weighted.age <= weighted.age_interval[1]

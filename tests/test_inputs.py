@@ -1,0 +1,308 @@
+"""API v2 requests into a source and options (faceanalysis/service/inputs.py; README "API v2", "Limits and
+errors"): each option at both ends of its range, one input and only one, uploads named and kept by the service
+and removed whatever happens, each refusal with its code, status and message."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import flask
+import numpy as np
+import pytest
+
+from facecore.errors import AnalysisError
+from faceanalysis.pipeline.sources import FolderSource, ImageFilesSource, VideoSource, ZipSource
+from faceanalysis.service import inputs
+from faceanalysis.service.contract import Input, Limits, Options
+from faceanalysis.service.inputs import parse_options, parse_request
+
+APP = flask.Flask(__name__)
+TINY = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()
+
+
+@pytest.fixture()
+def sample(tmp_path):
+    folder = tmp_path / "samples" / "seqX"
+    folder.mkdir(parents=True)
+    for index in range(5):
+        (folder / f"frame_{index}.png").write_bytes(TINY)
+    return folder
+
+
+@pytest.fixture()
+def uploads_dir(tmp_path, monkeypatch):
+    """Where the service makes its upload folders during the test: empty again once the request is done with."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def parse(query: str = "", limits: Limits = Limits(), folder: Path | None = None, **request):
+    with APP.test_request_context(f"/api/v2/analyze{query}", method="POST", **request):
+        return parse_request(flask.request, lambda name: folder, limits)
+
+
+def refused(code: str, status: int, *args, **kwargs) -> str:
+    with pytest.raises(AnalysisError) as caught:
+        parse(*args, **kwargs)
+    assert (caught.value.code, caught.value.status) == (code, status), caught.value.message
+    return caught.value.message
+
+
+def files(field: str, *named: tuple[str, bytes], **form):
+    return {"data": {field: [(io.BytesIO(data), name) for name, data in named], **form},
+            "content_type": "multipart/form-data"}
+
+
+def names_read(request) -> list[str]:
+    with request.source.open(8) as stream:
+        return [frame.name for batch in stream for frame in batch]
+
+
+# --- options --------------------------------------------------------------------------------------------------
+
+def test_defaults():
+    assert parse_options({}, Limits()) == Options(timeline=False, max_frames=3000, stride=1)
+
+
+@pytest.mark.parametrize("name, value, parsed", [
+    ("stride", "0", None), ("stride", "1", 1), ("stride", "1000", 1000), ("stride", "1001", None),
+    ("max_frames", "0", None), ("max_frames", "1", 1), ("max_frames", "10000", 10000), ("max_frames", "10001", None),
+])
+def test_option_bounds(name, value, parsed):
+    if parsed is None:
+        with pytest.raises(AnalysisError) as caught:
+            parse_options({name: value}, Limits())
+        high = 1000 if name == "stride" else 10000
+        assert caught.value.message == f"{name} must be from 1 to {high}, not {value}"
+        assert (caught.value.code, caught.value.status) == ("invalid_option", 400)
+    else:
+        assert getattr(parse_options({name: value}, Limits()), name) == parsed
+
+
+def test_option_bounds_and_defaults_follow_the_configured_limits():
+    limits = Limits(max_frames=50, default_max_frames=20, max_stride=7)
+    assert parse_options({}, limits).max_frames == 20
+    assert parse_options({"max_frames": 50, "stride": 7}, limits) == Options(timeline=False, max_frames=50, stride=7)
+    for bad in ({"max_frames": 51}, {"stride": 8}):
+        with pytest.raises(AnalysisError, match="must be from 1 to"):
+            parse_options(bad, limits)
+
+
+@pytest.mark.parametrize("value, parsed", [
+    ("", True), ("1", True), ("true", True), ("YES", True), (" on ", True), (True, True),
+    ("0", False), ("false", False), ("No", False), ("off", False), (False, False),
+])
+def test_timeline_spellings(value, parsed):
+    assert parse_options({"timeline": value}, Limits()).timeline is parsed
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", 1, None])
+def test_timeline_refuses_anything_else(value):
+    with pytest.raises(AnalysisError) as caught:
+        parse_options({"timeline": value}, Limits())
+    assert caught.value.message == f"timeline must be true or false, not {value!r}"
+    assert caught.value.code == "invalid_option"
+
+
+@pytest.mark.parametrize("value, parsed", [(" 7 ", 7), ("+3", 3), ("007", 7), (12, 12)])
+def test_whole_numbers(value, parsed):
+    assert parse_options({"stride": value}, Limits()).stride == parsed
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0661", "0x10", "1e3", "", " ", "1.0", "ten", 1.5, True, None, [1]])
+def test_anything_but_plain_digits_is_refused(value):
+    with pytest.raises(AnalysisError) as caught:
+        parse_options({"stride": value}, Limits())
+    assert caught.value.message == f"stride must be a whole number from 1 to 1000, not {value!r}"
+    assert caught.value.code == "invalid_option"
+
+
+def test_a_huge_number_is_refused_with_a_short_message():
+    with pytest.raises(AnalysisError) as caught:
+        parse_options({"stride": "9" * 5000}, Limits())
+    # The value is cut to 60 characters of its repr: "'999...".
+    assert caught.value.message == "stride must be a whole number from 1 to 1000, not '" + "9" * 59
+
+
+def test_a_negative_number_is_out_of_range():
+    with pytest.raises(AnalysisError, match="^stride must be from 1 to 1000, not -1$"):
+        parse_options({"stride": "-1"}, Limits())
+
+
+# --- which input ----------------------------------------------------------------------------------------------
+
+def test_a_sample_with_options_from_the_query_and_the_body(sample):
+    # The body's stride wins over the query's; timeline comes from the query.
+    request = parse("?stride=3&timeline=1&max_frames=9", folder=sample, json={"sample": "seqX", "stride": 2})
+    assert request.input == Input(kind="sample", name="seqX")
+    assert request.options == Options(timeline=True, max_frames=9, stride=2)
+    assert isinstance(request.source, FolderSource) and request.workdir is None
+    assert names_read(request) == ["frame_0.png", "frame_2.png", "frame_4.png"]
+
+
+def test_a_sample_in_a_form_field(sample):
+    request = parse(folder=sample, data={"sample": "seqX", "max_frames": "2"}, content_type="multipart/form-data")
+    assert request.options.max_frames == 2 and names_read(request) == ["frame_0.png", "frame_1.png"]
+
+
+@pytest.mark.parametrize("body", [["seqA"], "seqA", 3])
+def test_a_json_body_must_be_an_object(body):
+    assert "JSON body must be an object" in refused("invalid_request", 400, json=body)
+
+
+def test_broken_json_is_refused():
+    refused("invalid_request", 400, data=b"{not json", content_type="application/json")
+
+
+def test_a_sample_must_be_a_string():
+    assert refused("invalid_request", 400, json={"sample": 3}).startswith('"sample" must be a string')
+
+
+def test_neither_json_nor_a_form_is_415():
+    refused("unsupported_media_type", 415, data=b"sample=seqA", content_type="text/plain")
+
+
+def test_no_input_says_how_to_send_one():
+    message = refused("invalid_request", 400, json={"stride": 2})
+    assert message == ("give exactly one input of sample, video, zip, frames; got none "
+                       "(a JSON body needs Content-Type: application/json)")
+
+
+def test_two_inputs_are_named():
+    message = refused("invalid_request", 400, **files("zip", ("a.zip", b"PK"), sample="seqA"))
+    assert message == "give exactly one input of sample, video, zip, frames; got 2 (sample, zip)"
+
+
+def test_an_empty_file_field_is_no_input(sample):
+    # A browser sends a part without a file name for a file input left empty.
+    request = parse(folder=sample, **files("video", ("", b""), sample="seqX"))
+    assert request.input.kind == "sample"
+
+
+# --- uploads --------------------------------------------------------------------------------------------------
+
+def test_frames_are_kept_under_names_of_our_own_in_the_order_sent(uploads_dir):
+    request = parse(**files("frames", ("../../etc/b.png", TINY), ("/home/me/a.png", TINY), ("a.png", TINY),
+                            ("notes", TINY)))
+    assert isinstance(request.source, ImageFilesSource)
+    assert request.input == Input(kind="frames", name="4 files")
+    # The client's names are labels only: the last part of a path, made unique.
+    assert names_read(request) == ["b.png", "a.png", "a.png (2)", "notes"]
+    assert request.workdir.parent == uploads_dir
+    # A known extension is kept (a hint for decoders); "a.png (2)" and "notes" have none.
+    assert sorted(path.name for path in request.workdir.iterdir()) == ["00000.png", "00001.png", "00002", "00003"]
+    request.cleanup()
+    assert request.workdir is None and list(uploads_dir.iterdir()) == []
+    request.cleanup()                       # twice is harmless
+
+
+def test_one_frame_is_labelled_with_its_name(uploads_dir):
+    request = parse(**files("frames", ("/", TINY)))
+    assert request.input.name == "upload"        # a name with no last part
+    request.cleanup()
+    long = "a" * 300 + ".png"
+    request = parse(**files("frames", (long, TINY)))
+    assert request.input.name == "a" * 200
+    request.cleanup()
+
+
+def test_a_windows_path_keeps_its_last_part():
+    # (The multipart parser of Flask's test client eats backslashes, so this one is checked directly.)
+    assert inputs._base_name("C:\\Users\\me\\a.png") == "a.png"
+
+
+def test_the_same_name_three_times():
+    assert inputs._unique(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
+
+
+@pytest.mark.parametrize("count, refused_", [(2, False), (3, True)])
+def test_frames_up_to_max_entries(uploads_dir, count, refused_):
+    form = files("frames", *[(f"{index}.png", TINY) for index in range(count)])
+    if refused_:
+        message = refused("too_many_frames", 413, limits=Limits(max_entries=2), **form)
+        assert message == "3 files, more than 2; send a zip or fewer frames"
+    else:
+        parse(limits=Limits(max_entries=2), **form).cleanup()
+    assert list(uploads_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("field", ["video", "zip"])
+def test_one_video_or_zip_at_a_time(uploads_dir, field):
+    message = refused("invalid_request", 400, **files(field, ("a.mp4", b"x"), ("b.mp4", b"x")))
+    assert message == f"send one {field} file, not 2"
+
+
+def test_an_empty_upload_is_422_and_removed(uploads_dir):
+    message = refused("empty_upload", 422, **files("frames", ("a.png", b""), ("b.png", b"")))
+    assert message == "the uploaded frames is empty (0 bytes)"
+    assert list(uploads_dir.iterdir()) == []
+    # One byte in all is not empty: the frames are taken (and the empty one is skipped when read).
+    parse(**files("frames", ("a.png", b""), ("b.png", b"x"))).cleanup()
+
+
+def mjpeg(count: int = 2) -> bytes:
+    """Concatenated JPEGs: a video FFmpeg reads, with no frame count in any header."""
+    frame = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
+    return frame * count
+
+
+@pytest.mark.parametrize("name, mimetype, accepted", [
+    ("clip.mp4", "application/octet-stream", True), ("CLIP.MOV", "application/octet-stream", True),
+    ("clip.bin", "video/mp4", True), ("clip.bin", "application/octet-stream", False),
+    ("notes.txt", "text/plain", False),
+])
+def test_a_video_needs_a_video_extension_or_type(uploads_dir, name, mimetype, accepted):
+    form = {"data": {"video": (io.BytesIO(mjpeg()), name, mimetype)}, "content_type": "multipart/form-data"}
+    if accepted:
+        request = parse(**form)
+        assert isinstance(request.source, VideoSource)
+        assert request.input == Input(kind="video", name=name, fps=25.0)
+        assert request.source.expected is None                # no frame count: progress says null
+        assert names_read(request) == ["frame_000000", "frame_000001"]
+        request.cleanup()
+    else:
+        message = refused("unsupported_media_type", 415, **form)
+        assert message == f"{name!r} is not a video file: use one of .avi, .mov, .mp4, .webm"
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_an_undecodable_video_is_422_and_removed(uploads_dir):
+    refused("invalid_video", 422, **files("video", ("clip.mp4", b"not a video at all" * 50)))
+    assert list(uploads_dir.iterdir()) == []
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+ZIP = zip_bytes({"f10.png": TINY, "f2.png": TINY, "f1.png": TINY})
+
+
+def test_a_zip_is_read_in_natural_order(uploads_dir):
+    request = parse(**files("zip", ("frames.zip", ZIP)))
+    assert isinstance(request.source, ZipSource) and request.input == Input(kind="zip", name="frames.zip")
+    assert names_read(request) == ["f1.png", "f2.png", "f10.png"]
+    request.cleanup()
+
+
+@pytest.mark.parametrize("limits, code", [
+    (Limits(max_entries=3), None), (Limits(max_entries=2), "too_many_frames"),
+    (Limits(max_unpacked_bytes=3 * len(TINY)), None), (Limits(max_unpacked_bytes=3 * len(TINY) - 1), "archive_too_large"),
+])
+def test_zip_limits_at_their_bounds(uploads_dir, limits, code):
+    form = files("zip", ("frames.zip", ZIP))
+    if code is None:
+        parse(limits=limits, **form).cleanup()
+    else:
+        refused(code, 413, limits=limits, **form)
+    assert list(uploads_dir.iterdir()) == []

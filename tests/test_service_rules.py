@@ -1,0 +1,301 @@
+"""The HTTP service's documented rules (README "Errors", "API v2", "Limits and errors", "Browser page") on both
+sides of each bound, against a stand-in analyzer: the web layer, the inputs, the jobs and the formats are the
+real ones, only the networks are replaced by a hand-made answer (tests/test_formats.py), so no model loads."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tempfile
+import threading
+import time
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+from facecore.errors import no_face
+from faceanalysis.pipeline.settings import Settings
+from faceanalysis.service.web import create_app
+from test_bad_input import error_of
+from test_formats import sequence
+from test_inputs import TINY, mjpeg
+
+SECRET = "secret-detail-of-the-failure /etc/shadow"
+
+
+class StandIn:
+    """What the service asks of a FaceAnalyzer; each analysis answers ``test_formats.sequence()`` or raises
+    ``fail``. ``gate`` (an Event), when set up, holds an analysis after its first progress report."""
+    ready = True
+    device = types.SimpleNamespace(kind="CPU")
+    settings = Settings()
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.fail = fail
+        self.asked: list = []
+        self.gate: threading.Event | None = None
+        self.paths_during: list[bool] = []
+
+    def analyse_folder(self, folder):
+        self.asked.append(folder)
+        if self.fail is not None:
+            raise self.fail
+        return sequence()
+
+    def analyse_source(self, source, progress=None):
+        self.asked.append(source)
+        self.paths_during.append(getattr(source, "_path", None) is not None and source._path.exists())
+        if progress is not None:
+            progress(0, source.expected)
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the gate"
+        if self.fail is not None:
+            raise self.fail
+        return sequence()
+
+
+@pytest.fixture()
+def samples(tmp_path):
+    root = tmp_path / "samples"
+    (root / "seqA").mkdir(parents=True)
+    for index in range(3):
+        (root / "seqA" / f"frame_{index}.png").write_bytes(TINY)
+    return root
+
+
+@pytest.fixture()
+def uploads(tmp_path, monkeypatch):
+    """The temporary folder during the test: the app's data folder and every upload are made in it."""
+    root = tmp_path / "uploads"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def files_holding(root, data: bytes) -> list:
+    """Files under ``root`` whose content is ``data``: wherever the service keeps uploads, a kept one shows."""
+    return [path for path in root.rglob("*") if path.is_file() and path.stat().st_size == len(data)
+            and path.read_bytes() == data]
+
+
+def app_for(analyzer: StandIn, samples, **config):
+    app = create_app(analyzer, samples)
+    app.config.update(config)
+    return app.test_client()
+
+
+def wait_for_job(client, url: str, until=("done", "failed"), timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(url).get_json()
+        if state["status"] in until:
+            return state
+        time.sleep(0.02)
+    pytest.fail(f"job {url} not {until} in {timeout} s")
+
+
+# --- the legacy endpoint --------------------------------------------------------------------------------------
+
+def test_legacy_answer_as_sent(samples):
+    analyzer = StandIn()
+    response = app_for(analyzer, samples).get("/seqPath/test")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    # Pairs keep the order of the text: the original's key order, string codes, string values.
+    pairs = json.loads(response.get_data(as_text=True), object_pairs_hook=lambda items: [list(i) for i in items])
+    assert pairs == [
+        ["Video_Emo", [["10001", "0.000003"], ["10002", "0.000000"], ["10003", "0.123457"], ["10004", "0.500000"],
+                       ["10005", "1.000000"], ["10006", "0.333333"], ["10007", "0.000000"]]],
+        ["Video_Gen", [["30001", "0.468152"], ["30002", "0.531848"]]],
+        ["Video_Age", [["20000", "29"]]]]
+    assert analyzer.asked == [samples / "seqA"]          # "test" means seqA
+
+
+@pytest.mark.parametrize("name, status, code", [
+    ("a" * 255, 404, "sequence_not_found"),     # the longest name a file system takes: looked for
+    ("a" * 256, 400, "invalid_sequence_name"),
+    ("x.y", 404, "sequence_not_found"),         # a dot inside a name is fine
+    (".y", 400, "invalid_sequence_name"),       # a leading one is not
+    ("seqA", 200, None),
+])
+def test_name_rules_at_their_bounds(samples, name, status, code):
+    response = app_for(StandIn(), samples).get(f"/seqPath/{name}")
+    if code is None:
+        assert response.status_code == status
+    else:
+        error_of(response, status, code)
+
+
+def test_a_bug_is_a_500_without_its_traceback(samples, caplog):
+    caplog.set_level(logging.ERROR)
+    response = app_for(StandIn(RuntimeError(SECRET)), samples).get("/seqPath/seqA")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": {"code": "internal_error", "message": "the analysis failed unexpectedly"}}
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text and "RuntimeError" not in text and SECRET not in text
+    # The traceback is in the log, for the operator.
+    assert any(record.exc_info and SECRET in str(record.exc_info[1]) for record in caplog.records)
+
+
+def test_an_analysis_error_keeps_its_own_status_and_message(samples):
+    message = error_of(app_for(StandIn(no_face("no face in 3 frames")), samples).get("/seqPath/seqA"), 422, "no_face")
+    assert message == "no face in 3 frames"
+
+
+def test_a_bug_in_v2_is_a_500_too(samples):
+    response = app_for(StandIn(KeyError(SECRET)), samples).post("/api/v2/analyze", json={"sample": "seqA"})
+    assert error_of(response, 500, "internal_error") == "the analysis failed unexpectedly"
+    assert SECRET not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method, path, status, code", [
+    ("get", "/nothing", 404, "not_found"), ("get", "/api/v2/nothing", 404, "not_found"),
+    ("post", "/seqPath/seqA", 405, "method_not_allowed"), ("get", "/api/v2/analyze", 405, "method_not_allowed"),
+])
+def test_unknown_urls_and_methods_are_json(samples, method, path, status, code):
+    error_of(getattr(app_for(StandIn(), samples), method)(path), status, code)
+
+
+# --- request size and form parts ------------------------------------------------------------------------------
+
+def video_body() -> tuple[bytes, str]:
+    """A multipart body with one 5,000-byte "video", with a fixed boundary so that its length is known."""
+    boundary = "fixed-boundary-for-an-exact-length"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"clip.mp4\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + b"\0" * 5000 + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_413(samples, uploads):
+    body, content_type = video_body()
+    size = len(body)
+    at_limit = app_for(StandIn(), samples, MAX_CONTENT_LENGTH=size)
+    error_of(at_limit.post("/api/v2/analyze", data=body, content_type=content_type), 422, "invalid_video")
+    below = app_for(StandIn(), samples, MAX_CONTENT_LENGTH=size - 1)
+    message = error_of(below.post("/api/v2/analyze", data=body, content_type=content_type), 413, "request_too_large")
+    assert message == f"the request body is {size} bytes, more than the limit of {size - 1}"
+
+
+def test_the_default_body_limit_is_256_mb(samples):
+    app = create_app(StandIn(), samples)
+    assert app.config["MAX_CONTENT_LENGTH"] == 256 * 1024 ** 2
+
+
+@pytest.mark.parametrize("parts, status", [(1000, 200), (1001, 413)])
+def test_at_most_1000_form_parts(samples, uploads, parts, status):
+    files = [(io.BytesIO(TINY), f"{number}.png") for number in range(parts)]
+    response = app_for(StandIn(), samples).post("/api/v2/analyze", data={"frames": files},
+                                                content_type="multipart/form-data")
+    if status == 413:
+        assert "send a zip" in error_of(response, 413, "request_too_large")
+    else:
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+# --- videos over 40 megapixels --------------------------------------------------------------------------------
+
+def blank_video(path, width: int, height: int) -> bytes:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (width, height))
+    writer.write(np.zeros((height, width, 3), np.uint8))
+    writer.release()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("width, height, refused", [(8000, 5000, False), (6400, 6400, True)])
+def test_video_frames_over_40_megapixels_are_413(samples, uploads, tmp_path, width, height, refused):
+    data = blank_video(tmp_path / "big.avi", width, height)
+    response = app_for(StandIn(), samples).post("/api/v2/analyze", data={"video": (io.BytesIO(data), "big.avi")},
+                                                content_type="multipart/form-data")
+    if refused:
+        message = error_of(response, 413, "frame_too_large")
+        assert message == "'big.avi': 6400x6400 is more than 40000000 pixels"
+    else:
+        assert response.status_code == 200, response.get_data(as_text=True)
+    assert files_holding(uploads, data) == []
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------
+
+def submit(client, data: bytes, name: str = "clip.mp4") -> str:
+    response = client.post("/api/v2/jobs", data={"video": (io.BytesIO(data), name)},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return response.get_json()["url"]
+
+
+def test_a_video_without_a_frame_count_has_progress_null(samples, uploads):
+    analyzer = StandIn()
+    analyzer.gate = threading.Event()
+    client = app_for(analyzer, samples)
+    url = submit(client, mjpeg(3))
+    try:
+        running = wait_for_job(client, url, until=("running",))
+        deadline = time.monotonic() + 10
+        while running["progress"] == {"frames_done": 0, "frames_total": 0} and time.monotonic() < deadline:
+            running = client.get(url).get_json()      # between "running" and the first progress report
+        assert running["progress"] == {"frames_done": 0, "frames_total": None}
+    finally:
+        analyzer.gate.set()
+    assert wait_for_job(client, url)["status"] == "done"
+
+
+def test_a_video_with_a_frame_count_has_a_total(samples, uploads, tmp_path):
+    analyzer = StandIn()
+    analyzer.gate = threading.Event()
+    writer = cv2.VideoWriter(str(tmp_path / "c.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (64, 48))
+    for _ in range(4):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    client = app_for(analyzer, samples)
+    url = submit(client, (tmp_path / "c.avi").read_bytes(), "c.avi")
+    try:
+        deadline = time.monotonic() + 10
+        state = wait_for_job(client, url, until=("running",))
+        while state["progress"]["frames_total"] != 4 and time.monotonic() < deadline:
+            state = client.get(url).get_json()
+        assert state["progress"] == {"frames_done": 0, "frames_total": 4}
+    finally:
+        analyzer.gate.set()
+    wait_for_job(client, url)
+
+
+def test_a_bug_fails_the_job_with_internal_error_and_no_traceback(samples, uploads):
+    client = app_for(StandIn(RuntimeError(SECRET)), samples)
+    state = wait_for_job(client, submit(client, mjpeg()))
+    assert state["status"] == "failed"
+    assert state["error"] == {"code": "internal_error", "status": 500, "message": "the analysis failed unexpectedly"}
+    assert "result" not in state and SECRET not in json.dumps(state)
+
+
+@pytest.mark.parametrize("fail", [None, no_face("no face"), RuntimeError("bug")])
+def test_uploads_are_deleted_after_their_job(samples, uploads, fail):
+    analyzer = StandIn(fail)
+    client = app_for(analyzer, samples)
+    state = wait_for_job(client, submit(client, mjpeg(5)))
+    assert state["status"] == ("done" if fail is None else "failed")
+    assert analyzer.paths_during == [True]          # the upload was there while the job ran
+    deadline = time.monotonic() + 10                # the worker removes it just after recording the end
+    while files_holding(uploads, mjpeg(5)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert files_holding(uploads, mjpeg(5)) == []   # and is gone once it ended
+
+
+def test_uploads_are_deleted_after_a_synchronous_analysis(samples, uploads):
+    analyzer = StandIn()
+    response = app_for(analyzer, samples).post("/api/v2/analyze", data={"video": (io.BytesIO(mjpeg(5)), "c.mp4")},
+                                               content_type="multipart/form-data")
+    assert response.status_code == 200 and analyzer.paths_during == [True]
+    assert files_holding(uploads, mjpeg(5)) == []
+
+
+# --- the page's thumbnails ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width, status", [("15", 400), ("16", 200), ("640", 200), ("641", 400)])
+def test_thumbnail_width_from_16_to_640(samples, width, status):
+    response = app_for(StandIn(), samples).get(f"/api/v2/samples/seqA/frames/0.jpg?width={width}")
+    if status == 400:
+        error_of(response, 400, "invalid_option")
+    else:
+        assert response.status_code == 200 and response.mimetype == "image/jpeg"
