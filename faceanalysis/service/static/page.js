@@ -11,6 +11,34 @@ const MAX_THUMBNAILS = 60;     // a long video would otherwise ask for thousands
 const THUMB_WIDTH = 160;
 
 const $ = (id) => document.getElementById(id);
+// A server reachable from other machines requires its API token on every API request. The page keeps what was
+// typed in sessionStorage: it lives as long as the tab, is never sent anywhere but in the Authorization header,
+// and is not shared with other tabs or kept after the browser closes.
+const TOKEN_KEY = "faceanalysis.apiToken";
+
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch (error) {
+    return "";          // storage disabled: the field's value is still used
+  }
+}
+
+function saveToken() {
+  const token = $("token").value.trim();
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch (error) {
+    // storage disabled: nothing to keep
+  }
+}
+
+function withToken(options = {}) {
+  const token = $("token").value.trim() || storedToken();
+  if (!token) return options;
+  return {...options, headers: {...(options.headers || {}), Authorization: `Bearer ${token}`}};
+}
 
 class ApiError extends Error {
   constructor(code, message, status) {
@@ -24,7 +52,7 @@ class ApiError extends Error {
 async function api(url, options) {
   let response;
   try {
-    response = await fetch(url, options);
+    response = await fetch(url, withToken(options));
   } catch (error) {
     throw new ApiError("network_error", `the server could not be reached (${error.message})`, 0);
   }
@@ -53,6 +81,7 @@ function showError(error) {
   code.textContent = error.code || "error";
   box.append(code, error.status ? ` (HTTP ${error.status}): ` : ": ", error.message);
   box.hidden = false;
+  if (error.code === "unauthorized") $("token").focus();
 }
 
 function setStatus(text) {
@@ -61,6 +90,7 @@ function setStatus(text) {
 
 async function loadSamples() {
   const select = $("sample");
+  select.replaceChildren();
   try {
     const {samples} = await api("api/v2/samples");
     for (const name of samples) select.add(new Option(name, name));
@@ -337,7 +367,7 @@ function drawStrip(timeline, personId, input) {
 async function drawThumbnail(canvas, sample, frame, personId) {
   const url = `api/v2/samples/${encodeURIComponent(sample)}/frames/${frame.frame}.jpg?width=${THUMB_WIDTH}`;
   try {
-    const response = await fetch(url);
+    const response = await fetch(url, withToken());
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const frameWidth = Number(response.headers.get("X-Frame-Width"));
     const image = await createImageBitmap(await response.blob());
@@ -365,6 +395,13 @@ async function drawThumbnail(canvas, sample, frame, personId) {
 document.addEventListener("DOMContentLoaded", () => {
   for (const radio of document.querySelectorAll("input[name=kind]")) radio.addEventListener("change", onKindChange);
   $("input-form").addEventListener("submit", onSubmit);
+  $("token").value = storedToken();
+  // A new token may open what the last one could not: the sample list is asked for again.
+  $("token").addEventListener("change", () => {
+    saveToken();
+    $("error").hidden = true;
+    loadSamples();
+  });
   onKindChange();
   loadSamples();
 });
