@@ -6,6 +6,7 @@ Inputs are kept to 3-5 frames each so the file stays fast on a small CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import time
@@ -99,8 +100,8 @@ def test_sample_gives_a_primary_person_with_plausible_answers(sample_answer):
     person = primary(sample_answer)
     assert person["id"] >= 1 and person["frames_seen"] == 5
     low, high = person["age"]["interval"]
-    # The interval's ends are whole-year bins, so the expected age may lie just outside (79.99 vs [80, 80]).
-    assert low - 1 <= person["age"]["value"] <= high + 1
+    # The interval is widened to the estimate and rounded outwards (age/distribution.py): never outside it.
+    assert low <= person["age"]["value"] <= high
     assert 20 <= person["age"]["value"] <= 60 and high - low < 40
     assert person["gender"]["female"] > 0.5
     assert person["expression"]["dominant"] == "happy"
@@ -129,6 +130,22 @@ def test_person_answer_is_the_aggregator_over_its_faces(sample_answer, analyzer)
     happy = np.array([face["expression"]["happy"] for face in faces])
     assert analyzer.aggregator.name == "confidence_weighted_mean"
     assert person["expression"]["happy"] == pytest.approx(weights @ happy / weights.sum(), abs=1e-4)
+
+
+def test_the_default_aggregator_weights_real_faces_by_hand_made_confidences(sample_results, analyzer):
+    # seqA's detection confidences are all about 0.99, too alike to tell a weighted mean from a plain one. Here
+    # its real faces get made-up confidences: 1 for the five oldest-looking faces, 0.01 for the others.
+    faces = sample_results["seqA"].faces
+    confidence = np.full(len(faces), 0.01)
+    confidence[np.argsort(faces.age_years)[-5:]] = 1.0
+    chosen = np.ones(len(faces), bool)
+    summary = analyzer.summarise(dataclasses.replace(faces, confidence=confidence), chosen)
+    weighted = confidence @ faces.age / confidence.sum()
+    plain = faces.age.mean(axis=0)
+    assert summary.age == pytest.approx(float(weighted @ analyzer.models["age"].bin_ages), abs=1e-9)
+    assert summary.expression == pytest.approx(confidence @ faces.expression / confidence.sum(), abs=1e-9)
+    # ...and the two means are far enough apart for the check to tell them.
+    assert abs(summary.age - float(plain @ analyzer.models["age"].bin_ages)) > 0.5
 
 
 def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
@@ -269,6 +286,34 @@ def test_job_result_equals_the_synchronous_answer(v2, sample_answer):
     assert result["persons"] == sample_answer["persons"]
     assert result["timeline"] == sample_answer["timeline"]
     assert {**result["meta"], "timings_ms": None} == {**sample_answer["meta"], "timings_ms": None}
+
+
+def test_upload_jobs_equal_the_synchronous_answer(v2):
+    # The job stores its request and moves the uploads into the data folder; the answer must not change.
+    entries = {path.name: path.read_bytes() for path in SEQ_A[:3]}
+    for field, files in (("zip", lambda: (zip_of(entries), "clip.zip")),
+                         ("frames", lambda: [(io.BytesIO(data), name) for name, data in entries.items()])):
+        direct = upload(v2, field, files(), "?timeline=1")
+        assert direct.status_code == 200, direct.get_data(as_text=True)
+        queued = v2.post("/api/v2/jobs?timeline=1", data={field: files()}, content_type="multipart/form-data")
+        assert queued.status_code == 202, queued.get_data(as_text=True)
+        state = wait_for(v2, queued.get_json()["url"])
+        assert state["status"] == "done", state
+        expected = direct.get_json()
+        assert {**state["result"]["meta"], "timings_ms": None} == {**expected["meta"], "timings_ms": None}
+        assert state["result"]["persons"] == expected["persons"]
+        assert state["result"]["timeline"] == expected["timeline"]
+
+
+def test_a_finished_job_expires_with_410_and_an_unknown_id_is_404(analyzer):
+    client = make_client(analyzer, FACE_JOB_TTL_SECONDS=1)
+    url = client.post("/api/v2/jobs", json={"sample": "seqA", "max_frames": 2}).get_json()["url"]
+    state = wait_for(client, url)
+    finished = time.mktime(time.strptime(state["finished"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert time.mktime(time.strptime(state["expires"], "%Y-%m-%dT%H:%M:%SZ")) == finished + 1
+    time.sleep(2.1)
+    assert "finished more than 1 s ago" in error_of(client.get(url), 410, "job_expired")
+    error_of(client.get(url.rsplit("/", 1)[0] + "/never-was"), 404, "job_not_found")
 
 
 def test_failed_job_reports_the_error(analyzer, samples_dir):

@@ -17,6 +17,8 @@ from faceanalysis.service.schema import Components
 
 # A folder name: file systems allow at most 255 bytes, longer names are refused with 400.
 SAMPLE_NAME = {"type": "string", "maxLength": MAX_NAME_LENGTH}
+# Open without the API token (security.OPEN_ENDPOINTS): probes, and the page that asks for the token.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
 
 
 def openapi_spec(limits: Limits) -> dict:
@@ -26,8 +28,13 @@ def openapi_spec(limits: Limits) -> dict:
         return {"description": description, **extra,
                 "content": {"application/json": {"schema": components.ref(declaration)}}}
 
-    def error(description: str, codes: list[str]) -> dict:
-        return answer(f"{description} Codes: {', '.join(codes)}.", contract.Error)
+    def error(description: str, codes: list[str], **extra) -> dict:
+        return answer(f"{description} Codes: {', '.join(codes)}.", contract.Error, **extra)
+
+    retry_after = {"Retry-After": {"description": "Seconds to wait before trying again.",
+                                   "schema": {"type": "integer"}}}
+    shutting_down = error("The server is shutting down: it takes no new work (status polls are still "
+                          "answered); retry after Retry-After seconds.", ["shutting_down"], headers=retry_after)
 
     parameters = _option_parameters(components)
     request_body = _request_body(components, limits)
@@ -42,7 +49,7 @@ def openapi_spec(limits: Limits) -> dict:
                      ["no_images", "empty_upload", "invalid_video", "invalid_archive", "no_face"]),
         "500": error("A bug; the traceback is in the server log.", ["internal_error"]),
     }
-    return {
+    spec = {
         "openapi": "3.0.3",
         "info": {"title": "Video age, gender and expression recognition", "version": "2.0.0",
                  "description": "Analyse a sequence of frames of one or more persons. Probabilities are numbers "
@@ -51,7 +58,8 @@ def openapi_spec(limits: Limits) -> dict:
             "/api/v2/analyze": {"post": {
                 "summary": "Analyse a sample, a video, a zip of frames or several images, and wait for the answer.",
                 "parameters": parameters, "requestBody": request_body,
-                "responses": {"200": answer("The answer.", contract.Analysis), **input_errors}}},
+                "responses": {"200": answer("The answer.", contract.Analysis), **input_errors,
+                              "503": shutting_down}}},
             "/api/v2/jobs": {"post": {
                 "summary": "Queue the same analysis in the background; answers at once.",
                 "parameters": parameters, "requestBody": request_body,
@@ -59,14 +67,21 @@ def openapi_spec(limits: Limits) -> dict:
                     "202": answer("Queued. Poll the URL in Location.", contract.QueuedJob,
                                   headers={"Location": {"schema": {"type": "string"}}}),
                     "429": error(f"{limits.job_queue_size} jobs are already waiting.", ["queue_full"]),
-                    **input_errors}}},
+                    **input_errors,
+                    "503": error("The server is shutting down (retry after Retry-After seconds), or the job "
+                                 "could not be stored.", ["shutting_down", "storage_unavailable"],
+                                 headers=retry_after)}}},
             "/api/v2/jobs/{job_id}": {"get": {
                 "summary": "A job's status and progress, and its answer or error once finished.",
                 "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
                     "200": answer("The job.", contract.Job),
-                    "404": error(f"Unknown, or finished more than {limits.job_ttl_seconds} s ago.",
-                                 ["job_not_found"])}}},
+                    "404": error("No such job, and no expired one by that id in the last "
+                                 f"{limits.expired_jobs_remembered_seconds} s.", ["job_not_found"]),
+                    "410": error(f"The job finished more than {limits.job_ttl_seconds} s ago, or more than "
+                                 f"{limits.jobs_kept} jobs finished since, and its answer was deleted.",
+                                 ["job_expired"]),
+                    "503": shutting_down}}},
             "/api/v2/samples": {"get": {
                 "summary": "The sample names: the sequence folders in samples/, in natural order.",
                 "responses": {"200": answer("The names, for {\"sample\": NAME}.", contract.SampleList)}}},
@@ -99,9 +114,10 @@ def openapi_spec(limits: Limits) -> dict:
                 "summary": "Liveness: the process answers.",
                 "responses": {"200": answer("Up.", contract.Health)}}},
             "/readyz": {"get": {
-                "summary": "Readiness: every model is loaded and warmed.",
+                "summary": "Readiness: every model is loaded and warmed, and the server is not shutting down.",
                 "responses": {"200": answer("Ready.", contract.Readiness),
-                              "503": error("Models are still loading.", ["not_ready"])}}},
+                              "503": error("Models are still loading, or the server is shutting down.",
+                                           ["not_ready", "shutting_down"])}}},
             "/": {"get": {
                 "summary": "The browser page: pick a sample or upload a video or zip, and see the answer.",
                 "responses": {"200": {"description": "HTML.", "content": {"text/html": {}}}}}},
@@ -114,10 +130,24 @@ def openapi_spec(limits: Limits) -> dict:
                             "content": {"application/json": {"schema": {"type": "object"}}}},
                     "400": input_errors["400"], "404": input_errors["404"],
                     "422": error("Nothing to analyse.", ["no_images", "no_face"]),
-                    "500": input_errors["500"]}}},
+                    "500": input_errors["500"], "503": shutting_down}}},
         },
-        "components": {"schemas": components.schemas},
+        "components": {"schemas": components.schemas, "securitySchemes": {"apiToken": {
+            "type": "http", "scheme": "bearer",
+            "description": "Required when the server has an API token (always when it listens on anything but "
+                           "the loopback interface); /healthz, /readyz and the page are open."}}},
+        # The token or nothing: which one depends on how the server was started.
+        "security": [{"apiToken": []}, {}],
     }
+    unauthorized = error("The server requires its API token (Authorization: Bearer <token>): it was missing or "
+                         "wrong.", ["unauthorized"], headers={"WWW-Authenticate": {"schema": {"type": "string"}}})
+    for path, methods in spec["paths"].items():
+        for operation in methods.values():
+            if path in OPEN_PATHS:
+                operation["security"] = []
+            else:
+                operation["responses"]["401"] = unauthorized
+    return spec
 
 
 def _option_parameters(components: Components) -> list[dict]:
