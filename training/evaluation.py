@@ -225,11 +225,56 @@ def score(items: list[Item], columns: list[str], predictions: Predictions) -> di
         if "age" in columns:
             ages = np.asarray([item.age for item in items])[labelled]
             report["gender_acc_by_age_band"] = scoring.accuracy_by_age_band(true, pred, ages)
+    if "age" in columns:
+        report["views"] = _views(items, columns, predictions)
     if "emotion" in columns:
         *_, scores = _classification(report, "emotion", EXPRESSIONS, [item.expression for item in items],
                                      predictions.expression)
         report["emotion_macro_f1"] = scores["macro_f1"]
     return report
+
+
+def _views(items: list[Item], columns: list[str], predictions: Predictions) -> dict:
+    """The natural and decade-balanced views of the age-labelled items (``scoring.two_views``); gender is in
+    them when every one of those items has a gender label."""
+    ages = np.asarray([item.age for item in items])
+    labelled = ~np.isnan(ages)
+    genders = np.asarray([item.gender for item in items])[labelled]
+    with_gender = "gender" in columns and bool((genders != metrics.NO_PREDICTION).all())
+    return scoring.two_views(ages[labelled], predictions.age[labelled], genders if with_gender else None,
+                             Predictions.classes(predictions.gender)[labelled] if with_gender else None)
+
+
+# UTKFace's race labels (labels.csv ``race`` 0-4), for ``evaluate.py --by race``.
+RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Others"}
+
+
+def group_labels(data_dir: Path, items: list[Item], column: str) -> np.ndarray:
+    """Each item's value of ``column`` (a labels.csv column, or ``gender``), as text; "" where blank."""
+    if column == "gender":
+        return np.asarray([GENDERS[item.gender] if item.gender != metrics.NO_PREDICTION else ""
+                           for item in items])
+    with open(data_dir / "labels.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and column not in rows[0]:
+        raise ValueError(f"{data_dir / 'labels.csv'} has no {column!r} column for --by")
+    return np.asarray([(rows[item.row - 2].get(column) or "").strip() for item in items])
+
+
+def score_by_group(items: list[Item], columns: list[str], predictions: Predictions, groups: np.ndarray,
+                   column: str, samples: int = 1000, seed: int = 0) -> list[dict]:
+    """Per value of ``groups``: count, age MAE, bias and gender accuracy with seeded bootstrap 95% intervals
+    (``scoring.by_group``) over the items with an age label."""
+    ages = np.asarray([item.age for item in items])
+    labelled = ~np.isnan(ages)
+    values = sorted({value for value in groups[labelled] if value})
+    names = {value: (RACES.get(value, value) if column == "race" else value) for value in values}
+    genders = np.asarray([item.gender for item in items])[labelled]
+    with_gender = "gender" in columns and bool((genders != metrics.NO_PREDICTION).all())
+    return scoring.by_group(groups[labelled], names, ages[labelled], predictions.age[labelled],
+                            genders if with_gender else None,
+                            Predictions.classes(predictions.gender)[labelled] if with_gender else None,
+                            samples, seed)
 
 
 def _classification(report: dict, name: str, labels, true_labels: list, probabilities: np.ndarray):
@@ -301,14 +346,21 @@ def save_plots(report: dict, items: list[Item], predictions: Predictions, stem: 
         top = max(float(np.nanmax(true, initial=0)), float(np.nanmax(predictions.age, initial=0)), 1.0) * 1.05
         figure, axes = plt.subplots(figsize=(6, 6))
         axes.scatter(true[shown], predictions.age[shown], s=6, alpha=0.3, edgecolors="none")
+        # The mean prediction per decade of true age: where the points' crowd hides a band's bias.
+        means = [(float(true[shown & inside].mean()), float(predictions.age[shown & inside].mean()))
+                 for _, inside in metrics.band_masks(np.where(np.isnan(true), -1, true), metrics.DECADES)
+                 if (shown & inside).any()]
+        if means:
+            axes.plot(*zip(*means), color="red", marker="o", linewidth=1.5, label="mean per decade")
         axes.plot([0, top], [0, top], color="black", linewidth=1, label="predicted = true")
         axes.fill_between([0, top], [-5, top - 5], [5, top + 5], color="green", alpha=0.12, label="within 5 years")
         axes.set_xlim(0, top)
         axes.set_ylim(0, top)
         axes.set_xlabel("true age (years)")
         axes.set_ylabel("predicted age (years)")
-        axes.set_title(f"age: MAE {_fmt(report['age_mae'])} y, within 5 y {_fmt(report['age_within5'])}, "
-                       f"n={int(shown.sum())}")
+        balanced = report.get("views", {}).get("balanced", {}).get("age_mae")
+        axes.set_title(f"age: MAE {_fmt(report['age_mae'])} y (balanced by decade {_fmt(balanced)}), "
+                       f"within 5 y {_fmt(report['age_within5'])}, n={int(shown.sum())}", fontsize=9)
         axes.legend(loc="upper left")
         figure.tight_layout()
         figure.savefig(path, dpi=120)

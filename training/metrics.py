@@ -115,3 +115,50 @@ def macro_f1(true, pred, classes: int) -> float | None:
     scores = per_class_scores(true, pred, classes)
     seen = [score["f1"] for score in scores if score["support"] or score["predicted"]]
     return _ratio(sum(seen), len(seen))
+
+
+# Decades of true age, for the view of the data balanced over the lifespan (UTKFace has no one over 89).
+DECADES = tuple((f"{low}-{low + 9}", low, low + 10) for low in range(0, 90, 10)) + (("90+", 90, math.inf),)
+
+
+def balanced(per_band: list[dict], key: str) -> float | None:
+    """The mean over bands of ``per_band[i][key]``, each band with items weighted equally, so that a crowd of
+    one age cannot hide the error at another; bands without items (or without a value) are left out."""
+    values = [band[key] for band in per_band if band["n"] and band.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def decade_weights(true_age, bands=DECADES) -> np.ndarray:
+    """A weight per item such that every band of true age that has items weighs the same, summing to 1: a
+    weighted mean with them is the mean of the per-band means (``balanced``), and weighted means over any
+    subset (an age band, a group) stay comparable with it. Items in no band weigh 0."""
+    weights = np.zeros(len(np.asarray(true_age)))
+    filled = [inside for _, inside in band_masks(true_age, bands) if inside.any()]
+    for inside in filled:
+        weights[inside] = 1.0 / (inside.sum() * len(filled))
+    return weights
+
+
+def weighted_mean(values, weights) -> float | None:
+    """Sum of weight x value over the sum of the weights, leaving out NaN values; None when no weight is left."""
+    values, weights = _pair(np.asarray(values, np.float64), np.asarray(weights, np.float64))
+    found = ~np.isnan(values)
+    total = weights[found].sum()
+    return float((weights[found] * values[found]).sum() / total) if total > 0 else None
+
+
+def bootstrap_interval(statistic, n: int, samples: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic(indices)`` over ``samples`` resamples of ``range(n)`` with
+    replacement (seeded, so a report is reproducible); resamples where the statistic has no value are left
+    out; None without items or values."""
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n, n)) for _ in range(samples)]
+    values = np.asarray([value for value in values if value is not None], np.float64)
+    if not len(values):
+        return None
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
