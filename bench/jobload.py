@@ -29,11 +29,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.loadtest import Call, check_loopback, normalise, request, serve
+from bench.loadtest import Call, Stats, check_loopback, normalise, request, serve
 
 SAMPLES = ("seqA", "seqB")
 
@@ -49,24 +48,15 @@ class JobRecord:
 
 
 @dataclass
-class JobStats:
+class JobStats(Stats):
+    """``Stats``' status counts (every answer's status, or the exception's name), and the jobs."""
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     refusals: list[tuple[float, float]] = field(default_factory=list)    # (sent, answered) of each 429
-    statuses: Counter = field(default_factory=Counter)                   # every answer's status, or exception
-    elapsed: float = 0.0
     queue_size: int = 8
 
     @property
     def lost(self) -> list[str]:
         return [job_id for job_id, job in self.jobs.items() if job.status != "done" or not job.same_answer]
-
-    @property
-    def server_errors(self) -> int:
-        return sum(count for status, count in self.statuses.items() if isinstance(status, int) and status >= 500)
-
-    @property
-    def connection_errors(self) -> int:
-        return sum(count for status, count in self.statuses.items() if not isinstance(status, int))
 
     def unjustified_refusals(self) -> int:
         """429s with fewer than ``queue_size`` jobs outstanding over their interval (see the module doc)."""

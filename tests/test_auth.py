@@ -22,6 +22,7 @@ from faceanalysis.service.web import create_app
 from faceanalysis.serving import is_loopback
 from service_process import Server, tiny_samples
 from test_bad_input import error_of
+from test_page import browser  # noqa: F401  (the fixture: headless Chromium, or a skip saying why not)
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
 STAND_IN = types.SimpleNamespace(ready=True, device=types.SimpleNamespace(kind="CPU"))
@@ -183,34 +184,25 @@ def test_an_exposed_server_requires_its_token(exposed):
     assert "can be read by other users" not in exposed.log()
 
 
-def test_the_page_works_with_the_token(exposed):
-    from test_page import CHROMIUM, CHROMIUM_ARGS
+def test_the_page_works_with_the_token(exposed, browser):
+    page = browser.new_page()
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("Python Playwright is not installed (bash scripts/setup.sh test)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            blocked = []
-            page.on("console", lambda message: blocked.append(message.text)
-                    if "Content Security Policy" in message.text else None)
-            page.goto(f"{exposed.url}/")
-            # Without the token the sample list is refused, and the page says why.
-            page.locator("#error").wait_for(state="visible")
-            assert "unauthorized" in page.locator("#error").inner_text()
-            page.get_by_label("API token").fill(TOKEN)
-            page.get_by_label("API token").press("Tab")          # "change": kept, and the samples asked again
-            page.locator("#sample option[value=seqA]").wait_for(state="attached")
-            assert page.evaluate("sessionStorage.getItem('faceanalysis.apiToken')") == TOKEN
-            page.get_by_label("Sample", exact=True).select_option("seqA")
-            page.get_by_role("button", name="Analyse").click()
-            page.locator("#results").wait_for(state="visible", timeout=120_000)
-            page.locator("#strip canvas[data-drawn=true]").first.wait_for(timeout=60_000)
-            assert page.locator("#error").is_hidden()
-            assert blocked == []
-        finally:
-            browser.close()
+        blocked = []
+        page.on("console", lambda message: blocked.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        page.goto(f"{exposed.url}/")
+        # Without the token the sample list is refused, and the page says why.
+        page.locator("#error").wait_for(state="visible")
+        assert "unauthorized" in page.locator("#error").inner_text()
+        page.get_by_label("API token").fill(TOKEN)
+        page.get_by_label("API token").press("Tab")          # "change": kept, and the samples asked again
+        page.locator("#sample option[value=seqA]").wait_for(state="attached")
+        assert page.evaluate("sessionStorage.getItem('faceanalysis.apiToken')") == TOKEN
+        page.get_by_label("Sample", exact=True).select_option("seqA")
+        page.get_by_role("button", name="Analyse").click()
+        page.locator("#results").wait_for(state="visible", timeout=120_000)
+        page.locator("#strip canvas[data-drawn=true]").first.wait_for(timeout=60_000)
+        assert page.locator("#error").is_hidden()
+        assert blocked == []
+    finally:
+        page.close()
