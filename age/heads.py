@@ -22,9 +22,17 @@ The arithmetic is the same for both ("embedding" below is whichever feature vect
   the residual spread measured on held-out training images, integrated over each bin (below the first edge
   into the first bin, above the last inner edge into the last);
 - ``age_mix`` / ``gender_mix``: the weight of the head when averaged with the dlib-models network's
-  distribution / probabilities ("ensemble"), chosen on held-out training images.
+  distribution / probabilities ("ensemble"), chosen on held-out training images;
+- optional (the v2 "lifespan" file): ``age_warp``, a monotone map from each lifespan bin's age to a calibrated
+  age (isotonic regression from predicted to true age on held-out training images, weighted by decade), applied
+  to the mixed distribution by moving each bin's mass to its calibrated age, split between the two nearest
+  bins, so the answer stays a distribution over the same 101 bins; and ``child_age`` / ``child_temperature``:
+  where the age head alone places a face under ``child_age`` years, the gender logit is divided by the
+  temperature (fitted on held-out images by log-loss), because gender from a child's face is close to a coin
+  toss for these features and the answer should say so rather than be confident.
 
-The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry``): ``tuned`` (the networks
+The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry``): ``lifespan`` (the v2 heads
+on the networks' features, weighted by decade and calibrated over 0-100 years), ``tuned`` (the v1 networks
 averaged with the heads on their own features), ``dlib`` (the dlib-models networks as published, CC0),
 ``heads`` (embedding heads only) or ``ensemble`` (embedding heads averaged with the networks). The gender
 head is ``gender.heads.HeadGenderModel``.
@@ -39,7 +47,7 @@ import numpy as np
 
 from facecore.weights import WeightFile
 
-from .distribution import AgeDistribution, on_lifespan
+from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +115,40 @@ class Heads:
     def mix(head: np.ndarray, network: np.ndarray, weight: float) -> np.ndarray:
         return weight * head + (1 - weight) * network
 
+    def calibrate(self, distributions: np.ndarray) -> np.ndarray:
+        """(n, 101) lifespan distributions with ``age_warp`` applied (unchanged without one)."""
+        if "age_warp" not in self.arrays:
+            return distributions
+        return warp_bins(distributions, self.arrays["age_warp"].astype(np.float64))
+
+    def soften_children(self, gender: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """(n, 2) gender probabilities with the logit divided by ``child_temperature`` where the age head alone
+        places the face under ``child_age`` (unchanged without them)."""
+        if "child_temperature" not in self.arrays:
+            return gender
+        young = self.age(embedding) @ self.bin_ages < float(self.arrays["child_age"])
+        return soften(gender, young, float(self.arrays["child_temperature"]))
+
+
+def warp_bins(distributions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Each lifespan bin's mass moved to the age ``targets[bin]`` (clipped to 0.25-100), split linearly between
+    the two lifespan bins around it: the expected age becomes the mass-weighted mean of the targets."""
+    targets = np.clip(targets, LIFESPAN_BINS[0], LIFESPAN_BINS[-1])
+    upper = np.clip(np.searchsorted(LIFESPAN_BINS, targets), 1, len(LIFESPAN_BINS) - 1)
+    share = (targets - LIFESPAN_BINS[upper - 1]) / (LIFESPAN_BINS[upper] - LIFESPAN_BINS[upper - 1])
+    move = np.zeros((len(targets), len(LIFESPAN_BINS)))
+    move[np.arange(len(targets)), upper - 1] = 1 - share
+    move[np.arange(len(targets)), upper] += share
+    return np.asarray(distributions, np.float64) @ move
+
+
+def soften(gender: np.ndarray, rows: np.ndarray, temperature: float) -> np.ndarray:
+    """(n, 2) male, female with the female logit of ``rows`` divided by ``temperature`` (> 1: less sure)."""
+    female = np.clip(np.asarray(gender, np.float64)[:, 1], 1e-7, 1 - 1e-7)
+    logit = np.log(female / (1 - female))
+    female = np.where(rows, 1 / (1 + np.exp(-logit / temperature)), female)
+    return np.stack([1 - female, female], axis=1)
+
 
 class NetworkFeatures:
     """The age and gender networks' penultimate features side by side (256 + 16 = 272 values per face): what
@@ -153,4 +195,4 @@ class HeadAgeModel(AgeDistribution, HeadModel):
     def run(self, faces) -> np.ndarray:
         """(n, 101) age distributions over the lifespan bins."""
         head = on_lifespan(self.heads.age(self.features.run(faces)), self.heads.bin_ages)
-        return self._combine(head, faces, self.heads.age_mix).astype(np.float32)
+        return self.heads.calibrate(self._combine(head, faces, self.heads.age_mix)).astype(np.float32)

@@ -1,5 +1,6 @@
 """The gender head fitted on UTKFace beside the age head (``age.heads``): logistic regression on the same
-features, optionally averaged with the dlib-models gender network."""
+features, optionally averaged with the dlib-models gender network; the v2 file answers with less confidence for
+faces its age head places among children (``age.heads.Heads.soften_children``)."""
 
 from __future__ import annotations
 
@@ -14,5 +15,6 @@ class HeadGenderModel(HeadModel):
 
     def run(self, faces) -> np.ndarray:
         """(n, 2) male, female."""
-        return self._combine(self.heads.gender(self.features.run(faces)), faces,
-                             self.heads.gender_mix).astype(np.float32)
+        features = self.features.run(faces)
+        mixed = self._combine(self.heads.gender(features), faces, self.heads.gender_mix)
+        return self.heads.soften_children(mixed, features).astype(np.float32)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 from age.heads import HeadAgeModel, NetworkFeatures
-from faceanalysis.pipeline.registry import HEADS_KEY, NETWORK_HEADS_KEY, build_task_models
+from faceanalysis.pipeline.registry import HEADS_KEY, LIFESPAN_HEADS_KEY, NETWORK_HEADS_KEY, build_task_models
 from faceanalysis.pipeline.settings import Settings
 from facecore.device import Device
 from facecore.frames import decode_frame
@@ -48,7 +48,7 @@ def sample_faces(analyzer):
     return make
 
 
-@pytest.mark.parametrize("key", [HEADS_KEY, NETWORK_HEADS_KEY])
+@pytest.mark.parametrize("key", [HEADS_KEY, NETWORK_HEADS_KEY, LIFESPAN_HEADS_KEY])
 def test_heads_entry_is_a_repository_file_checked_by_sha256(key):
     manifest = load_manifest()
     entry = manifest[key]
@@ -58,7 +58,10 @@ def test_heads_entry_is_a_repository_file_checked_by_sha256(key):
     assert weight.path == REPO / "weights" / entry["file"]
     assert weight.path.stat().st_size < 500_000
     assert weight.describe()["package"] == "project"
-    assert manifest["embedding"]["sha256"] == resolve("embedding").sha256
+    # The files' own bytes against the manifest (resolve's .sha256 is the manifest's value, not the file's).
+    assert hashlib.sha256(weight.path.read_bytes()).hexdigest() == entry["sha256"]
+    embedding = resolve("embedding", manifest, verify=False)
+    assert hashlib.sha256(embedding.path.read_bytes()).hexdigest() == manifest["embedding"]["sha256"]
 
 
 def test_default_is_tuned():
@@ -69,7 +72,7 @@ def test_default_is_tuned():
     assert model.network is not None
 
 
-@pytest.mark.parametrize("which", ["heads", "ensemble", "tuned"])
+@pytest.mark.parametrize("which", ["heads", "ensemble", "tuned", "lifespan"])
 def test_heads_give_valid_distributions_and_share_one_feature_computation(sample_faces, which):
     age, gender = task_models(which)
     faces = sample_faces()
@@ -79,14 +82,14 @@ def test_heads_give_valid_distributions_and_share_one_feature_computation(sample
     assert distribution.shape == (n, 101) and np.isfinite(distribution).all() and (distribution >= 0).all()
     assert np.allclose(distribution.sum(axis=1), 1, atol=1e-5)
     years = age.expected_age(distribution)
-    assert ((0 <= years) & (years <= 80.5)).all()
+    assert ((0 <= years) & (years <= (100 if which == "lifespan" else 80.5))).all()
     low, high = age.interval(distribution[0])
     assert low <= years[0] <= high
 
     def computed_twice(chips):
         raise AssertionError("features were computed twice for one batch")
     # The gender head must read what the age head's computation left on the batch.
-    if which == "tuned":
+    if which in ("tuned", "lifespan"):
         gender.features.age.outputs = gender.features.gender.outputs = computed_twice
     else:
         gender.features.embed_chips = computed_twice

@@ -11,7 +11,6 @@ import pytest
 from training.metrics import DECADES, balanced, bootstrap_interval, decade_weights, weighted_mean
 from training.scoring import by_group, group_table, two_views, views_table
 
-pytestmark = pytest.mark.pure
 
 
 def test_decades_cover_ten_years_each_and_90_plus():

@@ -99,16 +99,18 @@ def utkface_validation_subset(labels: dict, seed: int, size: int = 200) -> list[
     return sorted(labels["file"][chosen].tolist())
 
 
-def write_utkface_labels(folder: Path, data_dir: Path, labels: dict, rows: np.ndarray) -> Path:
-    """A labels.csv of ``rows`` with absolute paths (nothing copied), for ``evaluate.py --data folder``."""
+def write_utkface_labels(folder: Path, data_dir: Path, labels: dict, rows: np.ndarray,
+                         races: np.ndarray | None = None) -> Path:
+    """A labels.csv of ``rows`` with absolute paths (nothing copied), for ``evaluate.py --data folder``; with
+    ``races``, a ``race`` column too (for ``evaluate.py --by race``)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "labels.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "age", "gender"])
+        writer.writerow(["file", "age", "gender"] + (["race"] if races is not None else []))
         for row in rows:
             writer.writerow([str(data_dir / labels["file"][row]), f"{labels['age'][row]:g}",
-                             GENDERS[labels["gender"][row]]])
+                             GENDERS[labels["gender"][row]]] + ([int(races[row])] if races is not None else []))
     return path
 
 

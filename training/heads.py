@@ -1,8 +1,15 @@
 """Train age and gender heads on UTKFace and compare them with the dlib-models networks on a held-out
 validation split.
 
-    python -m training heads [--features embedding|networks] [--data ../shared/data/utkface]
-                             [--cache ~/.cache/videoface] [--seed 0] [--ship]
+    python -m training heads [--features embedding|networks] [--recipe v1|v2] [--decade-weight 1]
+                             [--data ../shared/data/utkface] [--cache ~/.cache/videoface] [--seed 0] [--ship]
+
+Two recipes. ``v2`` (the default with ``--features networks``; ``training.lifespan``): the "lifespan" heads,
+``weights/age_gender_netheads_v2.npz``: 101 lifespan bins, images weighted by decade, an isotonic calibration,
+a lower-confidence gender for children, every choice on the decade-balanced view of "tune"; it prints both views
+and the table by race group for the published networks, v1 "tuned" and v2. ``v1`` (the only recipe for the
+embedding): what made the shipped ``*_v1.npz`` files, on the network's 81 bins, described below;
+``--features networks --recipe v1`` reproduces the "tuned" figures (it refuses ``--ship``: v1 is shipped).
 
 ``--features embedding`` (default): heads on the dlib face embedding ("FaceNet + heads", the original's
 design; choices ``heads`` / ``ensemble`` in the service). ``--features networks``: heads on the dlib-models age
@@ -60,6 +67,9 @@ FEATURE_KINDS = {
                  "describe": ("the dlib-models age and gender networks' penultimate features (256 + 16 values, "
                               "their last layers refitted)"), "modes": ("tuned-head", "tuned")},
 }
+# The v2 recipe (``training.lifespan``, ``--features networks``): the service's "lifespan" choice.
+LIFESPAN_TARGET = {"file": WEIGHTS_DIR / "age_gender_netheads_v2.npz", "key": "age_gender_lifespan",
+                   "describe": FEATURE_KINDS["networks"]["describe"], "modes": ("lifespan-head", "lifespan")}
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -165,11 +175,17 @@ def age_bin_index(ages: np.ndarray, bin_ages: np.ndarray) -> np.ndarray:
 
 
 class Fitter:
-    """Fits every candidate head on some rows and hands back the arrays the runtime ``Heads`` reads."""
+    """Fits every candidate head on some rows and hands back the arrays the runtime ``Heads`` reads; the age
+    heads weigh each image by its decade to the power ``decade_weight`` (0: unweighted, as v1)."""
 
-    def __init__(self, features: dict, labels: dict, bin_ages: np.ndarray, seed: int) -> None:
+    def __init__(self, features: dict, labels: dict, bin_ages: np.ndarray, seed: int,
+                 decade_weight: float = 0.0) -> None:
         self.x, self.ages, self.genders = features["x"].astype(np.float64), labels["age"], labels["gender"]
-        self.bin_ages, self.seed = bin_ages, seed
+        self.bin_ages, self.seed, self.decade_weight = bin_ages, seed, decade_weight
+
+    def age_weights(self, rows: np.ndarray) -> np.ndarray | None:
+        from training.lifespan import sample_weights
+        return sample_weights(self.ages[rows], self.decade_weight)
 
     def base(self, rows: np.ndarray) -> dict:
         mean, scale = self.x[rows].mean(axis=0), self.x[rows].std(axis=0)
@@ -188,7 +204,8 @@ class Fitter:
     def age_bins(self, base: dict, rows: np.ndarray, c: float) -> dict:
         from sklearn.linear_model import LogisticRegression
         target = age_bin_index(self.ages[rows], self.bin_ages)
-        model = LogisticRegression(C=c, max_iter=3000).fit(self.z(base, rows), target)
+        model = LogisticRegression(C=c, max_iter=3000).fit(self.z(base, rows), target,
+                                                           sample_weight=self.age_weights(rows))
         coef = np.zeros((self.x.shape[1], len(self.bin_ages)))
         intercept = np.full(len(self.bin_ages), -1e4)     # bins no training image has: probability 0
         coef[:, model.classes_] = model.coef_.T
@@ -200,7 +217,7 @@ class Fitter:
         x = self.z(base, rows)
         target = np.log1p(self.ages[rows])
         if gamma is None:
-            model = Ridge(alpha=alpha).fit(x, target)
+            model = Ridge(alpha=alpha).fit(x, target, sample_weight=self.age_weights(rows))
             return {"age_kind": np.str_("linear"), "age_coef": model.coef_,
                     "age_intercept": np.float64(model.intercept_), "age_sigma": np.float64(0.3)}
         # Kernel ridge regression on RBF features of a fixed random sample of the training faces
@@ -208,7 +225,7 @@ class Fitter:
         from sklearn.kernel_approximation import Nystroem
         nystroem = Nystroem(kernel="rbf", gamma=gamma, n_components=min(RBF_CENTRES, len(rows)),
                             random_state=self.seed).fit(x)
-        model = Ridge(alpha=alpha).fit(nystroem.transform(x), target)
+        model = Ridge(alpha=alpha).fit(nystroem.transform(x), target, sample_weight=self.age_weights(rows))
         return {"age_kind": np.str_("rbf"), "age_centres": nystroem.components_, "age_gamma": np.float64(gamma),
                 "age_coef": nystroem.normalization_.T @ model.coef_,
                 "age_intercept": np.float64(model.intercept_), "age_sigma": np.float64(0.3)}
@@ -240,20 +257,9 @@ def tune(fitter: Fitter, features: dict, parts: dict) -> dict:
     """Every choice made on "tune" with heads fitted on "fit": hyper-parameters, log-age spread, mix weights."""
     fit, held = parts["fit"], parts["tune"]
     base = fitter.base(fit)
-    x_held, age_held, gender_held = fitter.x[held], fitter.ages[held], fitter.genders[held]
+    x_held, age_held = fitter.x[held], fitter.ages[held]
     dlib_age = expected(features["dlib_age"][held].astype(np.float64), fitter.bin_ages)
-    dlib_female = features["dlib_gender"][held, 1].astype(np.float64)
-    choices = {}
-
-    scores = {}
-    for c in C_GRID:
-        female = heads_of(base, fitter.gender(base, fit, c)).gender(x_held)[:, 1]
-        scores[c] = log_loss(female, gender_held)
-    c = min(scores, key=scores.get)
-    female = heads_of(base, fitter.gender(base, fit, c)).gender(x_held)[:, 1]
-    mix = min(MIX_GRID, key=lambda w: (log_loss(w * female + (1 - w) * dlib_female, gender_held), -w))
-    choices["gender"] = {"C": c, "tune_log_loss": scores, "mix": float(mix)}
-    log.info("gender: C=%g (tune log-loss %.4f), mix weight of the head %.2f", c, scores[c], mix)
+    choices = {"gender": tune_gender(fitter, features, base, fit, held)}
 
     candidates = {"bins": [("C", value) for value in C_GRID],
                   "linear": [("alpha", value) for value in ALPHA_GRID],
@@ -283,6 +289,21 @@ def tune(fitter: Fitter, features: dict, parts: dict) -> dict:
         log.info("age %s: %s, tune MAE %.3f (distribution), mix weight of the head %.2f",
                  kind, value, entry["tune_mae"], entry["mix"])
     return choices
+
+
+def tune_gender(fitter: Fitter, features: dict, base: dict, fit: np.ndarray, held: np.ndarray) -> dict:
+    """The gender head's C and its weight when mixed with the network, both by log-loss on ``held``."""
+    x_held, gender_held = fitter.x[held], fitter.genders[held]
+    dlib_female = features["dlib_gender"][held, 1].astype(np.float64)
+    scores = {}
+    for c in C_GRID:
+        female = heads_of(base, fitter.gender(base, fit, c)).gender(x_held)[:, 1]
+        scores[c] = log_loss(female, gender_held)
+    c = min(scores, key=scores.get)
+    female = heads_of(base, fitter.gender(base, fit, c)).gender(x_held)[:, 1]
+    mix = min(MIX_GRID, key=lambda w: (log_loss(w * female + (1 - w) * dlib_female, gender_held), -w))
+    log.info("gender: C=%g (tune log-loss %.4f), mix weight of the head %.2f", c, scores[c], mix)
+    return {"C": c, "tune_log_loss": scores, "mix": float(mix)}
 
 
 def make_age_part(fitter: Fitter, base: dict, rows: np.ndarray, kind: str, value) -> dict:
@@ -373,10 +394,22 @@ def main(argv: list[str]) -> int:
                         help="what the heads read: the dlib face embedding, or the dlib-models networks' own "
                              "penultimate features (the service's default 'tuned' models) (default %(default)s)")
     parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
+    parser.add_argument("--recipe", choices=("v1", "v2"),
+                        help="v2 (default with --features networks): 101 lifespan bins, decade weights, calibration "
+                             "and the children's gender temperature, every choice on the balanced view of 'tune' "
+                             "(training/lifespan.py); v1 (the only recipe for the embedding): the 81 network bins, "
+                             "unweighted, as the shipped *_v1 files were made (reproduces them; no --ship)")
+    parser.add_argument("--decade-weight", type=float, default=1.0,
+                        help="v2: age images weigh (1 / images of their decade) ** this (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="write the heads file (weights/age_gender_heads_v1.npz for the embedding, "
                              "weights/age_gender_netheads_v1.npz for the networks) and its weights/manifest.json entry")
     args = parser.parse_args(argv)
+    recipe = args.recipe or ("v2" if args.features == "networks" else "v1")
+    if recipe == "v2" and args.features != "networks":
+        parser.error("--recipe v2 is for --features networks")
+    if recipe == "v1" and args.ship:
+        parser.error("the v1 files are shipped: --recipe v1 reproduces their figures without writing them")
     data_dir, cache = args.data.resolve(), args.cache.expanduser().resolve()
     if (problem := data.missing_labels(data_dir)) is not None:
         print(problem, file=sys.stderr)
@@ -387,10 +420,13 @@ def main(argv: list[str]) -> int:
         return 0
     from age.network import AgeModel
     from facecore.weights import load_manifest, resolve
-    bin_ages = AgeModel(resolve("age", load_manifest())).bin_ages
     parts = data.utkface_split(labels, args.seed)
     log.info("split (seed %d): train %d (fit %d + tune %d), validation %d", args.seed, len(parts["train"]),
              len(parts["fit"]), len(parts["tune"]), len(parts["validation"]))
+    if recipe == "v2":
+        return main_lifespan(args, argv, data_dir, cache, labels, features, parts)
+    bin_ages = AgeModel(resolve("age", load_manifest())).network_bins     # v1: the network's 81 bins
+    features = {**features, "dlib_age": features["dlib_age"][:, :len(bin_ages)]}
     fitter = Fitter(features, labels, bin_ages, args.seed)
     choices = tune(fitter, features, parts)
     heads_by_kind = refit(fitter, choices, parts["train"])
@@ -453,4 +489,99 @@ def ship_heads(target: dict, arrays: dict, kind: str, default: str, seed: int, c
                             target["modes"][0]: figures(shipped[f"head:{kind}"]),
                             target["modes"][1]: figures(shipped[f"ensemble:{kind}"])},
              "default": default,
+         })
+
+
+def main_lifespan(args, argv: list[str], data_dir: Path, cache: Path, labels: dict, features: dict,
+                  parts: dict) -> int:
+    """The v2 recipe (``training.lifespan``): tune on "tune", refit the chosen head on train, and compare the
+    published networks, the shipped v1 "tuned" heads and v2 on validation in both views and by group."""
+    from training import lifespan
+    from training.scoring import group_table, views_table
+    fitter = Fitter(features, labels, LIFESPAN_BINS, args.seed, decade_weight=args.decade_weight)
+    choices = lifespan.tune(fitter, features, parts, args.seed)
+    best = choices["best"]
+    arrays = lifespan.finish(refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
+                                   parts["train"])[best], choices)
+    races = data.read_labels(data_dir, {"race": int})["race"]
+    models = {"published network": None, "tuned v1": dict(np.load(FEATURE_KINDS["networks"]["file"])),
+              "lifespan v2": arrays}
+    table = lifespan.compare(models, features, labels, parts["validation"], races)
+    print(views_table(table))
+    for name, views in table.items():
+        print(f"\n{name}, by race group (validation, natural view inside each group):")
+        print(group_table(views["by_race"]))
+    report = {"command": command("heads", argv), "recipe": "v2",
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_dir": str(data_dir),
+              "seed": args.seed, "decade_weight": args.decade_weight,
+              "split": {name: int(len(rows)) for name, rows in parts.items()}, "choices": choices,
+              "validation": table}
+    cache.mkdir(parents=True, exist_ok=True)
+    report_path = cache / f"heads_report_lifespan_seed{args.seed}.json"
+    report_path.write_text(json.dumps(report, indent=2, default=_json_value) + "\n", encoding="utf-8")
+    log.info("report written to %s", report_path)
+    labels_path = data.write_utkface_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
+                                            parts["validation"], races)
+    log.info("validation split for evaluate.py: --data %s --faces-given [--by race]", labels_path.parent)
+    if args.ship:
+        ship_lifespan(arrays, choices, args, features, labels, parts, races, report["command"])
+    return 0
+
+
+def _json_value(value):
+    return value.tolist() if isinstance(value, np.ndarray) else float(value)
+
+
+def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dict, parts: dict,
+                  races: np.ndarray, run_command: str) -> None:
+    """Write the v2 file (float32) and its manifest entry, the figures re-measured from the written file."""
+    from training import lifespan
+    target = LIFESPAN_TARGET
+    stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
+              for name, value in arrays.items()}
+    np.savez_compressed(target["file"], **stored)
+    shipped = lifespan.compare({"published network": None, "lifespan v2": dict(np.load(target["file"]))},
+                               features, labels, parts["validation"], races)
+
+    def figures(view: dict) -> dict:
+        return {key: round(view[key], 3) for key in ("age_mae", "age_bias", "age_within5", "gender_acc")} | {
+            "bands": {band["band"]: {"n": band["n"], "age_mae": round(band["age_mae"], 2),
+                                     "age_bias": round(band["age_bias"], 2),
+                                     "gender_acc": round(band["gender_acc"], 3)} for band in view["bands"]}}
+
+    def groups(rows: list[dict]) -> list[dict]:
+        return [{key: (round(value, 3) if isinstance(value, float) else
+                       [round(v, 3) for v in value] if isinstance(value, tuple) else value)
+                 for key, value in row.items()} for row in rows]
+
+    kind = choices["best"]
+    entry = choices["age"][kind]
+    ship(target["key"], target["file"], version="v2",
+         model=(f"age and gender heads v2 ('lifespan') on {target['describe']} (python -m training heads): gender "
+                f"logistic regression; age '{kind}' head over the 101 lifespan bins (0.25-100 years), images weighted "
+                f"by decade, mixed with the dlib-models networks (age weight {float(arrays['age_mix']):.2f}, gender "
+                f"weight {float(arrays['gender_mix']):.2f} for the head), "
+                + ("calibrated by an isotonic warp of the bins" if "age_warp" in arrays else "uncalibrated")
+                + f"; gender logit divided by {float(arrays['child_temperature']):.2f} for faces the age head places "
+                  f"under {float(arrays['child_age']):g}"),
+         license_text=("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
+                       "research, image copyright with the owners) the weights inherit"),
+         training={
+             "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
+             "terms": ("UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with "
+                       "the owners"),
+             "command": run_command, "seed": args.seed, "decade_weight": args.decade_weight,
+             "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
+                       f"and gender; every choice on {len(parts['tune'])} held-out train images ('tune'), by the "
+                       f"balanced (per-decade) age MAE"),
+             "age_head": {"kind": kind, PARAMETER_NAMES[kind]: entry["param"], "mix": entry["mix"],
+                          "calibration_power": entry["calibration_power"],
+                          "tune_balanced_mae": round(entry["tune_balanced_mae"], 3)},
+             "gender_head": {"C": choices["gender"]["C"], "mix": choices["gender"]["mix"]},
+             "children": {key: (round(value, 4) if isinstance(value, float) else value)
+                          for key, value in choices["children"].items()},
+             "validation": {name: {"natural": figures(views["natural"]), "balanced": figures(views["balanced"])}
+                            for name, views in shipped.items()},
+             "validation_by_race": groups(shipped["lifespan v2"]["by_race"]),
+             "validation_by_gender": groups(shipped["lifespan v2"]["by_gender"]),
          })

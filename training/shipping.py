@@ -22,9 +22,9 @@ def command(trainer: str, argv: list[str]) -> str:
     return shlex.join(["python", "-m", "training", trainer, *argv])
 
 
-def ship(key: str, file: Path, model: str, license_text: str, training: dict) -> dict:
+def ship(key: str, file: Path, model: str, license_text: str, training: dict, version: str = "v1") -> dict:
     """Record the already written ``file`` under ``key`` in the manifest (its sha256 measured here)."""
-    entry = {"model": model, "package": None, "version": "v1", "pip": None, "file": file.name,
+    entry = {"model": model, "package": None, "version": version, "pip": None, "file": file.name,
              "sha256": sha256_of(file), "license": license_text, "training": training}
     put_manifest_entry(key, entry)
     log.info("shipped %s (%d bytes, sha256 %s) as manifest entry %r", file, file.stat().st_size, entry["sha256"], key)

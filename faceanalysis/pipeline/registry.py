@@ -25,7 +25,11 @@ Weights = Mapping[str, WeightFile]
 # The settings field that picks each task's model.
 TASK_SETTING = {"age": "age_gender", "gender": "age_gender", "expression": "expression"}
 HEADS_KEY = "age_gender_heads"               # heads on the dlib face embedding ("heads", "ensemble")
-NETWORK_HEADS_KEY = "age_gender_netheads"    # heads on the networks' own features ("tuned")
+NETWORK_HEADS_KEY = "age_gender_netheads"    # heads on the networks' own features ("tuned", v1)
+LIFESPAN_HEADS_KEY = "age_gender_lifespan"   # v2 on the same features: 0-100 years, decade-weighted ("lifespan")
+# Which heads file and features each head choice reads.
+HEAD_FILES = {"tuned": (NETWORK_HEADS_KEY, "networks"), "lifespan": (LIFESPAN_HEADS_KEY, "networks"),
+              "heads": (HEADS_KEY, "embedding"), "ensemble": (HEADS_KEY, "embedding")}
 
 
 class SharedModels:
@@ -62,7 +66,7 @@ def _features(weights: Weights, shared: SharedModels, kind: str):
 
 
 def _head(head_class, network: Callable[[Weights, SharedModels], object], choice: str):
-    heads_key, kind = (NETWORK_HEADS_KEY, "networks") if choice == "tuned" else (HEADS_KEY, "embedding")
+    heads_key, kind = HEAD_FILES[choice]
 
     def build(weights: Weights, settings: Settings, shared: SharedModels):
         return head_class(network(weights, shared), weights[heads_key], _features(weights, shared, kind),
@@ -82,9 +86,8 @@ Factory = Callable[[Weights, Settings, SharedModels], object]
 REGISTRY: dict[tuple[str, str], Factory] = {
     ("age", "dlib"): lambda weights, settings, shared: _age_network(weights, shared),
     ("gender", "dlib"): lambda weights, settings, shared: _gender_network(weights, shared),
-    **{("age", choice): _head(HeadAgeModel, _age_network, choice) for choice in ("tuned", "heads", "ensemble")},
-    **{("gender", choice): _head(HeadGenderModel, _gender_network, choice)
-       for choice in ("tuned", "heads", "ensemble")},
+    **{("age", choice): _head(HeadAgeModel, _age_network, choice) for choice in HEAD_FILES},
+    **{("gender", choice): _head(HeadGenderModel, _gender_network, choice) for choice in HEAD_FILES},
     **{("expression", choice): _expression(choice) for choice in EXPRESSION_CHOICES},
 }
 assert {choice for (task, choice) in REGISTRY if task == "age"} == set(AGE_GENDER_CHOICES)

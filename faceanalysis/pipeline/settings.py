@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 # Which models answer, per group of tasks (the registry maps each (task, choice) to a factory).
-AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble")
+AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble", "lifespan")
 EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg")
 DEVICES = ("auto", "cpu", "gpu")
 

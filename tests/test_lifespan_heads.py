@@ -1,0 +1,126 @@
+"""The v2 ("lifespan") heads: the trainer's recipe end to end on made-up features, the runtime's bin warp and
+the children's gender temperature on numbers worked out by hand, and, with ../shared/data, that the shipped
+"lifespan" heads beat the published networks on the balanced view of the validation split."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from age.distribution import LIFESPAN_BINS
+from age.heads import soften, warp_bins
+from training import data
+
+
+def made_up(n: int = 400, seed: int = 0) -> tuple[dict, dict]:
+    """Faces whose first two features carry log-age and gender, with networks that know nothing."""
+    rng = np.random.default_rng(seed)
+    age = rng.uniform(1, 95, n).round()
+    gender = rng.integers(0, 2, n)
+    x = np.column_stack([np.log1p(age), gender, rng.normal(size=(n, 6))]) + rng.normal(0, 0.1, (n, 8))
+    labels = {"file": np.asarray([f"{i}.jpg" for i in range(n)]), "age": age, "gender": gender}
+    features = {"x": x, "dlib_age": rng.dirichlet(np.ones(101), n), "dlib_gender": rng.dirichlet(np.ones(2), n)}
+    return features, labels
+
+
+def test_warp_moves_each_bins_mass_to_its_target_split_between_neighbours():
+    one = np.zeros((1, 101))
+    one[0, 30] = 1.0                                        # all mass on 30 years (bin 30: 0.25, 1, ..., 30)
+    targets = LIFESPAN_BINS.copy()
+    targets[30] = 42.25                                     # 30 -> 42.25: 3/4 on 42, 1/4 on 43
+    moved = warp_bins(one, targets)
+    assert moved[0, 42] == pytest.approx(0.75) and moved[0, 43] == pytest.approx(0.25)
+    assert moved.sum() == pytest.approx(1.0) and moved @ LIFESPAN_BINS == pytest.approx([42.25])
+    targets[30] = 140.0                                     # past the last bin: clipped to 100
+    assert warp_bins(one, targets)[0, 100] == pytest.approx(1.0)
+    identity = np.random.default_rng(1).dirichlet(np.ones(101), 3)
+    assert warp_bins(identity, LIFESPAN_BINS) == pytest.approx(identity)
+
+
+def test_soften_divides_the_logit_of_the_chosen_rows_only():
+    gender = np.array([[0.2, 0.8], [0.2, 0.8]])             # logit ln 4
+    out = soften(gender, np.array([True, False]), 2.0)      # ln 4 / 2 = ln 2: p = 2/3
+    assert out[0] == pytest.approx([1 / 3, 2 / 3]) and out[1] == pytest.approx([0.2, 0.8])
+
+
+def test_sample_weights_make_every_decade_weigh_the_same():
+    from training.lifespan import sample_weights
+    ages = np.array([5.0, 5, 5, 85])                        # three in 0-9, one in 80-89
+    weights = sample_weights(ages, 1.0)
+    assert weights == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0])       # 1/3, 1/3, 1/3, 1 scaled to mean 1
+    assert sample_weights(ages, 0.0) is None
+
+
+def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path, monkeypatch):
+    from training import heads as trainer
+    from training import lifespan
+    features, labels = made_up()
+    parts = data.utkface_split(labels, seed=0)
+    fitter = trainer.Fitter(features, labels, LIFESPAN_BINS, seed=0, decade_weight=1.0)
+    monkeypatch.setattr(lifespan, "V2_C_GRID", (0.1,))
+    choices = lifespan.tune(fitter, features, parts, seed=0)
+    best = choices["best"]
+    arrays = lifespan.finish(trainer.refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
+                                           parts["train"])[best], choices)
+    assert arrays["child_temperature"] >= 1 and arrays["age_bins"].shape == (101,)
+    table = lifespan.compare({"published network": None, "v2": arrays}, features, labels, parts["validation"],
+                             np.arange(len(labels["age"])) % 5)
+    assert table["v2"]["balanced"]["age_mae"] < table["published network"]["balanced"]["age_mae"]
+    assert [row["group"] for row in table["v2"]["by_race"]] == list(lifespan.RACES.values())
+
+    entries = {}
+    monkeypatch.setattr("training.shipping.put_manifest_entry", lambda key, entry: entries.update({key: entry}))
+    monkeypatch.setattr(trainer, "LIFESPAN_TARGET", {**trainer.LIFESPAN_TARGET, "file": tmp_path / "v2.npz"})
+
+    class Args:
+        seed, decade_weight = 0, 1.0
+    trainer.ship_lifespan(arrays, choices, Args, features, labels, parts, np.arange(len(labels["age"])) % 5,
+                          "python -m training heads --features networks --ship")
+    entry = entries["age_gender_lifespan"]
+    assert entry["version"] == "v2" and entry["sha256"] == hashlib.sha256((tmp_path / "v2.npz").read_bytes()).hexdigest()
+    assert entry["training"]["validation"]["lifespan v2"]["balanced"]["age_mae"] == pytest.approx(
+        table["v2"]["balanced"]["age_mae"], abs=0.01)
+    assert len(entry["training"]["validation_by_race"]) == 5
+
+
+needs_utkface = pytest.mark.skipif(data.missing_labels(data.UTKFACE) is not None,
+                                   reason="needs ../shared/data/utkface (research data)")
+
+
+@needs_utkface
+def test_lifespan_heads_beat_the_published_networks_on_the_balanced_view():
+    """All 1,556 validation images (seed 0, never seen in training or choosing) through the service's models:
+    the "lifespan" heads against the dlib-models networks as published, on the view balanced by decade, and the
+    figures the manifest records for the shipped file."""
+    from faceanalysis.pipeline.registry import LIFESPAN_HEADS_KEY, build_task_models
+    from faceanalysis.pipeline.settings import Settings
+    from facecore.device import Device
+    from facecore.faces import Aligner
+    from facecore.frames import decode_frame
+    from facecore.weights import load_manifest, resolve
+    from training.batches import faces_given
+    from training.scoring import two_views
+    cpu = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
+    weights = {key: resolve(key) for key in load_manifest()}
+    aligner = Aligner(weights["aligner"])
+    aligner.prepare(cpu)
+    labels = data.utkface_labels()
+    rows = data.utkface_split(labels, seed=0)["validation"]
+    faces = faces_given([decode_frame(data.UTKFACE / name) for name in labels["file"][rows]], aligner)
+    true_age, true_gender = labels["age"][rows], labels["gender"][rows]
+    views = {}
+    for choice in ("dlib", "lifespan"):
+        models = build_task_models(weights, Settings(age_gender=choice))
+        age, gender = models["age"], models["gender"]
+        age.prepare(cpu)
+        gender.prepare(cpu)
+        years = age.expected_age(age.run(faces))
+        views[choice] = two_views(true_age, years, true_gender, gender.run(faces).argmax(axis=1))
+    assert views["lifespan"]["balanced"]["age_mae"] < views["dlib"]["balanced"]["age_mae"]
+    assert abs(views["lifespan"]["balanced"]["bands"][-1]["age_bias"]) < abs(views["dlib"]["balanced"]["bands"][-1]["age_bias"])
+    figures = load_manifest()[LIFESPAN_HEADS_KEY]["training"]["validation"]["lifespan v2"]
+    for view in ("natural", "balanced"):
+        assert views["lifespan"][view]["age_mae"] == pytest.approx(figures[view]["age_mae"], abs=0.01)
+        assert views["lifespan"][view]["gender_acc"] == pytest.approx(figures[view]["gender_acc"], abs=0.002)
