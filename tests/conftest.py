@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,16 @@ def samples_dir(tmp_path):
 
 
 @pytest.fixture()
+def temp_root(tmp_path, monkeypatch):
+    """The system's temporary folder for this test alone: the service makes its upload folders (and, without a
+    store, its data folder) in it, so a test can see whether anything is left behind."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+@pytest.fixture()
 def client(analyzer, samples_dir):
     from faceanalysis.service.web import create_app
     return create_app(analyzer, samples_dir).test_client()
@@ -55,7 +66,7 @@ def server(tmp_path_factory):
 # (`pytest -m pure`, a few seconds), which tests/mutation.py runs against every mutant.
 PURE_FILES = frozenset({"test_aggregate.py", "test_age_interval.py", "test_frames.py", "test_inputs.py",
                         "test_formats.py", "test_service_rules.py", "test_metrics.py", "test_tracking.py",
-                        "test_tracking_rules.py", "test_tracking_metrics.py"})
+                        "test_tracking_rules.py", "test_tracking_metrics.py", "test_lifespan.py"})
 HEAVY_FIXTURES = frozenset({"analyzer", "sample_results", "client", "server"})
 
 

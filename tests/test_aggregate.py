@@ -146,27 +146,19 @@ def test_trimmed_mean_drops_twenty_percent_rounded_down(count, outliers, kept):
 
 
 def test_trimmed_mean_measures_the_distance_to_the_per_class_median():
-    # Per class, the median of the five frames is [0.5, 0.3, 0.2]. L1 distances to it: 0.0, 0.0, 0.0, 0.2 and 0.6
-    # (the last frame); the last one is dropped although it is the closest to the median of all 15 values.
-    probabilities = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.4, 0.4, 0.2], [0.2, 0.2, 0.6]])
-    combined = TrimmedMeanAggregator().combine(probabilities, np.ones(5))
-    assert combined == pytest.approx([0.475, 0.325, 0.2])
+    # Happy in 0.9, 0.9, 0.9, 0.8 and 0.5 of five frames: per class the median is [0.9, 0.1], and the 0.5 frame
+    # is the farthest from it (0.8). From the median of all ten values (0.5) it would be the nearest.
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.8, 0.2], [0.5, 0.5]])
+    assert TrimmedMeanAggregator().combine(probabilities, np.ones(5)) == pytest.approx([0.875, 0.125])
 
 
-def test_trimmed_mean_ties_drop_the_later_frame():
-    # 20 frames (numpy sorts that many with its unstable quicksort): four at one distance from the median, the
-    # rest on it. 20% of 20 is 4, so exactly the four far frames go; on a tie, the kept frames are the earlier.
-    probabilities = np.tile([0.5, 0.5], (20, 1))
-    far = [1, 6, 11, 16]
-    probabilities[far] = [[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]]
-    confidence = np.linspace(0.5, 1.0, 20)
-    assert TrimmedMeanAggregator().combine(probabilities, confidence) == pytest.approx([0.5, 0.5])
-    # Five far frames: one must stay, and it is the earliest (frame 1: [0.9, 0.1], weight c[1]).
-    probabilities[18] = [0.1, 0.9]
-    combined = TrimmedMeanAggregator().combine(probabilities, confidence)
-    kept = [frame for frame in range(20) if frame not in (6, 11, 16, 18)]
-    expected = confidence[kept] @ probabilities[kept] / confidence[kept].sum()
-    assert combined == pytest.approx(expected)
+def test_trimmed_mean_ties_drop_the_later_frames():
+    # 17 frames (numpy sorts that many with an unstable quicksort), 20% -> 3 dropped. Distances to the median
+    # [0.5, 0.5]: 0 for 0.5, 0.5 for 0.75 or 0.25, 1.0 for 1.0 or 0.0. Five frames are at 1.0 (frames 0, 9, 11,
+    # 14 and 15): the three dropped are the last three, 11, 14 and 15, leaving 8.0 / 14 of "happy".
+    happy = [1.0, 0.75, 0.25, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 0.75, 0.0, 0.25, 0.75, 0.0, 1.0, 0.25]
+    probabilities = np.column_stack([happy, 1 - np.asarray(happy)])
+    assert TrimmedMeanAggregator().combine(probabilities, np.ones(17))[0] == pytest.approx(8.0 / 14)
 
 
 # --- the primary person (the legacy answer's) --------------------------------------------------------------------

@@ -3,7 +3,9 @@ order, what is skipped and what is ignored), each on both sides of its bound."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -153,6 +155,13 @@ def test_unusable_bytes_say_why(data, reason):
         decode_bytes(data)
 
 
+def test_a_decoder_answer_without_pixels_is_corrupt(monkeypatch):
+    # OpenCV may answer an empty array rather than None for data it cannot use.
+    monkeypatch.setattr(frames.cv2, "imdecode", lambda data, flags: np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match="^image data is corrupt$"):
+        decode_bytes(png(RED))
+
+
 def test_truncated_data_is_corrupt():
     data = png(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="^image data is corrupt$"):
@@ -172,11 +181,14 @@ def items(outcomes: list):
     return [(index, f"f{index}", decoder(outcome)) for index, outcome in enumerate(outcomes)]
 
 
-def test_batches_keep_order_and_failures_are_skipped_with_their_reason():
+def test_batches_keep_order_and_failures_are_skipped_with_their_reason(caplog):
     pixels = [np.full((2, 2, 3), value, np.uint8) for value in range(5)]
     stream = items([pixels[0], ValueError("bad header"), pixels[2], OSError("disk"), pixels[4]])
     skipped: list[SkippedFrame] = []
-    batches = list(iter_decoded_batches(stream, batch_size=2, skipped=skipped, workers=2))
+    with caplog.at_level(logging.WARNING, logger="facecore.frames"):
+        batches = list(iter_decoded_batches(stream, batch_size=2, skipped=skipped, workers=2))
+    assert [record.getMessage() for record in caplog.records] == ["skipping frame f1: bad header",
+                                                                  "skipping frame f3: disk"]
     assert [[(frame.index, frame.name) for frame in batch] for batch in batches] == [[(0, "f0")], [(2, "f2")],
                                                                                       [(4, "f4")]]
     assert batches[2][0].rgb is pixels[4]
@@ -195,6 +207,17 @@ def test_a_batch_of_only_failures_is_not_yielded_and_nothing_gives_nothing():
 def test_a_bug_in_a_decoder_is_not_mistaken_for_a_bad_frame():
     with pytest.raises(KeyError):
         list(iter_decoded_batches(items([KeyError("bug")]), 4, []))
+
+
+def test_frames_are_decoded_in_threads_named_decode():
+    # The name shows in a profiler or a thread dump: which threads are the decoder's.
+    names = []
+
+    def decode():
+        names.append(threading.current_thread().name)
+        return np.zeros((1, 1, 3), np.uint8)
+    list(iter_decoded_batches([(index, str(index), decode) for index in range(6)], 2, []))
+    assert len(names) == 6 and all(name.startswith("decode_") for name in names)
 
 
 def test_batches_hold_batch_size_frames():

@@ -5,7 +5,7 @@ and removed whatever happens, each refusal with its code, status and message."""
 from __future__ import annotations
 
 import io
-import tempfile
+import json
 import zipfile
 from pathlib import Path
 
@@ -26,20 +26,11 @@ TINY = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()
 
 @pytest.fixture()
 def sample(tmp_path):
-    folder = tmp_path / "samples" / "seqX"
+    folder = tmp_path / "samples" / "seqA"
     folder.mkdir(parents=True)
     for index in range(5):
         (folder / f"frame_{index}.png").write_bytes(TINY)
     return folder
-
-
-@pytest.fixture()
-def uploads_dir(tmp_path, monkeypatch):
-    """Where the service makes its upload folders during the test: empty again once the request is done with."""
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 def parse(query: str = "", limits: Limits = Limits(), folder: Path | None = None, **request):
@@ -139,15 +130,22 @@ def test_a_negative_number_is_out_of_range():
 
 def test_a_sample_with_options_from_the_query_and_the_body(sample):
     # The body's stride wins over the query's; timeline comes from the query.
-    request = parse("?stride=3&timeline=1&max_frames=9", folder=sample, json={"sample": "seqX", "stride": 2})
-    assert request.input == Input(kind="sample", name="seqX")
+    request = parse("?stride=3&timeline=1&max_frames=9", folder=sample, json={"sample": "seqA", "stride": 2})
+    assert request.input == Input(kind="sample", name="seqA")
     assert request.options == Options(timeline=True, max_frames=9, stride=2)
     assert isinstance(request.source, FolderSource) and request.workdir is None
     assert names_read(request) == ["frame_0.png", "frame_2.png", "frame_4.png"]
 
 
+@pytest.mark.parametrize("max_frames, truncated", [(5, False), (4, True)])
+def test_truncated_only_when_max_frames_leaves_frames_unread(sample, max_frames, truncated):
+    request = parse(f"?max_frames={max_frames}", folder=sample, json={"sample": "seqA"})
+    assert len(names_read(request)) == max_frames and request.source.truncated is truncated
+    assert request.source.listed == 5
+
+
 def test_a_sample_in_a_form_field(sample):
-    request = parse(folder=sample, data={"sample": "seqX", "max_frames": "2"}, content_type="multipart/form-data")
+    request = parse(folder=sample, data={"sample": "seqA", "max_frames": "2"}, content_type="multipart/form-data")
     assert request.options.max_frames == 2 and names_read(request) == ["frame_0.png", "frame_1.png"]
 
 
@@ -181,28 +179,28 @@ def test_two_inputs_are_named():
 
 def test_an_empty_file_field_is_no_input(sample):
     # A browser sends a part without a file name for a file input left empty.
-    request = parse(folder=sample, **files("video", ("", b""), sample="seqX"))
+    request = parse(folder=sample, **files("video", ("", b""), sample="seqA"))
     assert request.input.kind == "sample"
 
 
 # --- uploads --------------------------------------------------------------------------------------------------
 
-def test_frames_are_kept_under_names_of_our_own_in_the_order_sent(uploads_dir):
+def test_frames_are_kept_under_names_of_our_own_in_the_order_sent(temp_root):
     request = parse(**files("frames", ("../../etc/b.png", TINY), ("/home/me/a.png", TINY), ("a.png", TINY),
                             ("notes", TINY)))
     assert isinstance(request.source, ImageFilesSource)
     assert request.input == Input(kind="frames", name="4 files")
     # The client's names are labels only: the last part of a path, made unique.
     assert names_read(request) == ["b.png", "a.png", "a.png (2)", "notes"]
-    assert request.workdir.parent == uploads_dir
+    assert request.workdir.parent == temp_root
     # A known extension is kept (a hint for decoders); "a.png (2)" and "notes" have none.
     assert sorted(path.name for path in request.workdir.iterdir()) == ["00000.png", "00001.png", "00002", "00003"]
     request.cleanup()
-    assert request.workdir is None and list(uploads_dir.iterdir()) == []
+    assert request.workdir is None and list(temp_root.iterdir()) == []
     request.cleanup()                       # twice is harmless
 
 
-def test_one_frame_is_labelled_with_its_name(uploads_dir):
+def test_one_frame_is_labelled_with_its_name(temp_root):
     request = parse(**files("frames", ("/", TINY)))
     assert request.input.name == "upload"        # a name with no last part
     request.cleanup()
@@ -222,26 +220,26 @@ def test_the_same_name_three_times():
 
 
 @pytest.mark.parametrize("count, refused_", [(2, False), (3, True)])
-def test_frames_up_to_max_entries(uploads_dir, count, refused_):
+def test_frames_up_to_max_entries(temp_root, count, refused_):
     form = files("frames", *[(f"{index}.png", TINY) for index in range(count)])
     if refused_:
         message = refused("too_many_frames", 413, limits=Limits(max_entries=2), **form)
         assert message == "3 files, more than 2; send a zip or fewer frames"
     else:
         parse(limits=Limits(max_entries=2), **form).cleanup()
-    assert list(uploads_dir.iterdir()) == []
+    assert list(temp_root.iterdir()) == []
 
 
 @pytest.mark.parametrize("field", ["video", "zip"])
-def test_one_video_or_zip_at_a_time(uploads_dir, field):
+def test_one_video_or_zip_at_a_time(temp_root, field):
     message = refused("invalid_request", 400, **files(field, ("a.mp4", b"x"), ("b.mp4", b"x")))
     assert message == f"send one {field} file, not 2"
 
 
-def test_an_empty_upload_is_422_and_removed(uploads_dir):
+def test_an_empty_upload_is_422_and_removed(temp_root):
     message = refused("empty_upload", 422, **files("frames", ("a.png", b""), ("b.png", b"")))
     assert message == "the uploaded frames is empty (0 bytes)"
-    assert list(uploads_dir.iterdir()) == []
+    assert list(temp_root.iterdir()) == []
     # One byte in all is not empty: the frames are taken (and the empty one is skipped when read).
     parse(**files("frames", ("a.png", b""), ("b.png", b"x"))).cleanup()
 
@@ -257,7 +255,7 @@ def mjpeg(count: int = 2) -> bytes:
     ("clip.bin", "video/mp4", True), ("clip.bin", "application/octet-stream", False),
     ("notes.txt", "text/plain", False),
 ])
-def test_a_video_needs_a_video_extension_or_type(uploads_dir, name, mimetype, accepted):
+def test_a_video_needs_a_video_extension_or_type(temp_root, name, mimetype, accepted):
     form = {"data": {"video": (io.BytesIO(mjpeg()), name, mimetype)}, "content_type": "multipart/form-data"}
     if accepted:
         request = parse(**form)
@@ -269,12 +267,12 @@ def test_a_video_needs_a_video_extension_or_type(uploads_dir, name, mimetype, ac
     else:
         message = refused("unsupported_media_type", 415, **form)
         assert message == f"{name!r} is not a video file: use one of .avi, .mov, .mp4, .webm"
-    assert list(uploads_dir.iterdir()) == []
+    assert list(temp_root.iterdir()) == []
 
 
-def test_an_undecodable_video_is_422_and_removed(uploads_dir):
+def test_an_undecodable_video_is_422_and_removed(temp_root):
     refused("invalid_video", 422, **files("video", ("clip.mp4", b"not a video at all" * 50)))
-    assert list(uploads_dir.iterdir()) == []
+    assert list(temp_root.iterdir()) == []
 
 
 def zip_bytes(entries: dict[str, bytes]) -> bytes:
@@ -288,7 +286,7 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
 ZIP = zip_bytes({"f10.png": TINY, "f2.png": TINY, "f1.png": TINY})
 
 
-def test_a_zip_is_read_in_natural_order(uploads_dir):
+def test_a_zip_is_read_in_natural_order(temp_root):
     request = parse(**files("zip", ("frames.zip", ZIP)))
     assert isinstance(request.source, ZipSource) and request.input == Input(kind="zip", name="frames.zip")
     assert names_read(request) == ["f1.png", "f2.png", "f10.png"]
@@ -299,10 +297,70 @@ def test_a_zip_is_read_in_natural_order(uploads_dir):
     (Limits(max_entries=3), None), (Limits(max_entries=2), "too_many_frames"),
     (Limits(max_unpacked_bytes=3 * len(TINY)), None), (Limits(max_unpacked_bytes=3 * len(TINY) - 1), "archive_too_large"),
 ])
-def test_zip_limits_at_their_bounds(uploads_dir, limits, code):
+def test_zip_limits_at_their_bounds(temp_root, limits, code):
     form = files("zip", ("frames.zip", ZIP))
     if code is None:
         parse(limits=limits, **form).cleanup()
     else:
         refused(code, 413, limits=limits, **form)
-    assert list(uploads_dir.iterdir()) == []
+    assert list(temp_root.iterdir()) == []
+
+
+# --- a request kept for a job, and read back ------------------------------------------------------------------
+
+def restored(request, limits: Limits = Limits()):
+    """The request as a job keeps it (JSON, its uploads moved elsewhere), read back."""
+    record = json.loads(json.dumps(request.record()))
+    assert all(str(request.workdir or "/nowhere") not in json.dumps(item) for item in record.values())
+    if request.workdir is None:
+        return inputs.restore_request(record, None, limits)
+    moved = request.workdir.parent / "moved"
+    request.workdir.rename(moved)
+    request.workdir = None
+    return inputs.restore_request(record, moved, limits)
+
+
+def test_a_sample_request_is_restored(sample):
+    request = parse("?stride=2", folder=sample, json={"sample": "seqA", "timeline": True})
+    again = restored(request)
+    assert (again.input, again.options, again.sample) == (request.input, request.options, sample)
+    assert names_read(again) == ["frame_0.png", "frame_2.png", "frame_4.png"]
+
+
+def test_a_sample_gone_since_is_not_found(sample, tmp_path):
+    request = parse(folder=sample, json={"sample": "seqA"})
+    record = request.record()
+    sample.rename(tmp_path / "elsewhere")
+    with pytest.raises(AnalysisError) as caught:
+        inputs.restore_request(record, None, Limits())
+    assert caught.value.code == "sequence_not_found"
+
+
+@pytest.mark.parametrize("field, uploads, names", [
+    ("frames", [("b.png", TINY), ("a.png", TINY), ("a.png", TINY)], ["b.png", "a.png", "a.png (2)"]),
+    ("zip", [("frames.zip", None)], ["f1.png", "f2.png", "f10.png"]),
+    ("video", [("clip.mp4", None)], ["frame_000000", "frame_000001"]),
+])
+def test_an_upload_request_is_restored_from_the_folder_its_files_moved_to(temp_root, field, uploads, names):
+    data = {"zip": ZIP, "video": mjpeg()}
+    request = parse("?max_frames=3", **files(field, *[(name, body or data[field]) for name, body in uploads]))
+    again = restored(request)
+    assert (again.input, again.options) == (request.input, request.options)
+    assert again.files == request.files and len(again.files) == len(uploads)
+    assert names_read(again) == names
+
+
+def test_uploads_without_their_folder_are_refused(temp_root):
+    request = parse(**files("frames", ("a.png", TINY)))
+    with pytest.raises(ValueError, match="needs the folder"):
+        inputs.restore_request(request.record(), None, Limits())
+    request.cleanup()
+
+
+def test_uploads_go_to_the_folder_the_caller_makes(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    with APP.test_request_context("/", method="POST", **files("frames", ("a.png", TINY))):
+        request = parse_request(flask.request, lambda name: None, Limits(), lambda: folder)
+    assert request.workdir == folder and request.files == (("a.png", "00000.png"),)
+    assert (folder / "00000.png").read_bytes() == TINY

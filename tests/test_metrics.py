@@ -3,6 +3,7 @@ the score tables of training.scoring built on them."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -148,3 +149,44 @@ def test_age_scores_and_accuracy_by_band():
 
 def test_markdown_table_right_aligns_the_figures():
     assert scoring.markdown_table(["model", "acc"], [["a", "0.5"]]) == "| model | acc |\n| :--- | ---: |\n| a | 0.5 |"
+
+
+# --- edges the tests above leave open (found by mutation testing, tests/mutation.py) ----------------------------
+
+def test_a_refusal_names_both_shapes():
+    with pytest.raises(ValueError, match=r"^expected two 1-d arrays of one length, got \(2,\) and \(1,\)$"):
+        metrics.accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match=r"got \(1, 2\) and \(1, 2\)"):
+        metrics.within([[1, 2]], [[1, 2]])
+
+
+def test_a_missing_prediction_may_be_none():
+    # None becomes NaN: a miss for "within", left out of the mean errors.
+    assert metrics.mean_absolute_error([10, 20], [12, None]) == 2.0
+    assert metrics.mean_error([10, 20], [12, None]) == 2.0
+    assert metrics.within([10, 20], [12, None]) == 0.5
+    bands = metrics.age_bands([10, 20], [12, None])
+    assert (bands[0]["mae"], bands[2]["predicted"], bands[2]["within5"]) == (2.0, 0, 0.0)
+
+
+def test_within_is_5_years_by_default():
+    assert metrics.within([30, 30], [35, 35.01]) == 0.5
+
+
+def test_age_bands_take_their_bands_and_tolerance():
+    bands = metrics.age_bands([5, 15, 25], [7, 20, 25], tolerance=2, bands=(("young", 0, 18), ("adult", 18, 99)))
+    # young: errors 2 and 5 -> one within 2; adult: error 0
+    assert bands == [{"band": "young", "n": 2, "predicted": 2, "mae": 3.5, "bias": 3.5, "within2": 0.5},
+                     {"band": "adult", "n": 1, "predicted": 1, "mae": 0.0, "bias": 0.0, "within2": 1.0}]
+
+
+def test_a_class_only_predicted_has_recall_0_and_a_class_in_neither_f1_0():
+    scores = metrics.per_class_scores([0, 0], [0, 1], 3)
+    assert scores[1] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 1}
+    assert scores[2] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 0}
+
+
+def test_the_confusion_matrix_counts_in_integers():
+    matrix = metrics.confusion_matrix(TRUE, PRED, 3)
+    assert matrix.dtype == np.int64
+    assert json.dumps(matrix.tolist()) == "[[1, 1, 0], [0, 2, 0], [1, 0, 0]]"     # as a report writes it

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import tempfile
 import threading
 import time
 import types
@@ -21,7 +20,7 @@ from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service.web import create_app
 from test_bad_input import error_of
 from test_formats import sequence
-from test_inputs import TINY, mjpeg
+from test_inputs import TINY, mjpeg, sample  # noqa: F401  (sample is a fixture)
 
 SECRET = "secret-detail-of-the-failure /etc/shadow"
 
@@ -58,25 +57,13 @@ class StandIn:
 
 
 @pytest.fixture()
-def samples(tmp_path):
-    root = tmp_path / "samples"
-    (root / "seqA").mkdir(parents=True)
-    for index in range(3):
-        (root / "seqA" / f"frame_{index}.png").write_bytes(TINY)
-    return root
-
-
-@pytest.fixture()
-def uploads(tmp_path, monkeypatch):
-    """The temporary folder during the test: the app's data folder and every upload are made in it."""
-    root = tmp_path / "uploads"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
+def samples(sample):
+    """samples/ holding seqA: five tiny frames."""
+    return sample.parent
 
 
 def files_holding(root, data: bytes) -> list:
-    """Files under ``root`` whose content is ``data``: wherever the service keeps uploads, a kept one shows."""
+    """Files under ``root`` whose content is ``data``: wherever the service keeps temp_root, a kept one shows."""
     return [path for path in root.rglob("*") if path.is_file() and path.stat().st_size == len(data)
             and path.read_bytes() == data]
 
@@ -168,7 +155,7 @@ def video_body() -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_413(samples, uploads):
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_413(samples, temp_root):
     body, content_type = video_body()
     size = len(body)
     at_limit = app_for(StandIn(), samples, MAX_CONTENT_LENGTH=size)
@@ -178,13 +165,17 @@ def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_413(samples, u
     assert message == f"the request body is {size} bytes, more than the limit of {size - 1}"
 
 
-def test_the_default_body_limit_is_256_mb(samples):
-    app = create_app(StandIn(), samples)
-    assert app.config["MAX_CONTENT_LENGTH"] == 256 * 1024 ** 2
+def test_the_documented_limits_are_the_defaults(samples):
+    config = create_app(StandIn(), samples).config
+    assert config["MAX_CONTENT_LENGTH"] == 256 * 1024 ** 2
+    assert (config["FACE_DEFAULT_MAX_FRAMES"], config["FACE_MAX_FRAMES"]) == (3000, 10000)
+    assert (config["FACE_MAX_ENTRIES"], config["FACE_MAX_UNPACKED_BYTES"]) == (10000, 2 * 1024 ** 3)
+    assert (config["FACE_JOB_QUEUE_SIZE"], config["FACE_JOB_TTL_SECONDS"]) == (8, 600)
+    assert config["MAX_FORM_PARTS"] == 1000
 
 
 @pytest.mark.parametrize("parts, status", [(1000, 200), (1001, 413)])
-def test_at_most_1000_form_parts(samples, uploads, parts, status):
+def test_at_most_1000_form_parts(samples, temp_root, parts, status):
     files = [(io.BytesIO(TINY), f"{number}.png") for number in range(parts)]
     response = app_for(StandIn(), samples).post("/api/v2/analyze", data={"frames": files},
                                                 content_type="multipart/form-data")
@@ -204,7 +195,7 @@ def blank_video(path, width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize("width, height, refused", [(8000, 5000, False), (6400, 6400, True)])
-def test_video_frames_over_40_megapixels_are_413(samples, uploads, tmp_path, width, height, refused):
+def test_video_frames_over_40_megapixels_are_413(samples, temp_root, tmp_path, width, height, refused):
     data = blank_video(tmp_path / "big.avi", width, height)
     response = app_for(StandIn(), samples).post("/api/v2/analyze", data={"video": (io.BytesIO(data), "big.avi")},
                                                 content_type="multipart/form-data")
@@ -213,7 +204,7 @@ def test_video_frames_over_40_megapixels_are_413(samples, uploads, tmp_path, wid
         assert message == "'big.avi': 6400x6400 is more than 40000000 pixels"
     else:
         assert response.status_code == 200, response.get_data(as_text=True)
-    assert files_holding(uploads, data) == []
+    assert files_holding(temp_root, data) == []
 
 
 # --- jobs -----------------------------------------------------------------------------------------------------
@@ -225,7 +216,7 @@ def submit(client, data: bytes, name: str = "clip.mp4") -> str:
     return response.get_json()["url"]
 
 
-def test_a_video_without_a_frame_count_has_progress_null(samples, uploads):
+def test_a_video_without_a_frame_count_has_progress_null(samples, temp_root):
     analyzer = StandIn()
     analyzer.gate = threading.Event()
     client = app_for(analyzer, samples)
@@ -241,7 +232,7 @@ def test_a_video_without_a_frame_count_has_progress_null(samples, uploads):
     assert wait_for_job(client, url)["status"] == "done"
 
 
-def test_a_video_with_a_frame_count_has_a_total(samples, uploads, tmp_path):
+def test_a_video_with_a_frame_count_has_a_total(samples, temp_root, tmp_path):
     analyzer = StandIn()
     analyzer.gate = threading.Event()
     writer = cv2.VideoWriter(str(tmp_path / "c.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (64, 48))
@@ -261,7 +252,7 @@ def test_a_video_with_a_frame_count_has_a_total(samples, uploads, tmp_path):
     wait_for_job(client, url)
 
 
-def test_a_bug_fails_the_job_with_internal_error_and_no_traceback(samples, uploads):
+def test_a_bug_fails_the_job_with_internal_error_and_no_traceback(samples, temp_root):
     client = app_for(StandIn(RuntimeError(SECRET)), samples)
     state = wait_for_job(client, submit(client, mjpeg()))
     assert state["status"] == "failed"
@@ -270,24 +261,24 @@ def test_a_bug_fails_the_job_with_internal_error_and_no_traceback(samples, uploa
 
 
 @pytest.mark.parametrize("fail", [None, no_face("no face"), RuntimeError("bug")])
-def test_uploads_are_deleted_after_their_job(samples, uploads, fail):
+def test_uploads_are_deleted_after_their_job(samples, temp_root, fail):
     analyzer = StandIn(fail)
     client = app_for(analyzer, samples)
     state = wait_for_job(client, submit(client, mjpeg(5)))
     assert state["status"] == ("done" if fail is None else "failed")
     assert analyzer.paths_during == [True]          # the upload was there while the job ran
     deadline = time.monotonic() + 10                # the worker removes it just after recording the end
-    while files_holding(uploads, mjpeg(5)) and time.monotonic() < deadline:
+    while files_holding(temp_root, mjpeg(5)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert files_holding(uploads, mjpeg(5)) == []   # and is gone once it ended
+    assert files_holding(temp_root, mjpeg(5)) == []   # and is gone once it ended
 
 
-def test_uploads_are_deleted_after_a_synchronous_analysis(samples, uploads):
+def test_uploads_are_deleted_after_a_synchronous_analysis(samples, temp_root):
     analyzer = StandIn()
     response = app_for(analyzer, samples).post("/api/v2/analyze", data={"video": (io.BytesIO(mjpeg(5)), "c.mp4")},
                                                content_type="multipart/form-data")
     assert response.status_code == 200 and analyzer.paths_during == [True]
-    assert files_holding(uploads, mjpeg(5)) == []
+    assert files_holding(temp_root, mjpeg(5)) == []
 
 
 # --- the page's thumbnails ------------------------------------------------------------------------------------

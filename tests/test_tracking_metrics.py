@@ -35,3 +35,19 @@ def test_nothing_to_track_is_perfect_and_lengths_must_agree():
 
 def test_persons_per_identity():
     assert persons_per_identity(list("AAABB"), [1, 2, 1, 3, 3]) == {"A": 2, "B": 1}
+
+
+def test_a_length_mismatch_says_both_lengths():
+    with pytest.raises(ValueError, match="^1 true labels for 0 predictions$"):
+        idf1(["A"], [])
+
+
+def test_labels_of_mixed_types_are_fine():
+    # Identities and person ids need not be comparable with each other: they are ordered by their text.
+    assert idf1(["A", "A", 3], [1, 1, "x"]) == 1.0
+    assert persons_per_identity(["A", 3, 3], [1, "x", 2]) == {3: 2, "A": 1}
+
+
+def test_identities_are_listed_in_the_order_of_their_names():
+    found = persons_per_identity(["B", "B", "A"], [1, 2, 3])
+    assert list(found.items()) == [("A", 1), ("B", 2)]

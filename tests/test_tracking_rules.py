@@ -138,11 +138,12 @@ def test_an_appearance_mismatch_does_not_stop_the_other_matches():
 # --- what a tracklet keeps ------------------------------------------------------------------------------------
 
 class RecordingBatch(FakeBatch):
-    """A FakeBatch that records what the tracker asks for, with given confidences and pictures that say which
-    face they are (value 10 + row, in the batch)."""
+    """A FakeBatch that records what the tracker asks for, with given confidences, and pictures and chips that say
+    which face they are (value 10 * tag + row, ``tag`` telling batches apart)."""
 
-    def __init__(self, frames, faces, confidence=None) -> None:
+    def __init__(self, frames, faces, confidence=None, tag: int = 1) -> None:
         super().__init__(frames, faces)
+        self.tag = tag
         if confidence is not None:
             self.detections = Detections(frame=self.detections.frame, boxes=self.detections.boxes,
                                          confidence=np.asarray(confidence, np.float64),
@@ -155,11 +156,11 @@ class RecordingBatch(FakeBatch):
 
     def square_rgb_crop(self, row: int, size: int) -> np.ndarray:
         self.calls.append(("picture", row, size))
-        return np.full((size, size, 3), 10 + row, np.uint8)
+        return np.full((size, size, 3), 10 * self.tag + row, np.uint8)
 
     def aligned_chip(self, row: int, size: int, padding: float) -> np.ndarray:
         self.calls.append(("chip", row, size, padding))
-        return np.full((size, size, 3), 10 + row, np.uint8)
+        return np.full((size, size, 3), 10 * self.tag + row, np.uint8)
 
 
 def test_the_tracker_asks_for_48_px_grey_crops_without_margin_and_150_px_chips():
@@ -190,12 +191,12 @@ def test_a_second_chip_exactly_sample_every_frames_later():
 
 def test_the_picture_is_the_first_of_the_most_confident_faces():
     run = Tracker().start()
-    for confidence in (0.9, 0.95, 0.95, 0.8):                     # frames 1 and 2 tie
+    for frame, confidence in enumerate((0.9, 0.95, 0.95, 0.8)):  # frames 1 and 2 tie
         run.add(RecordingBatch([scene(100)], [(0, box(0, 0), FACE_A), (0, box(300, 0), FACE_B)],
-                               confidence=[confidence, 0.5]))
+                               confidence=[confidence, 0.5], tag=frame + 1))
     pictures = [(tracklet.best_confidence, tracklet.picture[0, 0, 0]) for tracklet in run.tracklets]
-    # Pictures say their row: A's face is row 0 (value 10), B's row 1 (value 11); A's is the one of frame 1.
-    assert pictures == [(0.95, 10), (0.5, 11)]
+    # A picture is 10 * (frame + 1) + row: A's is frame 1's (20), B's frame 0's (11, its first of four ties).
+    assert pictures == [(0.95, 20), (0.5, 11)]
 
 
 # --- persons --------------------------------------------------------------------------------------------------
@@ -266,6 +267,11 @@ def test_a_group_keeps_merging_by_its_average():
     # 0 and 0.02 merge first; the group is then (0.3 + 0.28) / 2 = 0.29 from 0.3, so it takes it too.
     labels = merge_tracklets(points(0.0, 0.02, 0.3), [{0}, {1}, {2}], 0.5)
     assert labels.tolist() == [0, 0, 0]
+
+
+def test_identical_embeddings_all_merge():
+    # Distance 0 everywhere: after the first merge the group's linkage is 0 / 2 pairs, still 0 (not 0 / 0).
+    assert merge_tracklets(points(0.7, 0.7, 0.7), [{0}, {1}, {2}], 0.5).tolist() == [0, 0, 0]
 
 
 def test_a_merged_group_is_one_and_only_its_average_counts():
