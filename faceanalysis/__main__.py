@@ -3,6 +3,9 @@
     faceanalysis serve [flaskMain.py's options]        the HTTP service (as python flaskMain.py)
     faceanalysis analyse FOLDER [--format v2|legacy] [--timeline] [model flags]
                                                         one folder of frames, the answer as JSON on stdout
+    faceanalysis batch INPUT [INPUT ...] --out DIR [--address ADDR] [--timeline] [--csv] [--workers N]
+                       [--gpus-per-worker G] [--max-frames N] [--stride N] [model flags]
+                                                        many videos and folders on Ray, Parquet tables in DIR
 
 Errors are the service's JSON error on stderr, with exit status 2.
 """
@@ -49,7 +52,8 @@ def analyse(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"serve": "the HTTP service", "analyse": "one folder of frames, JSON on stdout"}
+    commands = {"serve": "the HTTP service", "analyse": "one folder of frames, JSON on stdout",
+                "batch": "many videos and folders on Ray, Parquet tables out"}
     if not argv or argv[0] not in commands:
         listing = "\n".join(f"  {name:8} {what}" for name, what in commands.items())
         print(f"usage: faceanalysis COMMAND [options]\n\ncommands:\n{listing}", file=sys.stderr)
@@ -58,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     if command == "serve":
         from faceanalysis.server import main as serve
         serve(rest)
+    elif command == "batch":
+        # Imported only here: the other commands, and the service, never load Ray.
+        from faceanalysis.batch.command import main as batch
+        batch(rest)
     else:
         analyse(rest)
 

@@ -27,6 +27,7 @@ ENVIRONMENT = {
     "FACE_HOST": "address the server listens on (default 127.0.0.1)",
     "FACE_PORT": "port the server listens on (default 6009)",
     "FACE_SHUTDOWN_GRACE": "seconds a stopping server gives the running analysis (default 30)",
+    "RAY_ADDRESS": "the Ray cluster `faceanalysis batch` runs on, HOST:PORT (default: Ray started on this machine)",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO; TestAPI.py and testForTimeMeasure.py log warnings only)",
     "VIDEOFACE_CACHE": "training and evaluation cache, outside the repository (default ~/.cache/videoface)",
     "XDG_STATE_HOME": "where the default data folder goes (default ~/.local/state)",

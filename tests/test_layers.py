@@ -1,7 +1,7 @@
 """The architecture's rules, read from the source: imports go one way, and only entry points read the
 environment.
 
-Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``,
+Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``, ``faceanalysis.batch``,
 ``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``) -> pipeline
 (``faceanalysis.pipeline``) -> task models (``age``, ``gender``, ``emotion``) -> core (``facecore``).
 A module may import its own layer or any layer below, never one above.
@@ -20,7 +20,7 @@ PACKAGES = ("facecore", "age", "gender", "emotion", "faceanalysis", "training", 
 ENTRY_SCRIPTS = ("flaskMain.py", "TestAPI.py", "TestFlask.py", "testForTimeMeasure.py", "evaluate.py")
 # Lower number = lower layer. Modules not listed take their package's layer.
 LAYERS = {"facecore": 0, "age": 1, "gender": 1, "emotion": 1, "faceanalysis.pipeline": 2,
-          "faceanalysis.service": 3, "faceanalysis": 4, "training": 4, "bench": 5}
+          "faceanalysis.service": 3, "faceanalysis": 4, "faceanalysis.batch": 4, "training": 4, "bench": 5}
 ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__", "faceanalysis.server"}
 
 
@@ -95,18 +95,65 @@ def test_no_cycle_between_top_level_packages():
     assert not cycles, "\n".join(sorted(set(cycles)))
 
 
-def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
-    # The walk above must be able to fail: a planted back-edge from the core to the service is a cycle.
+def plant(tmp_path, monkeypatch, sources: dict[str, str]) -> None:
+    """Make the checks see the project plus these made-up modules (name -> source)."""
     import test_layers
     planted = dict(project_modules())
-    fake = tmp_path / "facecore_fake.py"
-    fake.write_text("from faceanalysis.service.web import create_app\n")
-    planted["facecore.fake"] = fake
+    for name, source in sources.items():
+        planted[name] = tmp_path / f"{name}.py"
+        planted[name].write_text(source)
     monkeypatch.setattr(test_layers, "project_modules", lambda: planted)
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
+    # The walk above must be able to fail: a planted back-edge from the core to the service is a cycle.
+    plant(tmp_path, monkeypatch, {"facecore.fake": "from faceanalysis.service.web import create_app\n"})
     with pytest.raises(AssertionError, match="facecore"):
         test_no_cycle_between_top_level_packages()
     with pytest.raises(AssertionError, match="facecore.fake"):
         test_no_module_imports_a_layer_above_its_own()
+
+
+# Ray is the batch runner's (faceanalysis.batch, an entry point): the service, and everything it is built on,
+# never loads it.
+RAY_FREE = ("faceanalysis.service", "faceanalysis.pipeline")
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of every absolute import in ``path``, at any depth of the file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_service_and_the_pipeline_never_import_ray():
+    modules = project_modules()
+    todo = [name for name in modules if any(name == top or name.startswith(top + ".") for top in RAY_FREE)]
+    reached = set()
+    while todo:                 # everything they import, through project modules, at any depth
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        for target in imports_of(name, modules[name]):
+            found = target if target in modules else target.rpartition(".")[0]
+            if found in modules:
+                todo.append(found)
+    assert reached >= {"faceanalysis.service.web", "faceanalysis.pipeline.analyzer", "facecore.frames"}
+    wrong = sorted(name for name in reached if "ray" in third_party_imports(modules[name]))
+    assert not wrong, f"these modules import ray, and the service or the pipeline imports them: {wrong}"
+
+
+def test_the_ray_check_sees_an_import_of_ray(tmp_path, monkeypatch):
+    # A lazy import of Ray in the core, reached from the pipeline through another module.
+    plant(tmp_path, monkeypatch, {"facecore.fake": "def run():\n    import ray.data\n",
+                                  "faceanalysis.pipeline.helper": "from facecore.fake import run\n"})
+    with pytest.raises(AssertionError, match="facecore.fake"):
+        test_the_service_and_the_pipeline_never_import_ray()
 
 
 def test_only_entry_points_read_the_environment():
