@@ -447,8 +447,8 @@ def main(argv: list[str]) -> int:
     report_path.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
     log.info("report written to %s", report_path)
     labels_path = data.write_utkface_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
-                                            parts["validation"])
-    log.info("validation split for evaluate.py: --data %s --faces-given", labels_path.parent)
+                                            parts["validation"], data.read_labels(data_dir, {"race": int})["race"])
+    log.info("validation split for evaluate.py: --data %s --faces-given [--by race]", labels_path.parent)
     if args.ship:
         ship_heads(FEATURE_KINDS[args.features], heads_by_kind[best_kind], best_kind, default, args.seed, choices,
                    features, labels, parts, bin_ages, report["command"])
