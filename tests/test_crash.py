@@ -10,9 +10,9 @@ kills the server at a point chosen by the seeded random generator for the trial'
 * ``running``: while a job runs, after a random part of it;
 * ``done``: once every job finished.
 
-At each kill the store file is checked for integrity and every accepted job must already be in it. At the end
-every accepted job is done exactly once with the answer a direct analysis gives, and after the sweep (every
-start sweeps) the data folder holds no upload, temporary folder or lock file of a dead process.
+At each kill the store file is checked for integrity and every job accepted in the trial must already be in it.
+After the restart each is done, with the answer a direct analysis gives, and none is ever done twice; after the
+sweep (every start sweeps) the data folder holds no upload, temporary folder or lock file of a dead process.
 
 FAULT_TRIALS (default 4, one per target; CI's fault-injection step runs 24) and FAULT_SEED (default 12) set the
 run; the figures go to artifacts/fault_injection.json.
@@ -104,12 +104,22 @@ def test_kill_9_at_random_points_loses_no_job_and_leaves_no_file(tmp_path):
     archive = zip_of_frames(count=2)
     reference = {"sample": server.post_json("/api/v2/analyze", {"sample": "seqA"}).json,
                  "zip": server.post_file("/api/v2/analyze", "zip", "frames.zip", archive).json}
-    accepted: dict[str, str] = {}
+    accepted: dict[str, str] = {}               # every job a 202 came back for -> its input
+    pending: set[str] = set()                   # accepted, not yet seen done with the right answer
     states_hit: Counter = Counter()
     trials = []
+
+    def check_pending() -> None:
+        # Each job is checked once, after the kill and restart that followed it: a long run outlives the
+        # results' TTL (10 min) and the 100 kept, so older jobs may rightly have expired by the end.
+        for job_id in sorted(pending):
+            state = server.wait_for(job_id)
+            assert state["status"] == "done", state
+            assert without_timings(state["result"]) == without_timings(reference[accepted[job_id]]), job_id
+        pending.clear()
+
     for trial in range(TRIALS):
-        for job_id in accepted:                 # everything so far came through the last kill and restart
-            assert server.wait_for(job_id)["status"] == "done"
+        check_pending()
         target = TARGETS[trial % len(TARGETS)]
         kinds = [rng.choice(("sample", "zip")) for _ in range(rng.randint(2, 4))]
         submitter = Submitter(server, kinds, archive)
@@ -121,31 +131,28 @@ def test_kill_9_at_random_points_loses_no_job_and_leaves_no_file(tmp_path):
         states_hit.update(at_kill)
         if submitter.cut:
             states_hit["submitting"] += submitter.cut
-        lost = sorted((set(accepted) | set(submitter.accepted)) - set(rows))
+        lost = sorted(set(submitter.accepted) - set(rows))
         assert not lost, f"trial {trial}: accepted jobs missing from the store after the kill: {lost}"
         accepted.update(submitter.accepted)
+        pending.update(submitter.accepted)
         trials.append({"trial": trial, "target": target, "killed_after_s": round(time.monotonic() - started, 3),
                        "submitted": len(kinds), "accepted": len(submitter.accepted), "cut_short": submitter.cut,
                        "states_at_kill": dict(at_kill)})
         server.start()
 
-    finals = {job_id: server.wait_for(job_id) for job_id in accepted}
-    assert {state["status"] for state in finals.values()} == {"done"}
-    for job_id, state in finals.items():
-        assert without_timings(state["result"]) == without_timings(reference[accepted[job_id]]), job_id
+    check_pending()
     rows = store_rows(data)
-    assert len(rows) == len(set(rows))
     # Answered once: no job finished twice (a job is run again only when a kill cut it short).
     logs = [server.workdir.joinpath(f"server-{start}.log").read_text() for start in range(1, server.starts + 1)]
     finished = Counter()
     for log in logs:
-        for job_id in rows:
+        for job_id in accepted:
             finished[job_id] += log.count(f"job {job_id} done")
         assert tracebacks(log) == 0, log[-3000:]
     assert max(finished.values()) == 1, finished.most_common(3)
     # Jobs whose 202 the kill cut off may exist (committed, answer not sent); they run like any other.
     unacknowledged = set(rows) - set(accepted)
-    assert {rows[job_id][0] for job_id in unacknowledged} <= {"done"}
+    assert all(server.wait_for(job_id)["status"] == "done" for job_id in unacknowledged)
     # Every start swept the folder: what is left belongs to the live server, and its folder is empty.
     left = data_files(data)
     live = [path.stem for path in (data / "instances").glob("*.lock")]
