@@ -72,7 +72,7 @@ class Heads:
         self.age_kind = str(self.arrays["age_kind"])
         self.bin_ages = self.arrays["age_bins"].astype(np.float64)
         middles = (self.bin_ages[1:] + self.bin_ages[:-1]) / 2
-        self._log_edges = np.log1p(middles)          # inner edges between the 81 bins, in log(1 + age)
+        self._log_edges = np.log1p(middles)          # inner edges between the bins, in log(1 + age)
         self.age_mix = float(self.arrays["age_mix"])
         self.gender_mix = float(self.arrays["gender_mix"])
 
@@ -105,7 +105,7 @@ class Heads:
         return np.diff(cdf, axis=1)
 
     def age(self, embedding: np.ndarray) -> np.ndarray:
-        """(n, 81) age distribution over ``age_bins``."""
+        """(n, len(age_bins)) age distribution over ``age_bins`` (81 in the v1 files, 101 in v2)."""
         if self.age_kind == "bins":
             x = self.standardise(embedding)
             return _softmax(x @ self.arrays["age_coef"] + self.arrays["age_intercept"])

@@ -79,7 +79,8 @@ def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path,
     trainer.ship_lifespan(arrays, choices, Args, features, labels, parts, np.arange(len(labels["age"])) % 5,
                           "python -m training heads --features networks --ship")
     entry = entries["age_gender_lifespan"]
-    assert entry["version"] == "v2" and entry["sha256"] == hashlib.sha256((tmp_path / "v2.npz").read_bytes()).hexdigest()
+    assert entry["version"] == "v2"
+    assert entry["sha256"] == hashlib.sha256((tmp_path / "v2.npz").read_bytes()).hexdigest()
     assert entry["training"]["validation"]["lifespan v2"]["balanced"]["age_mae"] == pytest.approx(
         table["v2"]["balanced"]["age_mae"], abs=0.01)
     assert len(entry["training"]["validation_by_race"]) == 5
@@ -119,7 +120,8 @@ def test_lifespan_heads_beat_the_published_networks_on_the_balanced_view():
         years = age.expected_age(age.run(faces))
         views[choice] = two_views(true_age, years, true_gender, gender.run(faces).argmax(axis=1))
     assert views["lifespan"]["balanced"]["age_mae"] < views["dlib"]["balanced"]["age_mae"]
-    assert abs(views["lifespan"]["balanced"]["bands"][-1]["age_bias"]) < abs(views["dlib"]["balanced"]["bands"][-1]["age_bias"])
+    old_bias = [abs(views[choice]["balanced"]["bands"][-1]["age_bias"]) for choice in ("lifespan", "dlib")]
+    assert old_bias[0] < old_bias[1]                        # 60+ underestimated less
     figures = load_manifest()[LIFESPAN_HEADS_KEY]["training"]["validation"]["lifespan v2"]
     for view in ("natural", "balanced"):
         assert views["lifespan"][view]["age_mae"] == pytest.approx(figures[view]["age_mae"], abs=0.01)

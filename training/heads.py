@@ -67,6 +67,12 @@ FEATURE_KINDS = {
                  "describe": ("the dlib-models age and gender networks' penultimate features (256 + 16 values, "
                               "their last layers refitted)"), "modes": ("tuned-head", "tuned")},
 }
+# What every heads file's manifest entry says of its data: the weights inherit UTKFace's terms.
+UTKFACE_LICENCE = ("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
+                   "research, image copyright with the owners) the weights inherit")
+UTKFACE_DATA = {
+    "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
+    "terms": "UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with the owners"}
 # The v2 recipe (``training.lifespan``, ``--features networks``): the service's "lifespan" choice.
 LIFESPAN_TARGET = {"file": WEIGHTS_DIR / "age_gender_netheads_v2.npz", "key": "age_gender_lifespan",
                    "describe": FEATURE_KINDS["networks"]["describe"], "modes": ("lifespan-head", "lifespan")}
@@ -473,12 +479,9 @@ def ship_heads(target: dict, arrays: dict, kind: str, default: str, seed: int, c
                 f"regression; age '{kind}' head giving the 81-bin distribution; mixed with the dlib-models "
                 f"networks in '{target['modes'][1]}' mode (age weight {float(arrays['age_mix']):.2f}, gender weight "
                 f"{float(arrays['gender_mix']):.2f} for the head)"),
-         license_text=("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
-                       "research, image copyright with the owners) the weights inherit"),
+         license_text=UTKFACE_LICENCE,
          training={
-             "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
-             "terms": ("UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with "
-                       "the owners"),
+             **UTKFACE_DATA,
              "command": run_command, "seed": seed,
              "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
                        f"and gender; choices on {len(parts['tune'])} held-out train images"),
@@ -564,12 +567,9 @@ def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dic
                 + ("calibrated by an isotonic warp of the bins" if "age_warp" in arrays else "uncalibrated")
                 + f"; gender logit divided by {float(arrays['child_temperature']):.2f} for faces the age head places "
                   f"under {float(arrays['child_age']):g}"),
-         license_text=("Non-commercial research only: trained on UTKFace crop_part1, whose terms (non-commercial "
-                       "research, image copyright with the owners) the weights inherit"),
+         license_text=UTKFACE_LICENCE,
          training={
-             "data": "UTKFace crop_part1 (research only, non-commercial), 7,778 200x200 crops, ../shared/data/utkface",
-             "terms": ("UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with "
-                       "the owners"),
+             **UTKFACE_DATA,
              "command": run_command, "seed": args.seed, "decade_weight": args.decade_weight,
              "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
                        f"and gender; every choice on {len(parts['tune'])} held-out train images ('tune'), by the "

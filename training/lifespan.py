@@ -147,7 +147,8 @@ def tune(fitter, features: dict, parts: dict, seed: int) -> dict:
     temperature, before, after = fit_child_temperature(female, gender_held, young)
     choices["children"] = {"age_below": CHILD_AGE, "temperature": temperature, "n_tune": int(young.sum()),
                            "tune_log_loss_before": before, "tune_log_loss_after": after,
-                           "tune_accuracy": float(((female > 0.5) == gender_held)[young].mean()) if young.any() else None}
+                           "tune_accuracy": (float(((female > 0.5) == gender_held)[young].mean())
+                                             if young.any() else None)}
     log.info("age head %s; children (age head < %g, %d tune faces): gender temperature %.2f, log-loss %.4f -> %.4f",
              best, CHILD_AGE, young.sum(), temperature, before, after)
     return choices

@@ -58,7 +58,8 @@ def weighted_view(true_age: np.ndarray, predicted_age: np.ndarray, true_gender: 
     def figures(inside: np.ndarray) -> dict:
         w = weights[inside]
         out = {"n": int(inside.sum()), "age_mae": metrics.weighted_mean(np.abs(error[inside]), w),
-               "age_bias": metrics.weighted_mean(error[inside], w), "age_within5": metrics.weighted_mean(hit[inside], w)}
+               "age_bias": metrics.weighted_mean(error[inside], w),
+               "age_within5": metrics.weighted_mean(hit[inside], w)}
         if correct is not None:
             out["gender_acc"] = metrics.weighted_mean(correct[inside], w)
         return out
@@ -98,7 +99,8 @@ def views_table(named: dict) -> str:
             row = views[view]
             cells = [name, view, _number(row["age_mae"]), _number(row["age_bias"], "+.2f"),
                      _number(row["age_within5"], ".3f")] + ([_number(row["gender_acc"], ".3f")] if gender else [])
-            cells += [f"{_number(band['age_mae'], '.1f')} / {_number(band['age_bias'], '+.1f')}" for band in row["bands"]]
+            cells += [f"{_number(band['age_mae'], '.1f')} / {_number(band['age_bias'], '+.1f')}"
+                      for band in row["bands"]]
             cells += [_number(band["gender_acc"], ".3f") for band in row["bands"]] if gender else []
             rows.append(cells)
     return markdown_table(header, rows)
