@@ -53,7 +53,7 @@ from age.distribution import LIFESPAN_BINS, on_lifespan
 from training import data
 from training.batches import faces_given
 from training.metrics import accuracy
-from training.scoring import accuracy_by_age_band, age_scores, markdown_table
+from training.scoring import accuracy_by_age_band, age_scores, markdown_table, two_views, views_table
 from training.shipping import WEIGHTS_DIR, command, ship
 
 log = logging.getLogger(__name__)
@@ -343,7 +343,8 @@ def score(true_age: np.ndarray, true_gender: np.ndarray, age_distribution: np.nd
     predicted_gender = gender.argmax(axis=1)
     return {"n": int(len(true_age)), **age_scores(true_age, expected(age_distribution, bin_ages)),
             "gender_acc": accuracy(true_gender, predicted_gender),
-            "gender_acc_by_age_band": accuracy_by_age_band(true_gender, predicted_gender, true_age)}
+            "gender_acc_by_age_band": accuracy_by_age_band(true_gender, predicted_gender, true_age),
+            "views": two_views(true_age, expected(age_distribution, bin_ages), true_gender, predicted_gender)}
 
 
 def evaluate(features: dict, labels: dict, rows: np.ndarray, heads_by_kind: dict, bin_ages: np.ndarray) -> dict:
@@ -439,6 +440,7 @@ def main(argv: list[str]) -> int:
     table = evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
     best_kind, default = choose(table, FEATURE_KINDS[args.features]["modes"])
     print(format_table(table))
+    print(views_table({name: row["views"] for name, row in table.items()}))
     print(f"age head picked by validation MAE: {best_kind}; default: {default}")
     report = {
         "command": command("heads", argv),
