@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from age.distribution import AgeDistribution
+from age.distribution import AgeDistribution, on_lifespan
 
 BIN_AGES = np.concatenate([[0.25], np.arange(1, 81)]).astype(np.float64)
 
@@ -98,3 +98,16 @@ def test_the_estimate_is_never_outside_its_interval(seed):
     low, high = AGES.interval(mass)
     assert low <= AGES.expected_age(mass) <= high
     assert 0.0 <= low <= high <= 80.5
+
+
+# --- onto the lifespan bins (0.25, 1, ..., 100; tests/test_lifespan.py has the mapping itself) -----------------
+
+def test_bins_that_are_not_lifespan_bins_are_named_in_the_refusal():
+    # The first three bins are shown: enough to see which model it was.
+    with pytest.raises(ValueError, match=r"^age bins \[0\.5 1\.  2\. \]\.\.\. are not lifespan bins$"):
+        on_lifespan(np.ones((1, 5)), [0.5, 1, 2, 3, 4])
+
+
+def test_the_mapping_keeps_the_networks_precision():
+    mapped = on_lifespan(np.full((1, 2), 0.5, np.float32), [0.25, 1.0])
+    assert mapped.dtype == np.float32 and mapped.shape == (1, 101) and mapped[0, :3].tolist() == [0.5, 0.5, 0.0]

@@ -19,6 +19,7 @@ from faceanalysis.pipeline.result import FaceSummary, FaceTable, Person, Provena
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service.contract import Input, Options
 from faceanalysis.service.legacy import legacy_result
+from faceanalysis.service import report as report_module
 from faceanalysis.service.report import build_report
 
 # angry disgust fear happy sad surprise neutral: values whose 6-place form is easy to get wrong.
@@ -133,6 +134,25 @@ def test_a_persons_picture_is_a_jpeg_data_url():
     # Left half red, right half black, in OpenCV's BGR once decoded (JPEG is lossy: within a few levels).
     assert np.abs(decoded[32, 8].astype(int) - [0, 0, 255]).max() < 8
     assert np.abs(decoded[32, 56].astype(int) - [0, 0, 0]).max() < 8
+
+
+def test_a_picture_is_encoded_at_quality_85(monkeypatch):
+    # About 2 KB per person: the quality is a size budget for answers with many persons.
+    assert report_module.PICTURE_QUALITY == 85
+    seen = []
+    real = cv2.imencode
+
+    def imencode(extension, image, params=None):
+        seen.append((extension.lower(), image.shape, list(params or [])))
+        return real(extension, image, params or [])
+    monkeypatch.setattr(report_module.cv2, "imencode", imencode)
+    report()
+    assert seen == [(".jpg", (64, 64, 3), [cv2.IMWRITE_JPEG_QUALITY, 85])]
+
+
+def test_a_picture_that_cannot_be_encoded_is_null(monkeypatch):
+    monkeypatch.setattr(report_module.cv2, "imencode", lambda *args: (False, np.zeros(0, np.uint8)))
+    assert [person["picture"] for person in report()["persons"]] == [None, None]
 
 
 def test_timeline_has_every_frame_read_with_its_faces():

@@ -34,8 +34,12 @@ def sample(tmp_path):
 
 
 def parse(query: str = "", limits: Limits = Limits(), folder: Path | None = None, **request):
+    """``folder`` is what the sample name resolves to, and only the name of that folder does."""
+    def resolve(name: str) -> Path:
+        assert folder is not None and name == folder.name, name
+        return folder
     with APP.test_request_context(f"/api/v2/analyze{query}", method="POST", **request):
-        return parse_request(flask.request, lambda name: folder, limits)
+        return parse_request(flask.request, resolve, limits)
 
 
 def refused(code: str, status: int, *args, **kwargs) -> str:
@@ -151,7 +155,8 @@ def test_a_sample_in_a_form_field(sample):
 
 @pytest.mark.parametrize("body", [["seqA"], "seqA", 3])
 def test_a_json_body_must_be_an_object(body):
-    assert "JSON body must be an object" in refused("invalid_request", 400, json=body)
+    message = refused("invalid_request", 400, json=body)
+    assert message == 'the JSON body must be an object such as {"sample": "seqA"}'
 
 
 def test_broken_json_is_refused():
@@ -163,7 +168,13 @@ def test_a_sample_must_be_a_string():
 
 
 def test_neither_json_nor_a_form_is_415():
-    refused("unsupported_media_type", 415, data=b"sample=seqA", content_type="text/plain")
+    message = refused("unsupported_media_type", 415, data=b"sample=seqA", content_type="text/plain")
+    assert message == 'send JSON {"sample": NAME}, or multipart/form-data with a video, zip or frames part'
+
+
+def test_an_url_encoded_form_names_a_sample(sample):
+    request = parse(folder=sample, data=b"sample=seqA&stride=2", content_type="application/x-www-form-urlencoded")
+    assert request.input.name == "seqA" and request.options.stride == 2
 
 
 def test_no_input_says_how_to_send_one():
@@ -192,7 +203,9 @@ def test_frames_are_kept_under_names_of_our_own_in_the_order_sent(temp_root):
     assert request.input == Input(kind="frames", name="4 files")
     # The client's names are labels only: the last part of a path, made unique.
     assert names_read(request) == ["b.png", "a.png", "a.png (2)", "notes"]
-    assert request.workdir.parent == temp_root
+    # Named so that an operator can tell whose folders these are in the temporary folder.
+    assert request.workdir.parent == temp_root and request.workdir.name.startswith("faceanalysis-")
+    assert request.source.label == "4 files"
     # A known extension is kept (a hint for decoders); "a.png (2)" and "notes" have none.
     assert sorted(path.name for path in request.workdir.iterdir()) == ["00000.png", "00001.png", "00002", "00003"]
     request.cleanup()
@@ -336,18 +349,23 @@ def test_a_sample_gone_since_is_not_found(sample, tmp_path):
     assert caught.value.code == "sequence_not_found"
 
 
-@pytest.mark.parametrize("field, uploads, names", [
-    ("frames", [("b.png", TINY), ("a.png", TINY), ("a.png", TINY)], ["b.png", "a.png", "a.png (2)"]),
-    ("zip", [("frames.zip", None)], ["f1.png", "f2.png", "f10.png"]),
-    ("video", [("clip.mp4", None)], ["frame_000000", "frame_000001"]),
+FIVE_FRAMES = [(f"f{index}.png", TINY) for index in range(5)]
+
+
+@pytest.mark.parametrize("field, uploads, label, names", [
+    ("frames", FIVE_FRAMES, "5 files", ["f0.png", "f2.png"]),
+    ("zip", [("frames.zip", zip_bytes(dict(FIVE_FRAMES)))], "frames.zip", ["f0.png", "f2.png"]),
+    ("video", [("clip.mp4", mjpeg(5))], "clip.mp4", ["frame_000000", "frame_000002"]),
 ])
-def test_an_upload_request_is_restored_from_the_folder_its_files_moved_to(temp_root, field, uploads, names):
-    data = {"zip": ZIP, "video": mjpeg()}
-    request = parse("?max_frames=3", **files(field, *[(name, body or data[field]) for name, body in uploads]))
+def test_an_upload_request_is_restored_from_the_folder_its_files_moved_to(temp_root, field, uploads, label, names):
+    # Every 2nd frame, at most 2: the restored source reads what the first would have, under the same label.
+    request = parse("?stride=2&max_frames=2", **files(field, *uploads))
+    assert request.source.label == label
     again = restored(request)
     assert (again.input, again.options) == (request.input, request.options)
     assert again.files == request.files and len(again.files) == len(uploads)
-    assert names_read(again) == names
+    assert again.source.label == label
+    assert names_read(again) == names and again.source.truncated
 
 
 def test_uploads_without_their_folder_are_refused(temp_root):

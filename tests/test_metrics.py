@@ -190,3 +190,8 @@ def test_the_confusion_matrix_counts_in_integers():
     matrix = metrics.confusion_matrix(TRUE, PRED, 3)
     assert matrix.dtype == np.int64
     assert json.dumps(matrix.tolist()) == "[[1, 1, 0], [0, 2, 0], [1, 0, 0]]"     # as a report writes it
+
+
+def test_an_unlabelled_age_may_be_none_and_is_in_no_band():
+    masks = dict(metrics.band_masks([12, None]))
+    assert masks["0-12"].tolist() == [True, False] and not any(mask[1] for mask in masks.values())
