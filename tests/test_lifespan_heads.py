@@ -53,6 +53,18 @@ def test_sample_weights_make_every_decade_weigh_the_same():
     assert sample_weights(ages, 0.0) is None
 
 
+def test_soft_labels_spread_each_image_over_neighbouring_ages_with_its_own_weight():
+    from training.heads import soft_labels
+    x = np.array([[1.0], [2.0]])
+    repeated, ages, weights = soft_labels(x, np.array([10.0, 99.0]), np.array([1.0, 3.0]), 2.0, 100.0)
+    # Offset by offset (-4, -2, 0, 2, 4), both images each time; 99 + 2 and 99 + 4 are clipped to 100.
+    assert ages.tolist() == [6, 95, 8, 97, 10, 99, 12, 100, 14, 100]
+    assert repeated[:, 0].tolist() == [1.0, 2.0] * 5
+    gauss = np.exp(-np.array([16, 4, 0, 4, 16]) / 8)                # offsets -4 ... 4, sigma 2
+    assert weights[0::2] == pytest.approx(gauss / gauss.sum())
+    assert weights[1::2].sum() == pytest.approx(3.0) and weights[0::2].sum() == pytest.approx(1.0)
+
+
 def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path, monkeypatch):
     from training import heads as trainer
     from training import lifespan
@@ -75,7 +87,7 @@ def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path,
     monkeypatch.setattr(trainer, "LIFESPAN_TARGET", {**trainer.LIFESPAN_TARGET, "file": tmp_path / "v2.npz"})
 
     class Args:
-        seed, decade_weight = 0, 1.0
+        seed, decade_weight, soft_labels = 0, 1.0, 0.0
     trainer.ship_lifespan(arrays, choices, Args, features, labels, parts, np.arange(len(labels["age"])) % 5,
                           "python -m training heads --features networks --ship")
     entry = entries["age_gender_lifespan"]

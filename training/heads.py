@@ -182,12 +182,14 @@ def age_bin_index(ages: np.ndarray, bin_ages: np.ndarray) -> np.ndarray:
 
 class Fitter:
     """Fits every candidate head on some rows and hands back the arrays the runtime ``Heads`` reads; the age
-    heads weigh each image by its decade to the power ``decade_weight`` (0: unweighted, as v1)."""
+    heads weigh each image by its decade to the power ``decade_weight`` (0: unweighted, as v1); with
+    ``soft_sigma`` (years) the ``bins`` head learns soft labels around the true age instead of one bin."""
 
     def __init__(self, features: dict, labels: dict, bin_ages: np.ndarray, seed: int,
-                 decade_weight: float = 0.0) -> None:
+                 decade_weight: float = 0.0, soft_sigma: float = 0.0) -> None:
         self.x, self.ages, self.genders = features["x"].astype(np.float64), labels["age"], labels["gender"]
         self.bin_ages, self.seed, self.decade_weight = bin_ages, seed, decade_weight
+        self.soft_sigma = soft_sigma
 
     def age_weights(self, rows: np.ndarray) -> np.ndarray | None:
         from training.lifespan import sample_weights
@@ -209,9 +211,11 @@ class Fitter:
 
     def age_bins(self, base: dict, rows: np.ndarray, c: float) -> dict:
         from sklearn.linear_model import LogisticRegression
-        target = age_bin_index(self.ages[rows], self.bin_ages)
-        model = LogisticRegression(C=c, max_iter=3000).fit(self.z(base, rows), target,
-                                                           sample_weight=self.age_weights(rows))
+        x, ages, weights = self.z(base, rows), self.ages[rows], self.age_weights(rows)
+        if self.soft_sigma:
+            x, ages, weights = soft_labels(x, ages, weights, self.soft_sigma, self.bin_ages[-1])
+        target = age_bin_index(ages, self.bin_ages)
+        model = LogisticRegression(C=c, max_iter=3000).fit(x, target, sample_weight=weights)
         coef = np.zeros((self.x.shape[1], len(self.bin_ages)))
         intercept = np.full(len(self.bin_ages), -1e4)     # bins no training image has: probability 0
         coef[:, model.classes_] = model.coef_.T
@@ -235,6 +239,21 @@ class Fitter:
         return {"age_kind": np.str_("rbf"), "age_centres": nystroem.components_, "age_gamma": np.float64(gamma),
                 "age_coef": nystroem.normalization_.T @ model.coef_,
                 "age_intercept": np.float64(model.intercept_), "age_sigma": np.float64(0.3)}
+
+
+SOFT_OFFSETS = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])     # years around the true age
+
+
+def soft_labels(x: np.ndarray, ages: np.ndarray, weights: np.ndarray | None, sigma: float, top: float) -> tuple:
+    """Distribution learning with a plain multinomial logistic regression: each image repeated at its age plus
+    ``SOFT_OFFSETS`` (clipped to 0..``top``), weighted by a Gaussian of ``sigma`` years (the weights of one
+    image sum to its own weight), so the head learns a spread of neighbouring ages rather than one bin."""
+    gauss = np.exp(-SOFT_OFFSETS ** 2 / (2 * sigma ** 2))
+    gauss /= gauss.sum()
+    weights = np.ones(len(ages)) if weights is None else weights
+    return (np.concatenate([x] * len(SOFT_OFFSETS)),
+            np.concatenate([np.clip(ages + offset, 0, top) for offset in SOFT_OFFSETS]),
+            np.concatenate([weights * share for share in gauss]))
 
 
 def heads_of(*parts: dict):
@@ -408,6 +427,9 @@ def main(argv: list[str]) -> int:
                              "unweighted, as the shipped *_v1 files were made (reproduces them; no --ship)")
     parser.add_argument("--decade-weight", type=float, default=1.0,
                         help="v2: age images weigh (1 / images of their decade) ** this (default %(default)s)")
+    parser.add_argument("--soft-labels", type=float, default=0.0, metavar="SIGMA",
+                        help="v2: the bins head learns soft labels, a Gaussian of SIGMA years around the true age "
+                             "(0: one bin, as shipped; default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="write the heads file (weights/age_gender_heads_v1.npz for the embedding, "
                              "weights/age_gender_netheads_v1.npz for the networks) and its weights/manifest.json entry")
@@ -503,7 +525,8 @@ def main_lifespan(args, argv: list[str], data_dir: Path, cache: Path, labels: di
     published networks, the shipped v1 "tuned" heads and v2 on validation in both views and by group."""
     from training import lifespan
     from training.scoring import group_table, views_table
-    fitter = Fitter(features, labels, LIFESPAN_BINS, args.seed, decade_weight=args.decade_weight)
+    fitter = Fitter(features, labels, LIFESPAN_BINS, args.seed, decade_weight=args.decade_weight,
+                    soft_sigma=args.soft_labels)
     choices = lifespan.tune(fitter, features, parts, args.seed)
     best = choices["best"]
     arrays = lifespan.finish(refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
@@ -518,11 +541,12 @@ def main_lifespan(args, argv: list[str], data_dir: Path, cache: Path, labels: di
         print(group_table(views["by_race"]))
     report = {"command": command("heads", argv), "recipe": "v2",
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_dir": str(data_dir),
-              "seed": args.seed, "decade_weight": args.decade_weight,
+              "seed": args.seed, "decade_weight": args.decade_weight, "soft_labels": args.soft_labels,
               "split": {name: int(len(rows)) for name, rows in parts.items()}, "choices": choices,
               "validation": table}
     cache.mkdir(parents=True, exist_ok=True)
-    report_path = cache / f"heads_report_lifespan_seed{args.seed}.json"
+    soft = f"_soft{args.soft_labels:g}" if args.soft_labels else ""
+    report_path = cache / f"heads_report_lifespan{soft}_seed{args.seed}.json"
     report_path.write_text(json.dumps(report, indent=2, default=_json_value) + "\n", encoding="utf-8")
     log.info("report written to %s", report_path)
     labels_path = data.write_utkface_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
@@ -573,6 +597,7 @@ def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dic
          training={
              **UTKFACE_DATA,
              "command": run_command, "seed": args.seed, "decade_weight": args.decade_weight,
+             "soft_labels": args.soft_labels,
              "split": (f"{len(parts['train'])} train / {len(parts['validation'])} validation, stratified by age band "
                        f"and gender; every choice on {len(parts['tune'])} held-out train images ('tune'), by the "
                        f"balanced (per-decade) age MAE"),
