@@ -334,10 +334,18 @@ def restored(request, limits: Limits = Limits()):
 
 
 def test_a_sample_request_is_restored(sample):
-    request = parse("?stride=2", folder=sample, json={"sample": "seqA", "timeline": True})
+    request = parse("?stride=2&max_frames=2", folder=sample, json={"sample": "seqA", "timeline": True})
     again = restored(request)
     assert (again.input, again.options, again.sample) == (request.input, request.options, sample)
-    assert names_read(again) == ["frame_0.png", "frame_2.png", "frame_4.png"]
+    assert names_read(again) == ["frame_0.png", "frame_2.png"] and again.source.truncated
+
+
+def test_cleanup_after_a_job_took_the_uploads_over(temp_root):
+    # The job renames the folder into its own; the request's cleanup then has nothing left to remove.
+    request = parse(**files("frames", ("a.png", TINY)))
+    request.workdir.rename(temp_root / "the-jobs-now")
+    request.cleanup()
+    assert request.workdir is None and (temp_root / "the-jobs-now" / "00000.png").exists()
 
 
 def test_a_sample_gone_since_is_not_found(sample, tmp_path):
@@ -370,7 +378,7 @@ def test_an_upload_request_is_restored_from_the_folder_its_files_moved_to(temp_r
 
 def test_uploads_without_their_folder_are_refused(temp_root):
     request = parse(**files("frames", ("a.png", TINY)))
-    with pytest.raises(ValueError, match="needs the folder"):
+    with pytest.raises(ValueError, match="^a request with uploads needs the folder holding them$"):
         inputs.restore_request(request.record(), None, Limits())
     request.cleanup()
 

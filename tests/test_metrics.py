@@ -195,3 +195,28 @@ def test_the_confusion_matrix_counts_in_integers():
 def test_an_unlabelled_age_may_be_none_and_is_in_no_band():
     masks = dict(metrics.band_masks([12, None]))
     assert masks["0-12"].tolist() == [True, False] and not any(mask[1] for mask in masks.values())
+
+
+def test_a_missing_value_may_be_none_in_a_weighted_mean():
+    assert metrics.weighted_mean([2.0, None, 4.0], [1.0, 5.0, 3.0]) == pytest.approx(3.5)
+
+
+def counting():
+    """A statistic that ignores its resample and answers 0, 1, 2, ...: its percentiles are known exactly."""
+    answers = iter(range(10_000))
+    return lambda pick: float(next(answers))
+
+
+def test_the_bootstrap_interval_is_the_central_level_of_the_resampled_values():
+    # 1000 values 0..999: numpy's (linear) 2.5th and 97.5th percentiles are 24.975 and 974.025.
+    assert metrics.bootstrap_interval(counting(), 3) == (pytest.approx(24.975), pytest.approx(974.025))
+    assert metrics.bootstrap_interval(counting(), 3, level=0.9) == (pytest.approx(49.95), pytest.approx(949.05))
+
+
+def test_the_bootstrap_defaults_and_seed():
+    values = np.arange(10.0)
+    mean = lambda pick: float(values[pick].mean())  # noqa: E731
+    assert metrics.bootstrap_interval(mean, 10) == metrics.bootstrap_interval(mean, 10, samples=1000, level=0.95,
+                                                                              seed=0)
+    assert metrics.bootstrap_interval(mean, 10, seed=5) == metrics.bootstrap_interval(mean, 10, seed=5)
+    assert metrics.bootstrap_interval(mean, 10, seed=5) != metrics.bootstrap_interval(mean, 10, seed=6)
