@@ -6,10 +6,10 @@
 By default a production WSGI server (waitress) serves the app; ``--dev`` uses
 Flask's development server instead. ``--port 0`` lets the system choose a free port; ``--port-file PATH``
 writes the port actually bound to PATH once the socket listens (tests and benchmarks start servers that way,
-so no other process can take the port between choosing and binding it). FACE_HOST / FACE_PORT set host and port too, FACE_AGE_GENDER /
-FACE_EXPRESSION the models (flags win). ``--data-dir``, ``--api-token-file`` and ``--shutdown-grace``
-(``faceanalysis/serving.py``): where jobs are kept, the token required off loopback, and how long SIGTERM/SIGINT
-waits for the running analysis before the server exits 0.
+so no other process can take the port between choosing and binding it). FACE_HOST / FACE_PORT set host and
+port too, FACE_AGE_GENDER / FACE_EXPRESSION the models (flags win). ``--data-dir``, ``--api-token-file`` and
+``--shutdown-grace`` (``faceanalysis/serving.py``): where jobs are kept, the token required off loopback, and how
+long SIGTERM/SIGINT waits for the running analysis before the server exits 0.
 """
 
 from __future__ import annotations

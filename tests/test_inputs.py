@@ -308,7 +308,8 @@ def test_a_zip_is_read_in_natural_order(temp_root):
 
 @pytest.mark.parametrize("limits, code", [
     (Limits(max_entries=3), None), (Limits(max_entries=2), "too_many_frames"),
-    (Limits(max_unpacked_bytes=3 * len(TINY)), None), (Limits(max_unpacked_bytes=3 * len(TINY) - 1), "archive_too_large"),
+    (Limits(max_unpacked_bytes=3 * len(TINY)), None),
+    (Limits(max_unpacked_bytes=3 * len(TINY) - 1), "archive_too_large"),
 ])
 def test_zip_limits_at_their_bounds(temp_root, limits, code):
     form = files("zip", ("frames.zip", ZIP))

@@ -150,8 +150,9 @@ def test_unknown_urls_and_methods_are_json(samples, method, path, status, code):
 def video_body() -> tuple[bytes, str]:
     """A multipart body with one 5,000-byte "video", with a fixed boundary so that its length is known."""
     boundary = "fixed-boundary-for-an-exact-length"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"clip.mp4\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + b"\0" * 5000 + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"clip.mp4\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n")
+    body = head.encode() + b"\0" * 5000 + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
