@@ -6,7 +6,8 @@ holds what the tree before the architecture rework (commit f3a55e1) answered; ``
 current tree answers the same, and ``python tests/golden.py URL OUT.json`` captures a tree by hand, so two
 trees can be diffed.
 
-Keys the rework added are allowed in meta (the settings the analyzer was built with) and in each person (the
+Keys the rework added are allowed in meta (the settings the analyzer was built with; model files added to the
+manifest, e.g. the lifespan heads, which ``meta.models`` lists whether or not they answer) and in each person (the
 frame spans and picture of the identity tracker); every key the old tree answered must be there with the same
 value, except what ``CHANGED_ON_PURPOSE`` lists, each with its reason.
 """
@@ -31,7 +32,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "outputs.json"
 CHANGED_ON_PURPOSE = {
     "/body/meta/tracker": "describes the tracker, and the identity tracker replaced the greedy IoU one",
 }
-NEW_KEYS_ALLOWED = re.compile(r"/body/meta$|/body/persons\[\d+\]$")
+NEW_KEYS_ALLOWED = re.compile(r"/body/meta$|/body/meta/models$|/body/persons\[\d+\]$")
 
 
 def _request(url: str, data: bytes | None = None, headers: dict | None = None) -> dict:

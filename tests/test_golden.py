@@ -42,5 +42,11 @@ def test_new_keys_are_allowed_only_in_meta_and_persons():
     after["body"]["persons"][0]["spans"] = [[0, 29]]
     after["body"]["meta"]["settings"] = {}
     assert differences(before, after) == []
+    after["body"]["meta"]["models"]["a_new_model"] = {}
+    assert differences(before, after) == []
+    after["body"]["meta"]["models"]["age"]["sha256"] = "0" * 64
+    old_hash = before["body"]["meta"]["models"]["age"]["sha256"]
+    assert differences(before, after) == [f"/body/meta/models/age/sha256: {old_hash!r} before, {'0' * 64!r} now"]
+    after["body"]["meta"]["models"]["age"] = before["body"]["meta"]["models"]["age"]
     after["body"]["timeline"][0]["faces"][0]["extra"] = 1
     assert differences(before, after) == ["/body/timeline[0]/faces[0]: new keys ['extra']"]
