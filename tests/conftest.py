@@ -78,3 +78,12 @@ def pytest_collection_modifyitems(items):
             if heavy:
                 raise pytest.UsageError(f"{item.nodeid} is in a pure file but uses {', '.join(sorted(heavy))}")
             item.add_marker(pytest.mark.pure)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    # pytest-randomly says its seed in the header, which -q (CI's setting) hides: say it again at the end, where a
+    # failure is read, so that the order can be repeated.
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(f"test order: --randomly-seed={seed} repeats it, -p no:randomly runs the files' "
+                                    "order")
