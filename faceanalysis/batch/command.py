@@ -65,6 +65,8 @@ def main(argv: list[str]) -> None:
     setup_logging("WARNING")
     settings = settings_from(args)
     address = args.address or environment().get("RAY_ADDRESS")
+    if address == "local":          # Ray's name for a Ray of one's own: what no address gives
+        address = None
     try:
         check_options(args)
         # The model files are checked here as each worker checks them, so a broken install fails at once.

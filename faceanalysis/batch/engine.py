@@ -29,8 +29,6 @@ from facecore.errors import AnalysisError
 from .spec import RunSpec
 from .worker import Analyser
 
-log = logging.getLogger(__name__)
-
 LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"   # only Linux routes all of 127/8
 ATTEMPTS = 3
 CONNECT_TIMEOUT_S = 5
@@ -71,13 +69,22 @@ def connect(address: str | None) -> Cluster:
     started = time.perf_counter()
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
-        ray.init(_node_ip_address=LOCAL_NODE_IP, include_dashboard=False, **quiet)
+        try:
+            # "local": a Ray of the run's own, even where another one was started on this machine (ray.init()
+            # without an address would join the last one `ray start` made).
+            # Ray runs workers at niceness 15 by default: on a machine where anything else runs, the analyzers
+            # would get only its leftovers. Here they are the work the user asked for, as in the service.
+            ray.init(address="local", _node_ip_address=LOCAL_NODE_IP, include_dashboard=False,
+                     _system_config={"worker_niceness": 0}, **quiet)
+        except (ConnectionError, RuntimeError, OSError, ValueError) as error:
+            raise AnalysisError("ray_failed", f"Ray could not start on this machine: {_first_line(error)}",
+                                500) from None
     else:
         _check_reachable(address)
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise unreachable(address, str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+            raise unreachable(address, _first_line(error)) from None
     resources = ray.cluster_resources()
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     return Cluster(address, time.perf_counter() - started, nodes, resources.get("CPU", 0.0),
@@ -130,6 +137,10 @@ def run(tasks: list[dict], spec: RunSpec, workers: int, gpus_per_worker: float) 
         yield from dataset.iter_rows()
     except ray.exceptions.RayError as error:
         # E.g. actors that die while loading their models, again and again (out of memory on a node).
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise AnalysisError("ray_failed", f"Ray stopped the run: {first}. The inputs done so far are kept: run the "
-                            "same command again to go on", 500) from error
+        raise AnalysisError("ray_failed", f"Ray stopped the run: {_first_line(error)}. The inputs done so far are "
+                            "kept: run the same command again to go on", 500) from error
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
