@@ -7,11 +7,12 @@ starting at another frame), then, each in a fresh process:
 - in-process: one ``FaceAnalyzer`` analyses the videos one after another, read as the batch runner reads them;
 - batch: ``python -m faceanalysis batch VIDEOS --out DIR``, Ray started locally by the command.
 
-Printed: frames/s of each, the ratio, the local Ray start-up time, and the load average before and after each
-part (the 2-core machine this was written on is shared). The in-process rate includes its model loading, and the
-batch rate includes its worker's, so the ratio is what Ray costs besides its own start-up, which is reported on
-its own (and included in a second ratio). The answers are compared too: every video's persons rows must equal
-the in-process result.
+Printed: frames/s of each, the ratio, the local Ray start-up time, the CPU time per frame of every process each
+part ran (Ray's included), and the load average before and after each part (the 2-core machine this was written
+on is shared: frames/s move with the other jobs, CPU time much less). The in-process rate includes its model
+loading, and the batch rate includes its worker's, so the ratio is what Ray costs besides its own start-up, which
+is reported on its own (and included in a second ratio). The answers are compared too: every video's persons
+rows must equal the in-process result.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,19 +77,62 @@ def batch(paths: list[Path], out: Path, workers: int | None, max_frames: int) ->
     command = [sys.executable, "-m", "faceanalysis", "batch", *map(str, paths), "--out", str(out),
                "--max-frames", str(max_frames)] + (["--workers", str(workers)] if workers else [])
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    done = measured(command)
     wall = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"batch failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    found = SUMMARY.search(done.stdout)
+    if done["returncode"]:
+        raise SystemExit(f"batch failed ({done['returncode']}):\n{done['stderr'][-3000:]}")
+    found = SUMMARY.search(done["stdout"])
     if not found:
-        raise SystemExit(f"no timing in the summary:\n{done.stdout}")
+        raise SystemExit(f"no timing in the summary:\n{done['stdout']}")
     import pyarrow.parquet as pq
     persons = {}
     for row in pq.read_table(out / "persons.parquet").to_pylist():
         persons.setdefault(row["input"], []).append([row["person"], row["frames_seen"], row["age"]])
     return {"wall_s": wall, "frames": int(found.group(1).replace(",", "")), "elapsed_s": float(found.group(2)),
-            "ray_startup_s": float(found.group(3)), "summary": done.stdout.strip(), "persons": persons}
+            "ray_startup_s": float(found.group(3)), "summary": done["stdout"].strip(), "persons": persons,
+            "cpu_s": done["cpu_s"]}
+
+
+def measured(command: list[str]) -> dict:
+    """Run ``command``; its output, and the CPU seconds of it and of every process below it (Ray's included).
+
+    The CPU time of each process is read from /proc every half second while the command runs, so a process that
+    ends loses at most its last half second. On a shared machine, CPU seconds per frame are what other jobs do not
+    disturb much; frames/s are.
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    cpu: dict[tuple[int, str], float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def sample() -> None:
+        while process.poll() is None:
+            for pid, (start, seconds) in _cpu_of_tree(process.pid, tick).items():
+                cpu[(pid, start)] = max(cpu.get((pid, start), 0.0), seconds)
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    stdout, stderr = process.communicate()
+    watcher.join()
+    return {"returncode": process.returncode, "stdout": stdout, "stderr": stderr, "cpu_s": sum(cpu.values())}
+
+
+def _cpu_of_tree(root: int, tick: int) -> dict[int, tuple[str, float]]:
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # ppid, start time, user + system CPU ticks
+            stats[int(entry.name)] = (int(fields[1]), fields[19], (int(fields[11]) + int(fields[12])) / tick)
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (parent, _, _) in stats.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return {pid: stats[pid][1:] for pid in tree if pid in stats}
 
 
 def main(argv=None) -> None:
@@ -107,23 +151,15 @@ def main(argv=None) -> None:
         paths = write_videos(Path(tmp) / "videos", args.inputs, args.frames)
         print(f"{args.inputs} videos of {args.frames} frames written in {time.perf_counter() - started:.0f} s")
         load = [os.getloadavg()[0]]
-        cpu = _children_cpu_s()
-        command = [sys.executable, "-m", "bench.batch", "--frames", str(args.frames), "--in-process",
-                   *map(str, paths)]
-        alone = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO).stdout)
-        alone["cpu_s"], cpu = _children_cpu_s() - cpu, _children_cpu_s()
+        done = measured([sys.executable, "-m", "bench.batch", "--frames", str(args.frames), "--in-process",
+                         *map(str, paths)])
+        if done["returncode"]:
+            raise SystemExit(f"in-process part failed:\n{done['stderr'][-3000:]}")
+        alone = {**json.loads(done["stdout"]), "cpu_s": done["cpu_s"]}
         load.append(os.getloadavg()[0])
         ray = batch(paths, Path(tmp) / "out", args.workers, args.frames)
-        ray["cpu_s"] = _children_cpu_s() - cpu
         load.append(os.getloadavg()[0])
     report(alone, ray, load)
-
-
-def _children_cpu_s() -> float:
-    # CPU seconds of the finished child processes and the descendants they waited for (Ray's processes are
-    # reaped by the batch command): comparable when other jobs on a shared machine disturb the wall clock.
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def report(alone: dict, ray: dict, load: list[float]) -> None:
@@ -148,8 +184,9 @@ def report(alone: dict, ray: dict, load: list[float]) -> None:
         print(f"{name:40} {seconds:8.1f} {rate:9.1f} {ratio:>6}")
     print(f"local Ray start-up: {ray['ray_startup_s']:.1f} s; in-process model loading: {alone['load_s']:.1f} s; "
           f"batch command wall clock: {ray['wall_s']:.1f} s")
-    print(f"CPU seconds per frame, all processes: in-process {alone['cpu_s'] / frames * 1000:.1f} ms, batch "
-          f"{ray['cpu_s'] / frames * 1000:.1f} ms (both with model loading, the batch with Ray's start-up)")
+    print(f"CPU time per frame, every process: in-process {alone['cpu_s'] / frames * 1000:.1f} ms, batch "
+          f"{ray['cpu_s'] / frames * 1000:.1f} ms, ratio {alone['cpu_s'] / ray['cpu_s']:.2f} (both with model "
+          "loading, the batch with Ray's start-up and its own processes)")
     print(f"answers: {len(alone['persons']) - len(different)} of {len(alone['persons'])} videos give the same "
           f"persons (id, frames seen, age within 1e-6)" + (f"; different: {different}" if different else ""))
     print(ray["summary"])
