@@ -251,9 +251,13 @@ def test_the_cluster_run_stays_on_loopback_and_the_cluster_is_stopped(cluster_ru
 
 # --------------------------------------------------------------------------- the command's own errors
 
-def test_a_wrong_address_is_a_clear_error(tmp_path):
-    done = run_batch(str(REPO / "samples" / "seqA"), "--out", str(tmp_path / "out"), "--address", "127.0.0.9:9",
-                     timeout=120)
+@pytest.mark.parametrize("given", ["flag", "environment"])
+def test_a_wrong_address_is_a_clear_error(tmp_path, given):
+    arguments = [str(REPO / "samples" / "seqA"), "--out", str(tmp_path / "out")]
+    if given == "flag":
+        done = run_batch(*arguments, "--address", "127.0.0.9:9", timeout=120)
+    else:
+        done = run_batch(*arguments, env={"RAY_ADDRESS": "127.0.0.9:9"}, timeout=120)
     assert done.returncode == 2 and error_of(done)["code"] == "cluster_unreachable"
     assert "127.0.0.9:9" in error_of(done)["message"]
 
