@@ -21,7 +21,6 @@ done) p50/p95/max and throughput, and exits non-zero on any 5xx, connection erro
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -32,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.loadtest import Call, Stats, check_loopback, normalise, request, serve
+from bench.loadtest import Call, Stats, check_loopback, load_parser, normalise, parse_load_arguments, request, serve
 
 SAMPLES = ("seqA", "seqB")
 
@@ -191,16 +190,10 @@ def private_server(threads: int, samples: Path | None, log_path: Path | None = N
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="target this running server (loopback only) instead of starting one")
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long clients submit new jobs")
+    parser = load_parser(__doc__, "how long clients submit new jobs", threads=8)
     parser.add_argument("--queue-size", type=int, default=8, help="the server's FACE_JOB_QUEUE_SIZE")
     parser.add_argument("--max-frames", type=int, default=3, help="frames per job")
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads of the server started here")
-    parser.add_argument("--samples", type=Path, help="samples folder of the server started here")
-    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    args = parser.parse_args(argv)
+    args = parse_load_arguments(parser, argv)
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(private_server(args.threads, args.samples)).url
         stats = run_job_load(url, args.clients, args.seconds, args.queue_size, args.max_frames)

@@ -273,24 +273,40 @@ def print_report(stats: Stats, clients: int, seconds: float, calls) -> None:
     print(f"throughput {summary['throughput_rps']} requests/s")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def load_parser(description: str, seconds_help: str, threads: int) -> argparse.ArgumentParser:
+    """The options every load benchmark shares (this one and ``bench.jobload``): the target, the clients, the
+    window, the server started here, the JSON copy of the figures."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="target this running server (loopback only) instead of starting one")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long clients start new requests")
+    parser.add_argument("--seconds", type=float, default=60.0, help=seconds_help)
+    parser.add_argument("--threads", type=int, default=threads, help="waitress threads of the server started here")
+    parser.add_argument("--samples", type=Path, help="samples folder of the server started here")
+    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    return parser
+
+
+def parse_load_arguments(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 1000 or args.seconds <= 0:
+        parser.error("--clients must be 1..1000 and --seconds > 0")
+    if args.url:
+        args.url = check_loopback(args.url)
+    return args
+
+
+def main(argv=None) -> int:
+    parser = load_parser(__doc__, "how long clients start new requests", threads=4)
     parser.add_argument("--max-requests", type=int, default=10_000, help="requests in total, at most")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
     parser.add_argument("--v2", action="store_true", help='also POST /api/v2/analyze {"sample": "seqA"}')
-    parser.add_argument("--threads", type=int, default=4, help="waitress threads of the server started here")
-    parser.add_argument("--samples", type=Path, help="samples folder of the server started here")
-    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    args = parser.parse_args(argv)
-    if not 1 <= args.clients <= 1000 or args.seconds <= 0 or args.max_requests < 1:
-        parser.error("--clients must be 1..1000, --seconds > 0, --max-requests >= 1")
+    args = parse_load_arguments(parser, argv)
+    if args.max_requests < 1:
+        parser.error("--max-requests must be >= 1")
     calls = LEGACY_CALLS + ((V2_CALL,) if args.v2 else ())
     with contextlib.ExitStack() as stack:
         if args.url:
-            url = check_loopback(args.url)
+            url = args.url
         else:
             server = stack.enter_context(serve(args.samples, args.threads))
             url = server.url
