@@ -239,7 +239,6 @@ def merge_tracklets(embeddings: list[np.ndarray], positions: list[set[int]], thr
         sums[:, keep] += sums[:, gone]
         counts[keep] += counts[gone]
         counts[:, keep] += counts[:, gone]
-        frames[keep] |= frames[gone]
         blocked[keep] |= blocked[gone]
         blocked[:, keep] |= blocked[:, gone]
         blocked[keep, keep] = True
