@@ -75,7 +75,14 @@ UTKFACE_DATA = {
     "terms": "UTKFace (Zhang, Song, Qi 2017): non-commercial research only; image copyright stays with the owners"}
 # The v2 recipe (``training.lifespan``, ``--features networks``): the service's "lifespan" choice.
 LIFESPAN_TARGET = {"file": WEIGHTS_DIR / "age_gender_netheads_v2.npz", "key": "age_gender_lifespan",
-                   "describe": FEATURE_KINDS["networks"]["describe"], "modes": ("lifespan-head", "lifespan")}
+                   "describe": FEATURE_KINDS["networks"]["describe"], "modes": ("lifespan-head", "lifespan"),
+                   "name": "lifespan v2"}
+# The same recipe on the networks' features and the face embedding side by side (``--features combined``): the
+# person head (``age.person``), which reads the few faces per person the tracker embeds.
+PERSON_TARGET = {"file": WEIGHTS_DIR / "age_gender_person_v2.npz", "key": "age_gender_person",
+                 "describe": ("the dlib-models networks' penultimate features (272 values) and the dlib 128-d face "
+                          "embedding side by side (400 values)"), "name": "person v2"}
+V2_TARGETS = {"networks": LIFESPAN_TARGET, "combined": PERSON_TARGET}
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -142,8 +149,14 @@ def compute_network_features(data_dir: Path, files: np.ndarray, batch_size: int 
 
 
 def load_features(data_dir: Path, cache: Path, labels: dict, kind: str = "embedding") -> dict:
-    """The features of ``kind`` (as ``"x"``) plus the networks' outputs, computed once and cached."""
+    """The features of ``kind`` (as ``"x"``) plus the networks' outputs, computed once and cached.
+    ``combined``: the networks' features and the embedding side by side (both caches)."""
     from facecore.weights import load_manifest
+    if kind == "combined":
+        networks = load_features(data_dir, cache, labels, "networks")
+        embedding = load_features(data_dir, cache, labels, "embedding")
+        return {**networks, "embedding": embedding["embedding"],
+                "x": np.concatenate([networks["networks"], embedding["embedding"]], axis=1)}
     path = feature_cache_path(cache, data_dir, load_manifest())
     if kind == "networks":
         path = path.with_name(path.name.replace("utkface_features_", "utkface_netfeatures_"))
@@ -416,9 +429,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m training heads", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     data.add_data_arguments(parser, data.UTKFACE)
-    parser.add_argument("--features", choices=tuple(FEATURE_KINDS), default="embedding",
-                        help="what the heads read: the dlib face embedding, or the dlib-models networks' own "
-                             "penultimate features (the service's default 'tuned' models) (default %(default)s)")
+    parser.add_argument("--features", choices=(*FEATURE_KINDS, "combined"), default="embedding",
+                        help="what the heads read: the dlib face embedding, the dlib-models networks' own "
+                             "penultimate features (the 'tuned' and 'lifespan' per-face heads), or both side by "
+                             "side (combined: the 'lifespan' person head, v2 only) (default %(default)s)")
     parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
     parser.add_argument("--recipe", choices=("v1", "v2"),
                         help="v2 (default with --features networks): 101 lifespan bins, decade weights, calibration "
@@ -434,9 +448,11 @@ def main(argv: list[str]) -> int:
                         help="write the heads file (weights/age_gender_heads_v1.npz for the embedding, "
                              "weights/age_gender_netheads_v1.npz for the networks) and its weights/manifest.json entry")
     args = parser.parse_args(argv)
-    recipe = args.recipe or ("v2" if args.features == "networks" else "v1")
-    if recipe == "v2" and args.features != "networks":
-        parser.error("--recipe v2 is for --features networks")
+    recipe = args.recipe or ("v2" if args.features in V2_TARGETS else "v1")
+    if recipe == "v2" and args.features not in V2_TARGETS:
+        parser.error("--recipe v2 is for --features networks or combined")
+    if recipe == "v1" and args.features == "combined":
+        parser.error("--features combined has the v2 recipe only")
     if recipe == "v1" and args.ship:
         parser.error("the v1 files are shipped: --recipe v1 reproduces their figures without writing them")
     data_dir, cache = args.data.resolve(), args.cache.expanduser().resolve()
@@ -532,8 +548,11 @@ def main_lifespan(args, argv: list[str], data_dir: Path, cache: Path, labels: di
     arrays = lifespan.finish(refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
                                    parts["train"])[best], choices)
     races = data.read_labels(data_dir, {"race": int})["race"]
-    models = {"published network": None, "tuned v1": dict(np.load(FEATURE_KINDS["networks"]["file"])),
-              "lifespan v2": arrays}
+    target = V2_TARGETS[args.features]
+    models = {"published network": None, "tuned v1": dict(np.load(FEATURE_KINDS["networks"]["file"]))}
+    if target is PERSON_TARGET:                    # the shipped per-face v2 beside the person head
+        models["lifespan v2"] = dict(np.load(LIFESPAN_TARGET["file"]))
+    models[target["name"]] = arrays
     table = lifespan.compare(models, features, labels, parts["validation"], races)
     print(views_table(table))
     for name, views in table.items():
@@ -546,14 +565,15 @@ def main_lifespan(args, argv: list[str], data_dir: Path, cache: Path, labels: di
               "validation": table}
     cache.mkdir(parents=True, exist_ok=True)
     soft = f"_soft{args.soft_labels:g}" if args.soft_labels else ""
-    report_path = cache / f"heads_report_lifespan{soft}_seed{args.seed}.json"
+    stem = "person" if target is PERSON_TARGET else "lifespan"
+    report_path = cache / f"heads_report_{stem}{soft}_seed{args.seed}.json"
     report_path.write_text(json.dumps(report, indent=2, default=_json_value) + "\n", encoding="utf-8")
     log.info("report written to %s", report_path)
     labels_path = data.write_utkface_labels(cache / f"utkface_validation_seed{args.seed}", data_dir, labels,
                                             parts["validation"], races)
     log.info("validation split for evaluate.py: --data %s --faces-given [--by race]", labels_path.parent)
     if args.ship:
-        ship_lifespan(arrays, choices, args, features, labels, parts, races, report["command"])
+        ship_lifespan(arrays, choices, args, features, labels, parts, races, report["command"], target)
     return 0
 
 
@@ -562,14 +582,15 @@ def _json_value(value):
 
 
 def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dict, parts: dict,
-                  races: np.ndarray, run_command: str) -> None:
+                  races: np.ndarray, run_command: str, target: dict | None = None) -> None:
     """Write the v2 file (float32) and its manifest entry, the figures re-measured from the written file."""
     from training import lifespan
-    target = LIFESPAN_TARGET
+    target = target or LIFESPAN_TARGET
+    shipped_name = target["name"]
     stored = {name: (value.astype(np.float32) if np.asarray(value).dtype.kind == "f" else value)
               for name, value in arrays.items()}
     np.savez_compressed(target["file"], **stored)
-    shipped = lifespan.compare({"published network": None, "lifespan v2": dict(np.load(target["file"]))},
+    shipped = lifespan.compare({"published network": None, shipped_name: dict(np.load(target["file"]))},
                                features, labels, parts["validation"], races)
 
     def figures(view: dict) -> dict:
@@ -586,7 +607,7 @@ def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dic
     kind = choices["best"]
     entry = choices["age"][kind]
     ship(target["key"], target["file"], version="v2",
-         model=(f"age and gender heads v2 ('lifespan') on {target['describe']} (python -m training heads): gender "
+         model=(f"age and gender heads v2 ('{shipped_name}') on {target['describe']} (python -m training heads): gender "
                 f"logistic regression; age '{kind}' head over the 101 lifespan bins (0.25-100 years), images weighted "
                 f"by decade, mixed with the dlib-models networks (age weight {float(arrays['age_mix']):.2f}, gender "
                 f"weight {float(arrays['gender_mix']):.2f} for the head), "
@@ -609,6 +630,6 @@ def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dic
                           for key, value in choices["children"].items()},
              "validation": {name: {"natural": figures(views["natural"]), "balanced": figures(views["balanced"])}
                             for name, views in shipped.items()},
-             "validation_by_race": groups(shipped["lifespan v2"]["by_race"]),
-             "validation_by_gender": groups(shipped["lifespan v2"]["by_gender"]),
+             "validation_by_race": groups(shipped[shipped_name]["by_race"]),
+             "validation_by_gender": groups(shipped[shipped_name]["by_gender"]),
          })

@@ -179,6 +179,16 @@ def predict(arrays: dict, x: np.ndarray, network_age: np.ndarray, network_gender
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}   # UTKFace's race labels
 
 
+def inputs_of(arrays: dict, features: dict) -> np.ndarray:
+    """The feature matrix a heads file reads, told by its width: the networks' features (272, the per-face
+    heads) or ``features["x"]`` (whatever this run trains on, e.g. networks and embedding side by side)."""
+    width = len(arrays["embedding_mean"])
+    for candidate in (features.get("networks"), features["x"]):
+        if candidate is not None and candidate.shape[1] == width:
+            return candidate
+    raise ValueError(f"no features of width {width} for this heads file")
+
+
 def compare(models: dict, features: dict, labels: dict, rows: np.ndarray, races: np.ndarray | None) -> dict:
     """Both views, and the table by race group and by gender, of every model ({name: heads arrays, or None for
     the published networks}) on ``rows``."""
@@ -192,7 +202,7 @@ def compare(models: dict, features: dict, labels: dict, rows: np.ndarray, races:
         if arrays is None:
             age, gender = network_age, network_gender
         else:
-            age, gender = predict(arrays, features["x"][rows], network_age, network_gender)
+            age, gender = predict(arrays, inputs_of(arrays, features)[rows], network_age, network_gender)
         predicted_age, predicted_gender = age @ LIFESPAN_BINS, gender.argmax(axis=1)
         out[name] = two_views(true_age, predicted_age, true_gender, predicted_gender)
         out[name]["by_gender"] = by_group(true_gender, dict(enumerate(GENDERS)), true_age, predicted_age,
