@@ -10,6 +10,8 @@ from faceanalysis.pipeline.aggregate import (AGGREGATORS, ConfidenceWeightedAggr
                                     TrimmedMeanAggregator)
 from faceanalysis.pipeline.analyzer import FaceAnalyzer, _primary_faces
 from faceanalysis.pipeline.result import FaceTable, SourceSummary
+from faceanalysis.pipeline.tracking import Persons
+from age.distribution import LIFESPAN_BINS, AgeDistribution
 from facecore.frames import natural_key
 from test_age_interval import Ages
 
@@ -189,17 +191,22 @@ def read_frames(indices: list[int]) -> SourceSummary:
                          skipped=(), ignored=(), truncated=False)
 
 
+def found(pictures: dict) -> Persons:
+    """What the tracker hands the analyzer, with only pictures (no person head samples)."""
+    return Persons(of_tracklet={}, pictures=pictures, tracklets=0, embedded=0)
+
+
 def test_primary_is_the_person_seen_in_most_frames():
     # Person 1 appears first but in 2 frames; person 2 is in 3.
     faces = face_table(persons=[1, 1, 2, 2, 2], frames=[0, 1, 2, 3, 4], confidence=[0.9] * 5)
-    persons = bare_analyzer()._persons(faces, read_frames([0, 1, 2, 3, 4]), {})
+    persons = bare_analyzer()._persons(faces, read_frames([0, 1, 2, 3, 4]), found({}))
     assert [(person.id, person.frames_seen, person.primary) for person in persons] == [(1, 2, False), (2, 3, True)]
     assert persons[1].summary.age == 40.0 and persons[0].summary.age == 30.0     # each from their own faces only
 
 
 def test_a_tie_in_frames_goes_to_the_person_who_appeared_first():
     faces = face_table(persons=[2, 1, 2, 1], frames=[0, 0, 1, 1], confidence=[0.9] * 4)
-    persons = bare_analyzer()._persons(faces, read_frames([0, 1]), {})
+    persons = bare_analyzer()._persons(faces, read_frames([0, 1]), found({}))
     assert [(person.id, person.primary) for person in persons] == [(1, True), (2, False)]
 
 
@@ -207,7 +214,7 @@ def test_frames_seen_spans_and_mean_confidence_count_analysed_frames():
     # Every 10th frame analysed (stride 10): person 1 in positions 0, 1, 2 and 4, so spans are [0, 20] and
     # [40, 40] in frame numbers; position 3 (frame 30) had no face of theirs.
     faces = face_table(persons=[1, 1, 1, 1], frames=[0, 10, 20, 40], confidence=[1.0, 0.5, 1.0, 0.5])
-    (person,) = bare_analyzer()._persons(faces, read_frames([0, 10, 20, 30, 40]), {7: "picture"})
+    (person,) = bare_analyzer()._persons(faces, read_frames([0, 10, 20, 30, 40]), found({7: "picture"}))
     assert person.frames_seen == 4 and person.spans == ((0, 20), (40, 40))
     assert person.mean_confidence == pytest.approx(0.75)
     assert person.primary and person.picture is None            # pictures are keyed by person id
@@ -217,7 +224,37 @@ def test_a_persons_answer_is_the_aggregator_over_their_faces():
     # Ages 30 (confidence 0.9) and 40 (confidence 0.1) for one person: weighted 31, plain 35.
     faces = face_table(persons=[1, 2], frames=[0, 1], confidence=[0.9, 0.1])
     faces.person = np.array([1, 1])
-    weighted = bare_analyzer()._persons(faces, read_frames([0, 1]), {})[0].summary
-    plain = bare_analyzer(MeanAggregator)._persons(faces, read_frames([0, 1]), {})[0].summary
+    weighted = bare_analyzer()._persons(faces, read_frames([0, 1]), found({}))[0].summary
+    plain = bare_analyzer(MeanAggregator)._persons(faces, read_frames([0, 1]), found({}))[0].summary
     assert weighted.age == pytest.approx(31.0) and plain.age == pytest.approx(35.0)
     assert weighted.age_interval[0] <= weighted.age <= weighted.age_interval[1]
+
+
+class OneBinHead(AgeDistribution):
+    """A person head that answers 70 years and female 0.9 whatever it reads, and records what it read."""
+    bin_ages = LIFESPAN_BINS
+
+    def __init__(self) -> None:
+        self.read = []
+
+    def run(self, inputs, embeddings):
+        self.read.append((inputs.tolist(), embeddings.tolist()))
+        age = np.zeros(101)
+        age[70] = 1.0                                            # bin 70: 70 years (0.25, 1, ..., 100)
+        return age, np.array([0.1, 0.9])
+
+
+def test_a_person_with_embedded_faces_gets_the_person_heads_age_and_gender_and_the_frames_expression():
+    faces = face_table([1, 1, 2], [0, 1, 1], [0.9, 0.9, 0.9])
+    analyzer = bare_analyzer()
+    analyzer.person_head = OneBinHead()
+    samples = {1: (np.array([[1.0, 2.0]]), np.array([[3.0]]))}             # person 2 has none (small faces)
+    first, second = analyzer._persons(faces, read_frames([0, 1]), Persons(
+        of_tracklet={}, pictures={}, tracklets=2, embedded=1, samples=samples))
+    assert analyzer.person_head.read == [([[1.0, 2.0]], [[3.0]])]
+    assert first.summary.age == pytest.approx(70.0) and first.summary.gender.tolist() == [0.1, 0.9]
+    assert first.summary.age_interval[0] <= 70 <= first.summary.age_interval[1]
+    frames_only = bare_analyzer()._persons(faces, read_frames([0, 1]), found({}))
+    assert first.summary.expression.tolist() == frames_only[0].summary.expression.tolist()
+    assert second.summary.age == pytest.approx(frames_only[1].summary.age)
+    assert second.summary.gender.tolist() == frames_only[1].summary.gender.tolist()

@@ -151,6 +151,45 @@ def test_one_tracklet_is_one_person_and_nothing_is_embedded():
     assert persons.of_tracklet == {1: 1} and persons.embedded == 0
 
 
+def run_with_inputs(tracker: Tracker, frames) -> tuple[list[int], object]:
+    """As ``run_frames``, each face given the person head's inputs [frame number, face number]."""
+    run = tracker.start()
+    ids = []
+    for number, (picture, faces) in enumerate(frames):
+        inputs = np.asarray([[number, face] for face in range(len(faces))], np.float64)
+        ids += run.add(FakeBatch([picture], [(0, b, g) for b, g in faces]), inputs).tolist()
+    return ids, run
+
+
+def test_with_person_inputs_one_tracklet_is_embedded_and_its_samples_handed_back():
+    frames = [(scene(100), [(box(0, 0), FACE_A)]) for _ in range(40)]
+    _, run = run_with_inputs(Tracker(sample_every=15, samples=3), frames)
+    persons = run.finish(lambda chips: np.arange(len(chips), dtype=np.float64)[:, None] * np.ones((1, 128)))
+    assert persons.of_tracklet == {1: 1} and persons.embedded == 3
+    inputs, embedded = persons.samples[1]
+    assert inputs.tolist() == [[0, 0], [15, 0], [30, 0]]            # the faces whose chips were kept
+    assert embedded[:, 0].tolist() == [0, 1, 2]
+
+
+def test_person_samples_follow_the_merge_and_skip_small_faces():
+    # A (frames 0 and 2, two tracklets across cuts) and B (frame 1) with a small face beside A in frame 2.
+    frames = [(scene(100), [(box(0, 0), FACE_A)]), (scene(200), [(box(0, 0), FACE_B)]),
+              (scene(100), [(box(0, 0), FACE_A), (box(300, 0, 39), FACE_B)])]
+    ids, run = run_with_inputs(Tracker(), frames)
+    assert ids == [1, 2, 3, 4]
+    identity = {1: 0.0, 2: 1.0, 3: 0.05}                             # tracklet 4 (39 px) has no chip
+    persons = run.finish(lambda chips: np.asarray([[identity[t.id]] + [0] * 127 for t in run.tracklets[:3]]))
+    assert persons.of_tracklet == {1: 1, 2: 2, 3: 1, 4: 3}
+    assert persons.samples[1][0].tolist() == [[0, 0], [2, 0]] and persons.samples[2][0].tolist() == [[1, 0]]
+    assert 3 not in persons.samples                                  # answered from its frames
+
+
+def test_without_person_inputs_no_samples():
+    frames = [(scene(100), [(box(0, 0), FACE_A)]) for _ in range(3)]
+    _, run = run_frames(Tracker(), frames)
+    assert run.finish(lambda chips: np.zeros((len(chips), 128))).samples == {}
+
+
 def test_tracklets_of_one_identity_across_a_cut_become_one_person():
     frames = [(scene(100), [(box(0, 0), FACE_A)]), (scene(200), [(box(0, 0), FACE_B)]),
               (scene(100), [(box(0, 0), FACE_A)])]

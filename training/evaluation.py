@@ -161,7 +161,10 @@ def predict(analyzer, items: list[Item], faces_given: bool, batch_size: int, wor
     if sequences and faces_given:
         log.warning("--faces-given does not apply to the %d sequence folders: they run the full pipeline",
                     len(sequences))
-    _predict_images(analyzer, items, images, faces_given, batch_size, workers, out, progress)
+    # Each image is a person seen once: its age and gender are what a one-frame video of it answers (the person
+    # head's, with the default). Only where age or gender is labelled: the person head embeds every face.
+    as_persons = any(not math.isnan(item.age) or item.gender >= 0 for item in items)
+    _predict_images(analyzer, items, images, faces_given, batch_size, workers, out, progress, as_persons)
     for index in sequences:
         try:
             summary = analyzer.analyse_folder(items[index].path).summary
@@ -173,14 +176,15 @@ def predict(analyzer, items: list[Item], faces_given: bool, batch_size: int, wor
     return out
 
 
-def _predict_images(analyzer, items, indices, faces_given, batch_size, workers, out, progress) -> None:
+def _predict_images(analyzer, items, indices, faces_given, batch_size, workers, out, progress,
+                    as_persons: bool = True) -> None:
     # The service's own streaming decoder: the next batch decodes while this one is in the networks,
     # and unreadable files come back in ``skipped`` with the reason.
     decodable = [(index, items[index].file, partial(decode_frame, items[index].path)) for index in indices]
     skipped: list[SkippedFrame] = []
     counted = decoded = 0
     for batch in iter_decoded_batches(decodable, batch_size, skipped, workers):
-        _predict_batch(analyzer, [(frame.index, frame.rgb) for frame in batch], faces_given, out)
+        _predict_batch(analyzer, [(frame.index, frame.rgb) for frame in batch], faces_given, out, as_persons)
         decoded += len(batch)
         counted = _advance(progress, counted, decoded + len(skipped))
     for frame in skipped:
@@ -194,9 +198,10 @@ def _advance(progress, counted: int, now: int) -> int:
     return now
 
 
-def _predict_batch(analyzer, ready: list[tuple[int, np.ndarray]], faces_given: bool, out: Predictions) -> None:
+def _predict_batch(analyzer, ready: list[tuple[int, np.ndarray]], faces_given: bool, out: Predictions,
+                   as_persons: bool = True) -> None:
     frames = [image for _, image in ready]
-    table = analyzer.analyse_images(frames, faces_given)
+    table = analyzer.analyse_images(frames, faces_given, as_persons=as_persons)
     expression = table.expression
     found = set()
     for row in np.flatnonzero(table.primary):      # the largest face of each image

@@ -30,11 +30,11 @@ from facecore.weights import load_manifest, resolve
 
 from .aggregate import AGGREGATORS
 from .detector import FaceDetector
-from .registry import SharedModels, build_task_models, face_embedder
+from .registry import SharedModels, build_person_head, build_task_models, face_embedder
 from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
 from .settings import Settings
 from .sources import FolderSource, FrameSource
-from .tracking import Tracker, TrackingRun
+from .tracking import Persons, Tracker, TrackingRun
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class FaceAnalyzer:
         self.models = build_task_models(self.weights, self.settings, shared)
         # The tracker's identity step reads the dlib face embedding: one network with the heads that use it.
         self.embedder = face_embedder(self.weights, shared)
+        # Persons answered from the faces the tracker embeds (None: from all their frames).
+        self.person_head = build_person_head(self.weights, self.settings, shared)
         self.aggregator = AGGREGATORS[self.settings.aggregator]()
         s = self.settings
         self.tracker = Tracker(min_iou=s.tracker_min_iou, max_gap=s.tracker_max_gap,
@@ -104,8 +106,10 @@ class FaceAnalyzer:
         """Load every model on the chosen device and run each once, so the first request is not slower."""
         start = time.perf_counter()
         self.device = select_device(self.settings.device)
-        for part in (self.detector, self.aligner, self.embedder, *self.models.values()):
-            part.prepare(self.device)
+        parts = (self.detector, self.aligner, self.embedder, *self.models.values(), self.person_head)
+        for part in parts:
+            if part is not None:
+                part.prepare(self.device)
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
         self.ready = True
@@ -137,18 +141,23 @@ class FaceAnalyzer:
             age=float(age_model.expected_age(age_distribution)),
             age_interval=age_model.interval(age_distribution))
 
-    def analyse_images(self, images: list[np.ndarray], faces_given: bool = False) -> FaceTable:
+    def analyse_images(self, images: list[np.ndarray], faces_given: bool = False, as_persons: bool = False
+                       ) -> FaceTable:
         """Per-face results for a batch of RGB images (no aggregation).
 
         With ``faces_given`` each image already is a face crop (as in FER2013
         or UTKFace): detection is skipped and the whole image is the face box.
         Without, MTCNN runs as in a sequence. ``frame`` in the table is the
-        index into ``images``.
+        index into ``images``. With ``as_persons`` every face is a person seen
+        once, so its age and gender are what a one-frame sequence of it answers
+        (the person head's, where the settings have one): what ``evaluate.py``
+        scores.
         """
         batch = [Frame(index, str(index), image) for index, image in enumerate(images)]
         given = Detections.whole_images(images) if faces_given else None
         with self._lock:
-            return self._analyse_batch(batch, StageTimer(), given, whole_image_faces=faces_given)
+            return self._analyse_batch(batch, StageTimer(), given, whole_image_faces=faces_given,
+                                       as_persons=as_persons)
 
     def _analyse(self, source: FrameSource, progress: Progress | None) -> SequenceResult:
         """Batches flow through two stages: detection of batch k+1 overlaps the rest of batch k.
@@ -200,7 +209,8 @@ class FaceAnalyzer:
             return self.detector.run([frame.rgb for frame in batch])
 
     def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None,
-                       tracking: TrackingRun | None = None, whole_image_faces: bool = False) -> FaceTable:
+                       tracking: TrackingRun | None = None, whole_image_faces: bool = False,
+                       as_persons: bool = False) -> FaceTable:
         frames = [frame.rgb for frame in batch]
         if detections is None:
             detections = self._detect(batch, timer)
@@ -214,7 +224,12 @@ class FaceAnalyzer:
         tracklet = np.zeros(len(detections), np.int64)
         if tracking is not None:
             with timer("aggregate"):
-                tracklet = tracking.add(faces)
+                person_inputs = self.person_head.face_inputs(faces) if self.person_head is not None else None
+                tracklet = tracking.add(faces, person_inputs)
+        if as_persons and self.person_head is not None and len(detections):
+            with timer("aggregate"):
+                outputs["age"], outputs["gender"] = self.person_head.run_each(
+                    self.person_head.face_inputs(faces), self.embedder.run(faces))
         return FaceTable(
             frame=np.asarray([batch[i].index for i in detections.frame], dtype=np.int64),
             frame_name=[batch[i].name for i in detections.frame],
@@ -235,13 +250,13 @@ class FaceAnalyzer:
                           f"({len(skipped)} unreadable) in sequence {read.label!r}{first}")
         found = tracking.finish(self.embedder.embed_chips)
         faces.person = np.asarray([found.of_tracklet[int(tracklet)] for tracklet in faces.person], np.int64)
-        persons = self._persons(faces, read, found.pictures)
+        persons = self._persons(faces, read, found)
         primary = next(person for person in persons if person.primary)
         # The legacy answer is about one person: the one seen in most frames, all of their faces.
         faces.primary = faces.person == primary.id
         return faces, primary.summary, persons, without_face
 
-    def _persons(self, faces: FaceTable, read: SourceSummary, pictures: dict) -> tuple[Person, ...]:
+    def _persons(self, faces: FaceTable, read: SourceSummary, found: Persons) -> tuple[Person, ...]:
         position = {index: number for number, (index, _) in enumerate(read.read)}
         ids = sorted(set(faces.person.tolist()))
         seen = {pid: sorted({position[int(index)] for index in faces.frame[faces.person == pid]}) for pid in ids}
@@ -251,10 +266,21 @@ class FaceAnalyzer:
         for pid in ids:
             chosen = faces.person == pid
             spans = tuple((read.read[first][0], read.read[last][0]) for first, last in _runs(seen[pid]))
-            persons.append(Person(id=pid, primary=pid == primary, summary=self.summarise(faces, chosen),
+            summary = self.summarise(faces, chosen)
+            if pid in found.samples:
+                summary = self._person_answer(summary, *found.samples[pid])
+            persons.append(Person(id=pid, primary=pid == primary, summary=summary,
                                   frames_seen=len(seen[pid]), mean_confidence=float(faces.confidence[chosen].mean()),
-                                  spans=spans, picture=pictures.get(pid)))
+                                  spans=spans, picture=found.pictures.get(pid)))
         return tuple(persons)
+
+    def _person_answer(self, frames: FaceSummary, inputs: np.ndarray, embeddings: np.ndarray) -> FaceSummary:
+        """The person head's age and gender over the person's embedded faces; expression stays the frames'."""
+        age_distribution, gender = self.person_head.run(inputs, embeddings)
+        return FaceSummary(expression=frames.expression, gender=gender,
+                           age_distribution=age_distribution,
+                           age=float(self.person_head.expected_age(age_distribution)),
+                           age_interval=self.person_head.interval(age_distribution))
 
     def _warm_up(self) -> None:
         # A real face at the full batch size, through the whole per-batch path: P-Net

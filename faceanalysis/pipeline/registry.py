@@ -13,6 +13,7 @@ from typing import Callable, Mapping
 
 from age.heads import HeadAgeModel, NetworkFeatures
 from age.network import AgeModel
+from age.person import PersonHead
 from emotion.model import NETWORK_KEYS, ExpressionModel
 from facecore.embedding import FaceEmbedder
 from facecore.weights import WeightFile
@@ -27,6 +28,9 @@ TASK_SETTING = {"age": "age_gender", "gender": "age_gender", "expression": "expr
 HEADS_KEY = "age_gender_heads"               # heads on the dlib face embedding ("heads", "ensemble")
 NETWORK_HEADS_KEY = "age_gender_netheads"    # heads on the networks' own features ("tuned", v1)
 LIFESPAN_HEADS_KEY = "age_gender_lifespan"   # v2 on the same features: 0-100 years, decade-weighted ("lifespan")
+PERSON_HEADS_KEY = "age_gender_person"       # v2 on the networks' features and the embedding: one per person
+# The choices whose persons are answered by a person head (``age.person``), and its file.
+PERSON_HEADS = {"lifespan": PERSON_HEADS_KEY}
 # Which heads file and features each head choice reads.
 HEAD_FILES = {"tuned": (NETWORK_HEADS_KEY, "networks"), "lifespan": (LIFESPAN_HEADS_KEY, "networks"),
               "heads": (HEADS_KEY, "embedding"), "ensemble": (HEADS_KEY, "embedding")}
@@ -91,6 +95,14 @@ REGISTRY: dict[tuple[str, str], Factory] = {
     **{("expression", choice): _expression(choice) for choice in EXPRESSION_CHOICES},
 }
 assert {choice for (task, choice) in REGISTRY if task == "age"} == set(AGE_GENDER_CHOICES)
+
+
+def build_person_head(weights: Weights, settings: Settings, shared: SharedModels) -> PersonHead | None:
+    """The person head of the settings' age/gender choice (None: persons are answered from their frames)."""
+    key = PERSON_HEADS.get(settings.age_gender)
+    if key is None:
+        return None
+    return PersonHead(weights[key], _features(weights, shared, "networks"))
 
 
 def build_task_models(weights: Weights, settings: Settings, shared: SharedModels | None = None) -> dict:

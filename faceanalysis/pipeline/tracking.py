@@ -16,8 +16,10 @@ can change the answer:
    Each tracklet keeps up to ``samples`` aligned face chips (at its birth, then every ``sample_every`` analysed
    frames) from faces at least ``min_embed_side`` pixels wide: dlib's embedding is unreliable below that.
 2. **Persons, at the end** (``TrackingRun.finish``). With one tracklet there is nothing to decide and nothing
-   is embedded. Otherwise the kept chips are embedded in one batched call and tracklets are merged by
-   agglomerative clustering, average linkage over their chips' embeddings, while the linkage distance is at most
+   is embedded, unless the chips came with the person head's inputs (``add(faces, inputs)``): then every chip
+   is embedded and each person's (inputs, embeddings) handed back for ``age.person``. With more than one
+   tracklet the kept chips are embedded in one batched call and tracklets are merged by agglomerative
+   clustering, average linkage over their chips' embeddings, while the linkage distance is at most
    ``identity_distance`` and the two never appear in the same frame (one person is in one place at a time).
    A tracklet without a chip (only faces under ``min_embed_side``) stays a person of its own.
 
@@ -69,6 +71,7 @@ class Tracklet:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))     # box change per analysed frame
     positions: list[int] = field(default_factory=list)
     chips: list[np.ndarray] = field(default_factory=list)
+    chip_inputs: list[np.ndarray] = field(default_factory=list)   # the person head's inputs of each chip's face
     last_sample: int = -10 ** 9
     best_confidence: float = -1.0
     picture: np.ndarray | None = None     # the most confident face, FACE_THUMBNAIL square, RGB
@@ -83,7 +86,10 @@ class Persons:
     of_tracklet: dict[int, int]           # tracklet id -> person id (1, 2, ... in order of first appearance)
     pictures: dict[int, np.ndarray]       # person id -> RGB face picture
     tracklets: int
-    embedded: int                          # chips embedded (0 when there was only one tracklet)
+    embedded: int                          # chips embedded (0 when there was only one tracklet and no person head)
+    # person id -> (inputs (k, d), embeddings (k, 128)) of their embedded faces, for the person head; empty
+    # when ``add`` was given no inputs
+    samples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 class TrackingRun:
@@ -96,9 +102,12 @@ class TrackingRun:
         self._previous_thumbnail: np.ndarray | None = None
         self._position = 0                 # analysed frames so far: gaps count frames that were analysed
         self.cuts: list[int] = []          # positions where a shot cut was seen
+        self._inputs: np.ndarray | None = None
 
-    def add(self, faces) -> np.ndarray:
-        """Tracklet ids for the faces of the next batch of analysed frames (a ``FaceBatch`` with its shapes)."""
+    def add(self, faces, inputs: np.ndarray | None = None) -> np.ndarray:
+        """Tracklet ids for the faces of the next batch of analysed frames (a ``FaceBatch`` with its shapes).
+        ``inputs`` (one row per face): what the person head reads of each face, kept with every chip."""
+        self._inputs = inputs
         detections = faces.detections
         ids = np.zeros(len(detections), np.int64)
         grey = faces.square_grey_crops(SIGNATURE_CROP, 0.0) if len(detections) else None
@@ -179,17 +188,21 @@ class TrackingRun:
         if big_enough and len(tracklet.chips) < self.tracker.samples \
                 and position - tracklet.last_sample >= self.tracker.sample_every:
             tracklet.chips.append(faces.aligned_chip(row, CHIP_SIZE, CHIP_PADDING))
+            if self._inputs is not None:
+                tracklet.chip_inputs.append(self._inputs[row])
             tracklet.last_sample = position
 
     def finish(self, embed: Callable[[np.ndarray], np.ndarray]) -> Persons:
         """Merge tracklets into persons; ``embed`` maps (n, 150, 150, 3) chips to (n, 128) embeddings."""
         tracklets = self.tracklets
         embedded = 0
-        if len(tracklets) > 1:
-            owners = [number for number, tracklet in enumerate(tracklets) for _ in tracklet.chips]
+        for_person_head = any(tracklet.chip_inputs for tracklet in tracklets)
+        owners = [number for number, tracklet in enumerate(tracklets) for _ in tracklet.chips]
+        if len(tracklets) > 1 or for_person_head:
             chips = [chip for tracklet in tracklets for chip in tracklet.chips]
             embeddings = embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
             embedded = len(chips)
+        if len(tracklets) > 1:
             groups = merge_tracklets([embeddings[[i for i, owner in enumerate(owners) if owner == number]]
                                       for number in range(len(tracklets))],
                                      [set(tracklet.positions) for tracklet in tracklets],
@@ -204,7 +217,16 @@ class TrackingRun:
             of_tracklet[tracklet.id] = person
             if tracklet.picture is not None and tracklet.best_confidence > best.get(person, -1):
                 best[person], pictures[person] = tracklet.best_confidence, tracklet.picture
-        return Persons(of_tracklet=of_tracklet, pictures=pictures, tracklets=len(tracklets), embedded=embedded)
+        samples = {}
+        if for_person_head:
+            inputs = np.stack([row for tracklet in tracklets for row in tracklet.chip_inputs])
+            assert len(inputs) == len(owners), "every chip keeps its face's inputs"
+            person_of_chip = np.asarray([of_tracklet[tracklets[owner].id] for owner in owners])
+            for person in sorted(set(person_of_chip.tolist())):
+                mine = person_of_chip == person
+                samples[person] = (inputs[mine], embeddings[mine])
+        return Persons(of_tracklet=of_tracklet, pictures=pictures, tracklets=len(tracklets), embedded=embedded,
+                       samples=samples)
 
 
 def merge_tracklets(embeddings: list[np.ndarray], positions: list[set[int]], threshold: float) -> np.ndarray:
