@@ -204,12 +204,14 @@ def run_load(base_url: str, calls=LEGACY_CALLS, clients: int = 20, seconds: floa
 
 
 @contextlib.contextmanager
-def serve(samples: Path | None = None, threads: int = 4, start_timeout: float = 180.0, log_path: Path | None = None):
+def serve(samples: Path | None = None, threads: int = 4, start_timeout: float = 180.0, log_path: Path | None = None,
+          extra_args: tuple[str, ...] = ()):
     """Start ``flaskMain.py`` on a loopback port of its choosing; yield its URL once /readyz is 200; stop it after.
 
     The server binds port 0 itself and writes the port it got to a file (``--port-file``): a port chosen
     here and bound there later could be taken by another process in between. The server's output goes to a
     file (``log_path`` or a temporary one), never to a pipe nobody reads, which would block the server once full.
+    ``extra_args``: more flaskMain.py flags (a model choice).
     """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     with contextlib.ExitStack() as stack:
@@ -220,6 +222,7 @@ def serve(samples: Path | None = None, threads: int = 4, start_timeout: float = 
                    "--port-file", str(port_file), "--threads", str(threads)]
         if samples is not None:
             command += ["--samples", str(samples)]
+        command += list(extra_args)
         log_file = stack.enter_context(open(log_path, "w"))
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:

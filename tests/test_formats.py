@@ -181,7 +181,7 @@ def test_meta_says_what_was_read_and_how():
     assert meta["frames"] == {"listed": 5, "read": 3, "skipped": [{"name": "f3.jpg", "reason": "empty file"}],
                               "ignored": ["notes.txt"], "without_face": ["f1"], "truncated": True}
     assert meta["models"] == {"age": {"model": "dnn_age_predictor_v1", "sha256": "ab" * 32}}
-    assert meta["model_choice"] == {"age_gender": "tuned", "expression": "mini-xception"}
+    assert meta["model_choice"] == {"age_gender": "lifespan", "expression": "mini-xception"}
     assert meta["timings_ms"] == {"read": 1.5, "total": 9.25}
     assert meta["device"] == {"kind": "CPU", "onnxruntime": ["CPUExecutionProvider"]}
     assert meta["aggregator"] == "confidence_weighted_mean" and meta["tracker"] == {"name": "tracklets_identity"}

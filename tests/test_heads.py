@@ -64,12 +64,19 @@ def test_heads_entry_is_a_repository_file_checked_by_sha256(key):
     assert hashlib.sha256(embedding.path.read_bytes()).hexdigest() == manifest["embedding"]["sha256"]
 
 
-def test_default_is_tuned():
-    assert Settings().age_gender == "tuned"
+def test_default_is_lifespan_with_its_person_head():
+    from age.person import PersonHead
+    from faceanalysis.pipeline.registry import SharedModels, build_person_head
+    assert Settings().age_gender == "lifespan"
     weights = {key: resolve(key) for key in load_manifest()}
-    model = build_task_models(weights, Settings())["age"]
+    shared = SharedModels()
+    model = build_task_models(weights, Settings(), shared)["age"]
     assert isinstance(model, HeadAgeModel) and isinstance(model.features, NetworkFeatures)
     assert model.network is not None
+    person = build_person_head(weights, Settings(), shared)
+    assert isinstance(person, PersonHead) and person.features is model.features      # one set of networks
+    assert person.file.key == "age_gender_person"
+    assert build_person_head(weights, Settings(age_gender="tuned"), shared) is None
 
 
 @pytest.mark.parametrize("which", ["heads", "ensemble", "tuned", "lifespan"])

@@ -57,9 +57,10 @@ def test_an_interview_cut_between_two_people_gives_two_persons(interview):
 def test_each_person_is_answered_from_their_own_faces(interview):
     _, answer = interview
     astronaut, hopper = answer["persons"]
-    # What the samples alone give (README: seqA 30 years, female 0.53; seqB 74 years, male 0.82).
+    # What the samples alone give with the default (README: seqA 32 years, female 0.76; seqB 82 years, female
+    # 0.68): Eileen Collins was 36 and Grace Hopper 77 in these photos.
     assert astronaut["gender"]["female"] > 0.5 and astronaut["age"]["value"] < 45
-    assert hopper["age"]["value"] > 55 and hopper["gender"]["male"] > 0.5
+    assert hopper["age"]["value"] > 55 and hopper["gender"]["female"] > 0.5
 
 
 def test_a_tie_in_frames_seen_goes_to_the_person_seen_first(interview):

@@ -15,8 +15,8 @@ from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICE
 
 def test_defaults_are_the_shipped_models():
     settings = Settings()
-    assert (settings.age_gender, settings.expression, settings.aggregator) == ("tuned", "ensemble",
-                                                                                "confidence_weighted_mean")
+    assert (settings.age_gender, settings.expression, settings.aggregator) == ("lifespan", "ensemble",
+                                                                                   "confidence_weighted_mean")
     assert (settings.batch_size, settings.min_face_size, settings.min_confidence) == (16, 20, 0.9)
     assert (settings.tracker_min_iou, settings.tracker_max_gap) == (0.3, 5)
     assert (settings.expression_box_margin, settings.expression_crop_margin, settings.expression_flip) == (0, 0, True)
@@ -60,7 +60,7 @@ def test_settings_travel_as_plain_data():
 def test_the_analyzer_keeps_and_reports_its_settings():
     analyzer = FaceAnalyzer(Settings(expression="mini-xception"), batch_size=8)     # built, not loaded
     assert analyzer.settings == Settings(expression="mini-xception", batch_size=8)
-    assert analyzer.model_choice == {"age_gender": "tuned", "expression": "mini-xception"}
+    assert analyzer.model_choice == {"age_gender": "lifespan", "expression": "mini-xception"}
     assert [network.file.key for network in analyzer.models["expression"].networks] == ["expression"]
     assert (analyzer.tracker.min_iou, analyzer.tracker.max_gap) == (0.3, 5)
 
@@ -79,9 +79,9 @@ def test_flags_win_over_the_environment_which_wins_over_defaults():
     environ = {"FACE_AGE_GENDER": "Dlib ", "FACE_EXPRESSION": "vgg"}
     assert settings_from(parse([]), environ).model_choice == {"age_gender": "dlib", "expression": "vgg"}
     assert settings_from(parse(["--expression", "ensemble"]), environ).expression == "ensemble"
-    assert settings_from(parse([]), {}).model_choice == {"age_gender": "tuned", "expression": "ensemble"}
+    assert settings_from(parse([]), {}).model_choice == {"age_gender": "lifespan", "expression": "ensemble"}
     # A blank variable is not set.
-    assert settings_from(parse([]), {"FACE_AGE_GENDER": "  "}).age_gender == "tuned"
+    assert settings_from(parse([]), {"FACE_AGE_GENDER": "  "}).age_gender == "lifespan"
 
 
 def test_a_bad_environment_value_exits_with_a_json_error(capsys):

@@ -18,11 +18,13 @@ DEVICES = ("auto", "cpu", "gpu")
 
 @dataclass(frozen=True)
 class Settings:
-    # "tuned" beats the published networks on UTKFace validation at no cost in speed. "ensemble" is more
-    # accurate still, but the dlib embedding it needs costs ~75 ms per face on a CPU core (~3.5x the whole
-    # rest of the pipeline), which would take the service from ~35 to ~10 frames/s. "dlib" is the choice for
-    # uses that UTKFace's non-commercial terms exclude (its weights are CC0).
-    age_gender: str = "tuned"
+    # "lifespan": per face, heads on the networks' own features over 0-100 years (no extra network); per
+    # person, a head that also reads the dlib embedding of the few faces the tracker embeds (age.person). The
+    # best on the view of UTKFace validation balanced by decade and on its natural view (README, "Age and
+    # gender over the lifespan"). "tuned" was the default before (chosen on the natural view only); "ensemble"
+    # embeds every face (~75 ms per face on a CPU core: ~35 -> ~10 frames/s). "dlib" is the choice for uses
+    # that UTKFace's non-commercial terms exclude (its weights are CC0).
+    age_gender: str = "lifespan"
     # The mean of the mini-Xception and the project's VGG: the most accurate on FER2013 dev_choose
     # (training/expression.py). "mini-xception" runs only MIT weights.
     expression: str = "ensemble"
