@@ -102,12 +102,10 @@ class TrackingRun:
         self._previous_thumbnail: np.ndarray | None = None
         self._position = 0                 # analysed frames so far: gaps count frames that were analysed
         self.cuts: list[int] = []          # positions where a shot cut was seen
-        self._inputs: np.ndarray | None = None
 
     def add(self, faces, inputs: np.ndarray | None = None) -> np.ndarray:
         """Tracklet ids for the faces of the next batch of analysed frames (a ``FaceBatch`` with its shapes).
         ``inputs`` (one row per face): what the person head reads of each face, kept with every chip."""
-        self._inputs = inputs
         detections = faces.detections
         ids = np.zeros(len(detections), np.int64)
         grey = faces.square_grey_crops(SIGNATURE_CROP, 0.0) if len(detections) else None
@@ -117,7 +115,7 @@ class TrackingRun:
             self._frame(position, faces.frames[index])
             rows = np.flatnonzero(detections.frame == index)
             if len(rows):
-                ids[rows] = self._match(position, rows, faces, grey)
+                ids[rows] = self._match(position, rows, faces, grey, inputs)
         return ids
 
     def _frame(self, position: int, rgb: np.ndarray) -> None:
@@ -130,7 +128,8 @@ class TrackingRun:
                             if position - tracklet.position - 1 > self.tracker.max_gap]:
             del self._open[tracklet_id]
 
-    def _match(self, position: int, rows: np.ndarray, faces, grey: np.ndarray) -> list[int]:
+    def _match(self, position: int, rows: np.ndarray, faces, grey: np.ndarray,
+               inputs: np.ndarray | None) -> list[int]:
         boxes = faces.detections.boxes[rows]
         signatures = [signature(grey[row]) for row in rows]
         open_tracklets = list(self._open.values())
@@ -173,11 +172,11 @@ class TrackingRun:
                 tracklet.velocity = (boxes[face] - tracklet.box) / max(position - tracklet.position, 1)
                 tracklet.box, tracklet.position, tracklet.signature = boxes[face], position, signatures[face]
             tracklet.positions.append(position)
-            self._keep(tracklet, position, int(row), faces)
+            self._keep(tracklet, position, int(row), faces, inputs)
             out.append(tracklet.id)
         return out
 
-    def _keep(self, tracklet: Tracklet, position: int, row: int, faces) -> None:
+    def _keep(self, tracklet: Tracklet, position: int, row: int, faces, inputs: np.ndarray | None) -> None:
         """Keep a chip for the embedding when one is due, and the most confident face as the picture."""
         x1, y1, x2, y2 = faces.detections.boxes[row]
         confidence = float(faces.detections.confidence[row])
@@ -188,8 +187,8 @@ class TrackingRun:
         if big_enough and len(tracklet.chips) < self.tracker.samples \
                 and position - tracklet.last_sample >= self.tracker.sample_every:
             tracklet.chips.append(faces.aligned_chip(row, CHIP_SIZE, CHIP_PADDING))
-            if self._inputs is not None:
-                tracklet.chip_inputs.append(self._inputs[row])
+            if inputs is not None:
+                tracklet.chip_inputs.append(inputs[row])
             tracklet.last_sample = position
 
     def finish(self, embed: Callable[[np.ndarray], np.ndarray]) -> Persons:
@@ -220,7 +219,7 @@ class TrackingRun:
         samples = {}
         if for_person_head:
             inputs = np.stack([row for tracklet in tracklets for row in tracklet.chip_inputs])
-            assert len(inputs) == len(owners), "every chip keeps its face's inputs"
+            assert len(inputs) == len(owners)         # every chip keeps its face's inputs
             person_of_chip = np.asarray([of_tracklet[tracklets[owner].id] for owner in owners])
             for person in sorted(set(person_of_chip.tolist())):
                 mine = person_of_chip == person
