@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from age.distribution import LIFESPAN_BINS, AgeDistribution
 from faceanalysis.pipeline.aggregate import (AGGREGATORS, ConfidenceWeightedAggregator, LogOddsAggregator, MeanAggregator,
                                     TrimmedMeanAggregator)
 from faceanalysis.pipeline.analyzer import FaceAnalyzer, _primary_faces
 from faceanalysis.pipeline.result import FaceTable, SourceSummary
 from faceanalysis.pipeline.tracking import Persons
-from age.distribution import LIFESPAN_BINS, AgeDistribution
 from facecore.frames import natural_key
 from test_age_interval import Ages
 

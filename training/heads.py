@@ -607,10 +607,10 @@ def ship_lifespan(arrays: dict, choices: dict, args, features: dict, labels: dic
     kind = choices["best"]
     entry = choices["age"][kind]
     ship(target["key"], target["file"], version="v2",
-         model=(f"age and gender heads v2 ('{shipped_name}') on {target['describe']} (python -m training heads): gender "
-                f"logistic regression; age '{kind}' head over the 101 lifespan bins (0.25-100 years), images weighted "
-                f"by decade, mixed with the dlib-models networks (age weight {float(arrays['age_mix']):.2f}, gender "
-                f"weight {float(arrays['gender_mix']):.2f} for the head), "
+         model=(f"age and gender heads v2 ('{shipped_name}') on {target['describe']} (python -m training heads): "
+                f"gender logistic regression; age '{kind}' head over the 101 lifespan bins (0.25-100 years), images "
+                f"weighted by decade, mixed with the dlib-models networks (age weight "
+                f"{float(arrays['age_mix']):.2f}, gender weight {float(arrays['gender_mix']):.2f} for the head), "
                 + ("calibrated by an isotonic warp of the bins" if "age_warp" in arrays else "uncalibrated")
                 + f"; gender logit divided by {float(arrays['child_temperature']):.2f} for faces the age head places "
                   f"under {float(arrays['child_age']):g}"),
