@@ -31,8 +31,9 @@ The arithmetic is the same for both ("embedding" below is whichever feature vect
   temperature (fitted on held-out images by log-loss), because gender from a child's face is close to a coin
   toss for these features and the answer should say so rather than be confident.
 
-The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry``): ``lifespan`` (the v2 heads
-on the networks' features, weighted by decade and calibrated over 0-100 years), ``tuned`` (the v1 networks
+The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry``): ``lifespan`` (the default:
+the v2 heads on the networks' features, weighted by decade and calibrated over 0-100 years, per face, and the
+person head ``age.person`` per person), ``tuned`` (the v1 networks
 averaged with the heads on their own features), ``dlib`` (the dlib-models networks as published, CC0),
 ``heads`` (embedding heads only) or ``ensemble`` (embedding heads averaged with the networks). The gender
 head is ``gender.heads.HeadGenderModel``.

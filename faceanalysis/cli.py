@@ -20,10 +20,10 @@ from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, DEVICES, EXPRESSI
 from facecore.errors import AnalysisError, ModelFileError
 
 ENVIRONMENT = {
-    "FACE_AGE_GENDER": "age and gender models: " + ", ".join(AGE_GENDER_CHOICES) + " (default tuned)",
+    "FACE_AGE_GENDER": "age and gender models: " + ", ".join(AGE_GENDER_CHOICES) + f" (default {Settings.age_gender})",
     "FACE_API_TOKEN": "the API token the server requires (--api-token-file wins); needed off loopback",
     "FACE_DATA_DIR": "the server's data folder: jobs, uploads (default $XDG_STATE_HOME/faceanalysis)",
-    "FACE_EXPRESSION": "expression models: " + ", ".join(EXPRESSION_CHOICES) + " (default ensemble)",
+    "FACE_EXPRESSION": "expression models: " + ", ".join(EXPRESSION_CHOICES) + f" (default {Settings.expression})",
     "FACE_HOST": "address the server listens on (default 127.0.0.1)",
     "FACE_PORT": "port the server listens on (default 6009)",
     "FACE_SHUTDOWN_GRACE": "seconds a stopping server gives the running analysis (default 30)",
