@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import stat
+import sys
 import threading
 from pathlib import Path
 from typing import Callable
@@ -137,3 +139,12 @@ def serve_until_signalled(run: Callable[[], None], runtime: Runtime, grace_s: fl
     if not drained.is_set():        # the loop ended some other way: still leave nothing behind
         runtime.shutdown(0)
     log.info("shut down")
+    if runtime.left_running:
+        # The analysis left running is inside onnxruntime, TensorFlow or dlib, on this process's threads. A normal
+        # interpreter exit races those threads against the libraries' static destructors (seen: "terminate called
+        # without an active exception", SIGABRT). Its job is back in the queue and the store is closed: leave now.
+        log.info("an analysis was still running: leaving without waiting for it")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -85,6 +85,7 @@ class Runtime:
         self._jobs: JobQueue | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self.left_running = False           # after shutdown: an analysis was still running when it returned
 
     def store(self) -> JobStore:
         with self._lock:
@@ -119,11 +120,12 @@ class Runtime:
         deadline = time.monotonic() + grace_s
         self.retry_after_s = max(1, math.ceil(grace_s))
         self.lifecycle.stop()
-        self.lifecycle.wait_idle(deadline, hurry)
+        idle = self.lifecycle.wait_idle(deadline, hurry)
         with self._lock:
             jobs = self._jobs
-        if jobs is not None:
-            jobs.shutdown(deadline, hurry)          # status polls are still answered meanwhile
+        handed_back = jobs.shutdown(deadline, hurry) if jobs is not None else None   # polls still answered
+        # An analysis that outlived the grace period is still running in native code, which nothing can stop.
+        self.left_running = not idle or handed_back is not None
         with self._lock:
             store, self._closed = self._store, True
         if store is not None:
