@@ -203,12 +203,27 @@ def kill_a_busy_worker(cluster: TwoNodeCluster, out, process: subprocess.Popen, 
             if (out / "parts").is_dir() else []
         on_second = [part for part in parts if _node_of(part) == WORKER_IP]
         workers = cluster.worker_processes(1)
-        if on_second and workers and total - len(parts) >= 3:
+        if on_second and workers and total - len(parts) >= 3 and _busy(min(workers)):
+            # Busy: an input is in flight on it, so Ray must retry that input on the restarted actor. Killed while
+            # idle between inputs, the head node could finish the rest while the restarted actor loads its models.
             victim = min(workers)
             os.kill(victim, signal.SIGKILL)
             return victim
         time.sleep(0.05)
     pytest.fail("no moment came to kill the second node's worker while it was busy")
+
+
+def _busy(pid: int, window: float = 0.2) -> bool:
+    """The process used at least a quarter of a core over ``window`` seconds (utime + stime, /proc)."""
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        before = cpu_seconds()
+        time.sleep(window)
+        return cpu_seconds() - before >= window / 4
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _node_of(part) -> str | None:
