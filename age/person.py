@@ -7,19 +7,22 @@ tracker already keeps up to ``samples`` aligned chips per tracklet (faces at lea
 wide) and embeds them to tell people apart, so this head reads those: per sampled face, the networks' features
 and outputs (kept by the tracker with the chip) and its embedding; the person's answer is the mean over them.
 
-The arithmetic is ``age.heads.Heads`` on the 400 values side by side (``weights/age_gender_person_v2.npz``,
-``python -m training heads --features combined``): lifespan bins, the mix with the published networks, the
-calibration warp and the children's gender temperature, exactly as the trainer scored it.
+The arithmetic is that of the per-face heads on the 400 values side by side (``weights/age_gender_person_v2.npz``,
+``python -m training heads --features combined``): ``age.heads.answer_age`` (lifespan bins, the mix with the
+published network, the calibration warp) and ``gender.heads.answer_gender`` (the mix, the children's gender
+temperature), exactly as the trainer scored it. The gender half is gender's code; this head only feeds both.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from facecore.heads import Heads, NetworkFeatures
 from facecore.weights import WeightFile
+from gender.heads import answer_gender
 
-from .distribution import AgeDistribution, on_lifespan
-from .heads import Heads, NetworkFeatures
+from .distribution import AgeDistribution
+from .heads import answer_age
 
 
 class PersonHead(AgeDistribution):
@@ -47,10 +50,7 @@ class PersonHead(AgeDistribution):
         width = self.width - embeddings.shape[1]
         x = np.concatenate([inputs[:, :width], np.asarray(embeddings, np.float64)], axis=1)
         network_age, network_gender = inputs[:, width:-2], inputs[:, -2:]
-        heads = self.heads
-        age = heads.calibrate(Heads.mix(on_lifespan(heads.age(x), heads.bin_ages), network_age, heads.age_mix))
-        gender = heads.soften_children(Heads.mix(heads.gender(x), network_gender, heads.gender_mix), x)
-        return age, gender
+        return answer_age(self.heads, x, network_age), answer_gender(self.heads, x, network_gender)
 
     def run(self, inputs: np.ndarray, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(101,) age distribution and (2,) gender probabilities of one person: the mean over their faces."""

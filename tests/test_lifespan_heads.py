@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from age.distribution import LIFESPAN_BINS
-from age.heads import soften, warp_bins
+from age.heads import warp_bins
+from gender.heads import soften
 from training import data
 
 

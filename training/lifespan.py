@@ -12,7 +12,7 @@ always on "tune", never on validation:
   cross-fitting inside "tune"), stored as ``age_warp`` (the calibrated age of every lifespan bin,
   ``age.heads.warp_bins``);
 - gender for children: where the age head alone places a face under ``CHILD_AGE``, the gender logit is divided
-  by a temperature fitted by log-loss on "tune" (``age.heads.soften``).
+  by a temperature fitted by log-loss on "tune" (``gender.heads.soften``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import logging
 import numpy as np
 
 from age.distribution import LIFESPAN_BINS
-from age.heads import Heads, soften, warp_bins
+from age.heads import answer_age, warp_bins
+from facecore.heads import Heads
+from gender.heads import answer_gender, soften
 from training.metrics import DECADES, band_masks, decade_weights
 
 log = logging.getLogger(__name__)
@@ -168,12 +170,8 @@ def finish(arrays: dict, choices: dict) -> dict:
 def predict(arrays: dict, x: np.ndarray, network_age: np.ndarray, network_gender: np.ndarray) -> tuple:
     """(lifespan age distributions, gender probabilities) as the service's head models answer in "tuned" /
     "lifespan" mode (``age.heads.HeadAgeModel``, ``gender.heads.HeadGenderModel``)."""
-    from age.distribution import on_lifespan
-    from age.heads import Heads
     heads = Heads(arrays)
-    age = heads.calibrate(Heads.mix(on_lifespan(heads.age(x), heads.bin_ages), network_age, heads.age_mix))
-    gender = heads.soften_children(Heads.mix(heads.gender(x), network_gender, heads.gender_mix), x)
-    return age, gender
+    return answer_age(heads, x, network_age), answer_gender(heads, x, network_gender)
 
 
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}   # UTKFace's race labels
