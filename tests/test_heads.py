@@ -167,7 +167,7 @@ def test_trained_models_beat_the_dlib_networks_on_a_validation_subset(analyzer, 
 def test_heads_trainer_fits_chooses_and_ships_on_made_up_features(tmp_path, monkeypatch):
     """The whole fitting path on 300 made-up faces whose features carry age and gender, shipped to a stand-in
     file and manifest (the shipped heads are never rewritten here)."""
-    from training import heads as trainer
+    from training import heads_fitting, heads_scoring, heads_shipping
     rng = np.random.default_rng(0)
     n = 300
     age = rng.uniform(1, 90, n).round()
@@ -177,19 +177,19 @@ def test_heads_trainer_fits_chooses_and_ships_on_made_up_features(tmp_path, monk
     features = {"x": x, "dlib_age": rng.dirichlet(np.ones(81), n), "dlib_gender": rng.dirichlet(np.ones(2), n)}
     bin_ages = np.concatenate([[0.25], np.arange(1, 81)]).astype(np.float64)
     parts = data.utkface_split(labels, seed=0)
-    fitter = trainer.Fitter(features, labels, bin_ages, seed=0)
-    choices = trainer.tune(fitter, features, parts)
-    heads_by_kind = trainer.refit(fitter, choices, parts["train"])
-    table = trainer.evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
-    best, default = trainer.choose(table)
+    fitter = heads_fitting.Fitter(features, labels, bin_ages, seed=0)
+    choices = heads_fitting.tune(fitter, features, parts)
+    heads_by_kind = heads_fitting.refit(fitter, choices, parts["train"])
+    table = heads_scoring.evaluate(features, labels, parts["validation"], heads_by_kind, bin_ages)
+    best, default = heads_scoring.choose(table)
     assert table[f"head:{best}"]["age_mae"] < table["dlib-models"]["age_mae"]      # the features carry age
     assert default in ("heads", "ensemble")
 
     entries = {}
     monkeypatch.setattr("training.shipping.put_manifest_entry", lambda key, entry: entries.update({key: entry}))
-    target = {**trainer.FEATURE_KINDS["embedding"], "file": tmp_path / "heads.npz"}
-    trainer.ship_heads(target, heads_by_kind[best], best, default, 0, choices, features, labels, parts, bin_ages,
-                       "python -m training heads --ship")
+    target = {**heads_shipping.FEATURE_KINDS["embedding"], "file": tmp_path / "heads.npz"}
+    heads_shipping.ship_heads(target, heads_by_kind[best], best, default, 0, choices, features, labels, parts,
+                              bin_ages, "python -m training heads --ship")
     entry = entries["age_gender_heads"]
     assert entry["file"] == "heads.npz" and entry["training"]["command"] == "python -m training heads --ship"
     assert entry["sha256"] == hashlib.sha256(target["file"].read_bytes()).hexdigest()

@@ -1,5 +1,5 @@
-"""The architecture's rules, read from the source: imports go one way, and only entry points read the
-environment.
+"""The architecture's rules, read from the source: imports go one way, no two modules import each other (not
+even through a function-local import), and only entry points read the environment.
 
 Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``, ``faceanalysis.batch``,
 ``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``) -> pipeline
@@ -95,6 +95,79 @@ def test_no_cycle_between_top_level_packages():
     assert not cycles, "\n".join(sorted(set(cycles)))
 
 
+def module_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``path`` imports, each resolved to the module file it loads: ``from training import
+    heads`` is ``training.heads``, ``from age.heads import Heads`` is ``age.heads``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            for alias in node.names:
+                if f"{target}.{alias.name}" in modules:
+                    out.add(f"{target}.{alias.name}")
+                elif target in modules:
+                    out.add(target)
+    return out - {name}
+
+
+def module_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan), each sorted: the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(edges.get(node, ())):
+            if target not in index:
+                connect(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            connect(node)
+    return sorted(found)
+
+
+def test_no_cycle_between_modules_inside_a_package():
+    # Between packages the check above holds; inside one, two modules that import each other (at any depth of the
+    # file, so a function-local import counts) are one module cut in two: neither can be read alone.
+    modules = project_modules()
+    edges = {name: {target for target in module_imports(name, path, modules)
+                    if target.split(".")[0] == name.split(".")[0]}
+             for name, path in modules.items()}
+    cycles = module_cycles(edges)
+    assert not cycles, "\n".join(" <-> ".join(cycle) for cycle in cycles)
+
+
+def test_the_module_cycle_finder_on_hand_made_graphs():
+    # a -> b -> c -> a is one cycle; d -> e -> d another; f -> a and c -> g only reach or leave a cycle.
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a", "g"}, "d": {"e"}, "e": {"d"}, "f": {"a"}, "g": set()}
+    assert module_cycles(edges) == [["a", "b", "c"], ["d", "e"]]
+    assert module_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
 def plant(tmp_path, monkeypatch, sources: dict[str, str]) -> None:
     """Make the checks see the project plus these made-up modules (name -> source)."""
     import test_layers
@@ -112,6 +185,15 @@ def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
         test_no_cycle_between_top_level_packages()
     with pytest.raises(AssertionError, match="facecore.fake"):
         test_no_module_imports_a_layer_above_its_own()
+
+
+def test_the_module_cycle_check_sees_a_function_local_cycle(tmp_path, monkeypatch):
+    # Two made-up modules of one package, one importing the other at the top, the other importing it back inside a
+    # function (the way training/heads.py and training/lifespan.py once did).
+    plant(tmp_path, monkeypatch, {"training.fake_cli": "from training.fake_recipe import tune\n",
+                                  "training.fake_recipe": "def tune():\n    from training import fake_cli\n"})
+    with pytest.raises(AssertionError, match="training.fake_cli <-> training.fake_recipe"):
+        test_no_cycle_between_modules_inside_a_package()
 
 
 # Ray is the batch runner's (faceanalysis.batch, an entry point): the service, and everything it is built on,

@@ -47,7 +47,7 @@ def test_soften_divides_the_logit_of_the_chosen_rows_only():
 
 
 def test_sample_weights_make_every_decade_weigh_the_same():
-    from training.lifespan import sample_weights
+    from training.heads_fitting import sample_weights
     ages = np.array([5.0, 5, 5, 85])                        # three in 0-9, one in 80-89
     weights = sample_weights(ages, 1.0)
     assert weights == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0])       # 1/3, 1/3, 1/3, 1 scaled to mean 1
@@ -55,7 +55,7 @@ def test_sample_weights_make_every_decade_weigh_the_same():
 
 
 def test_soft_labels_spread_each_image_over_neighbouring_ages_with_its_own_weight():
-    from training.heads import soft_labels
+    from training.heads_fitting import soft_labels
     x = np.array([[1.0], [2.0]])
     repeated, ages, weights = soft_labels(x, np.array([10.0, 99.0]), np.array([1.0, 3.0]), 2.0, 100.0)
     # Offset by offset (-4, -2, 0, 2, 4), both images each time; 99 + 2 and 99 + 4 are clipped to 100.
@@ -67,15 +67,14 @@ def test_soft_labels_spread_each_image_over_neighbouring_ages_with_its_own_weigh
 
 
 def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path, monkeypatch):
-    from training import heads as trainer
-    from training import lifespan
+    from training import heads_fitting, heads_shipping, lifespan
     features, labels = made_up()
     parts = data.utkface_split(labels, seed=0)
-    fitter = trainer.Fitter(features, labels, LIFESPAN_BINS, seed=0, decade_weight=1.0)
+    fitter = heads_fitting.Fitter(features, labels, LIFESPAN_BINS, seed=0, decade_weight=1.0)
     monkeypatch.setattr(lifespan, "V2_C_GRID", (0.1,))
     choices = lifespan.tune(fitter, features, parts, seed=0)
     best = choices["best"]
-    arrays = lifespan.finish(trainer.refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
+    arrays = lifespan.finish(heads_fitting.refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
                                            parts["train"])[best], choices)
     assert arrays["child_temperature"] >= 1 and arrays["age_bins"].shape == (101,)
     table = lifespan.compare({"published network": None, "v2": arrays}, features, labels, parts["validation"],
@@ -85,12 +84,12 @@ def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path,
 
     entries = {}
     monkeypatch.setattr("training.shipping.put_manifest_entry", lambda key, entry: entries.update({key: entry}))
-    monkeypatch.setattr(trainer, "LIFESPAN_TARGET", {**trainer.LIFESPAN_TARGET, "file": tmp_path / "v2.npz"})
+    monkeypatch.setattr(heads_shipping, "LIFESPAN_TARGET", {**heads_shipping.LIFESPAN_TARGET, "file": tmp_path / "v2.npz"})
 
     class Args:
         seed, decade_weight, soft_labels = 0, 1.0, 0.0
-    trainer.ship_lifespan(arrays, choices, Args, features, labels, parts, np.arange(len(labels["age"])) % 5,
-                          "python -m training heads --features networks --ship")
+    heads_shipping.ship_lifespan(arrays, choices, Args, features, labels, parts,
+                                 np.arange(len(labels["age"])) % 5, "python -m training heads --features networks --ship")
     entry = entries["age_gender_lifespan"]
     assert entry["version"] == "v2"
     assert entry["sha256"] == hashlib.sha256((tmp_path / "v2.npz").read_bytes()).hexdigest()

@@ -1,4 +1,5 @@
-"""The v2 ("lifespan") recipe of the heads on the networks' features: what it adds to ``training.heads``.
+"""The v2 ("lifespan") recipe of the heads on the networks' features: what it adds to the v1 fitting
+(``training.heads_fitting``).
 
 v1 was chosen on UTKFace's natural mix (38% under 13), which rewarded children and never saw the cost at the
 other end (60+ about 12 years too young). v2 is chosen on the view balanced by decade (``training.scoring``),
@@ -21,11 +22,13 @@ import logging
 
 import numpy as np
 
-from age.distribution import LIFESPAN_BINS
+from age.distribution import LIFESPAN_BINS, on_lifespan
 from age.heads import answer_age, warp_bins
 from facecore.heads import Heads
 from gender.heads import answer_gender, soften
-from training.metrics import DECADES, band_masks, decade_weights
+from training import heads_fitting as fitting
+from training.heads_fitting import log_loss, sample_weights
+from training.metrics import decade_weights
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +36,6 @@ CHILD_AGE = 13.0                                   # the "0-12" band of the repo
 TEMPERATURES = np.round(np.linspace(1, 6, 51), 2)
 CALIBRATION_POWERS = (None, 0.0, 0.5, 1.0)         # None: no calibration
 V2_C_GRID = (0.01, 0.03, 0.1)                      # v1 chose 0.1; weighted by decade, 0.3 and 1 lost on "tune"
-
-
-def sample_weights(ages: np.ndarray, power: float) -> np.ndarray | None:
-    """(1 / images of the decade) ** power per image, mean 1; None for power 0 (unweighted, as v1)."""
-    if not power:
-        return None
-    decade = np.zeros(len(ages), np.int64)
-    for number, (_, inside) in enumerate(band_masks(ages, DECADES)):
-        decade[inside] = number
-    weights = (1.0 / np.bincount(decade)[decade]) ** power
-    return weights / weights.mean()
 
 
 def balanced_mae(true_age: np.ndarray, predicted_age: np.ndarray) -> float:
@@ -83,7 +75,6 @@ def choose_calibration(distributions: np.ndarray, true_age: np.ndarray, seed: in
 def fit_child_temperature(female: np.ndarray, gender: np.ndarray, young: np.ndarray) -> tuple[float, float, float]:
     """The temperature (>= 1) of the gender logit with the lowest log-loss on the ``young`` faces; returns it
     with the log-loss before and after."""
-    from training.heads import log_loss
     if not young.any():
         return 1.0, float("nan"), float("nan")
 
@@ -101,29 +92,27 @@ def tune(fitter, features: dict, parts: dict, seed: int) -> dict:
     """Every v2 choice, made on "tune" with heads fitted on "fit" (decade-weighted): the gender head as v1
     (log-loss), then per age kind its parameter, its mix with the network and its calibration, each by the
     balanced MAE; the kind with the lowest (cross-fitted) balanced MAE; the children's gender temperature."""
-    from age.distribution import on_lifespan
-    from training import heads as trainer
     fit, held = parts["fit"], parts["tune"]
     base = fitter.base(fit)
     x_held, age_held, gender_held = fitter.x[held], fitter.ages[held], fitter.genders[held]
     network_age = features["dlib_age"][held].astype(np.float64)
-    choices = {"gender": trainer.tune_gender(fitter, features, base, fit, held), "age": {}}
+    choices = {"gender": fitting.tune_gender(fitter, features, base, fit, held), "age": {}}
     candidates = {"bins": [("C", value) for value in V2_C_GRID],
-                  "linear": [("alpha", value) for value in trainer.ALPHA_GRID],
-                  "rbf": [(("alpha", "gamma"), (alpha, gamma)) for alpha in trainer.ALPHA_GRID[:4]
-                          for gamma in trainer.GAMMA_GRID]}
+                  "linear": [("alpha", value) for value in fitting.ALPHA_GRID],
+                  "rbf": [(("alpha", "gamma"), (alpha, gamma)) for alpha in fitting.ALPHA_GRID[:4]
+                          for gamma in fitting.GAMMA_GRID]}
     for kind, grid in candidates.items():
         results = []
         for _, value in grid:
-            part = trainer.make_age_part(fitter, base, fit, kind, value)
+            part = fitting.make_age_part(fitter, base, fit, kind, value)
             if kind != "bins":
                 # The Gaussian's spread in log(1 + age): the residual spread on held-out images.
-                residual = trainer.heads_of(base, part).age_log_mean(x_held) - np.log1p(age_held)
+                residual = fitting.heads_of(base, part).age_log_mean(x_held) - np.log1p(age_held)
                 part["age_sigma"] = np.float64(residual.std())
-            head = on_lifespan(trainer.heads_of(base, part).age(x_held), fitter.bin_ages)
+            head = on_lifespan(fitting.heads_of(base, part).age(x_held), fitter.bin_ages)
             results.append((balanced_mae(age_held, head @ LIFESPAN_BINS), value, part, head))
         score, value, part, head = min(results, key=lambda result: result[0])
-        mix = float(min(trainer.MIX_GRID, key=lambda w: (balanced_mae(
+        mix = float(min(fitting.MIX_GRID, key=lambda w: (balanced_mae(
             age_held, Heads.mix(head, network_age, w) @ LIFESPAN_BINS), -w)))
         mixed = Heads.mix(head, network_age, mix)
         power, calibration = choose_calibration(mixed, age_held, seed)
@@ -139,10 +128,10 @@ def tune(fitter, features: dict, parts: dict, seed: int) -> dict:
     best = min(choices["age"], key=lambda kind: choices["age"][kind]["tune_balanced_mae"])
     choices["best"] = best
     entry = choices["age"][best]
-    part = trainer.make_age_part(fitter, base, fit, best, entry["param"])
+    part = fitting.make_age_part(fitter, base, fit, best, entry["param"])
     if "sigma" in entry:
         part["age_sigma"] = np.float64(entry["sigma"])
-    heads = trainer.heads_of(base, part, fitter.gender(base, fit, choices["gender"]["C"]))
+    heads = fitting.heads_of(base, part, fitter.gender(base, fit, choices["gender"]["C"]))
     young = heads.age(x_held) @ fitter.bin_ages < CHILD_AGE
     female = Heads.mix(heads.gender(x_held), features["dlib_gender"][held].astype(np.float64),
                                choices["gender"]["mix"])[:, 1]
