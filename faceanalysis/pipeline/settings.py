@@ -21,7 +21,8 @@ class Settings:
     # "lifespan": per face, heads on the networks' own features over 0-100 years (no extra network); per
     # person, a head that also reads the dlib embedding of the few faces the tracker embeds (age.person). The
     # best on the view of UTKFace validation balanced by decade and on its natural view (README, "Age and
-    # gender over the lifespan"). "tuned" was the default before (chosen on the natural view only); "ensemble"
+    # gender over the lifespan"). "tuned" was the default before (chosen on the natural view only); age/gender
+    # "ensemble" (embedding heads mixed with the networks, unlike expression's "ensemble", the mean of two CNNs)
     # embeds every face (~75 ms per face on a CPU core: ~35 -> ~10 frames/s). "dlib" is the choice for uses
     # that UTKFace's non-commercial terms exclude (its weights are CC0).
     age_gender: str = "lifespan"

@@ -2,7 +2,7 @@
 
 10001 angry, 10002 disgust, 10003 fear, 10004 happy, 10005 sad, 10006 surprise,
 10007 neutral; 30001 male, 30002 female; 20000 age in whole years. The answer is
-``SequenceResult.summary``: the largest face of every frame, combined.
+``SequenceResult.summary``: the primary person's faces (the person seen in most frames), combined.
 """
 
 from __future__ import annotations
