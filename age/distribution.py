@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 
-
 # Bin 0 stands for babies under a year, as in the dlib network (0.25).
 LIFESPAN_BINS = np.concatenate([[0.25], np.arange(1, 101)]).astype(np.float64)
 

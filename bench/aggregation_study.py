@@ -36,7 +36,7 @@ import numpy as np
 
 from faceanalysis.pipeline.aggregate import AGGREGATORS, DEFAULT_AGGREGATOR
 from facecore.errors import AnalysisError
-from facecore.labels import EXPRESSIONS      # the network's output order, which labels must follow
+from facecore.labels import EXPRESSIONS  # the network's output order, which labels must follow
 from training import data, virtual_camera
 from training.metrics import accuracy, macro_f1, mean_absolute_error, within
 

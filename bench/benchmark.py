@@ -106,8 +106,7 @@ def _naive_runner():
     from mtcnn import MTCNN
 
     from faceanalysis.pipeline.analyzer import FaceAnalyzer, StageTimer
-    from facecore.faces import Detections
-    from facecore.faces import FaceBatch
+    from facecore.faces import Detections, FaceBatch
     from facecore.frames import list_frames
 
     analyzer = FaceAnalyzer(device="cpu")            # only for its verified weight files and model classes
@@ -274,13 +273,15 @@ def main(argv=None) -> None:
                 print(f"  ours vs baseline ({args.baseline_tree}): {ratio:.3f}x frames/s, {cpu:.3f}x CPU time")
             for base in ("naive", "before"):
                 if "ours" in row and base in row:
-                    ratio = (row["ours"]["frames"] / row["ours"]["wall_s"]) / (row[base]["frames"] / row[base]["wall_s"])
+                    ratio = ((row["ours"]["frames"] / row["ours"]["wall_s"])
+                             / (row[base]["frames"] / row[base]["wall_s"]))
                     print(f"  speed-up ours vs {base}: {ratio:.2f}x")
             print()
         for base in ("baseline", "before", "naive"):
             ours, other = root / f"out_ours_{shortest}.npz", root / f"out_{base}_{shortest}.npz"
             if ours.exists() and other.exists():
-                print(f"outputs on the {shortest}-frame sequence, ours vs {base}: max |diff| {compare_outputs(ours, other)}")
+                print(f"outputs on the {shortest}-frame sequence, ours vs {base}: "
+                      f"max |diff| {compare_outputs(ours, other)}")
         print("\nsummary (frames/s, end to end incl. decoding; peak RSS per configuration):")
         print(f"  {'frames':>6} | {'naive':>16} | {'before':>16} | {'ours':>16} | ours/naive | ours/before")
         for length, row in sorted(results.items()):
@@ -291,7 +292,9 @@ def main(argv=None) -> None:
             ratios = []
             for base in ("naive", "before"):
                 if "ours" in row and base in row:
-                    ratios.append(f"{(row['ours']['frames'] / row['ours']['wall_s']) / (row[base]['frames'] / row[base]['wall_s']):9.2f}x")
+                    ratio = ((row["ours"]["frames"] / row["ours"]["wall_s"])
+                             / (row[base]["frames"] / row[base]["wall_s"]))
+                    ratios.append(f"{ratio:9.2f}x")
                 else:
                     ratios.append(f"{'-':>10}")
             print(f"  {length:>6} | {' | '.join(cells)} | {ratios[0]} | {ratios[1]}")

@@ -10,8 +10,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from conftest import REPO
 from age.heads import HeadAgeModel, NetworkFeatures
+from conftest import REPO
 from faceanalysis.pipeline.registry import HEADS_KEY, LIFESPAN_HEADS_KEY, NETWORK_HEADS_KEY, build_task_models
 from faceanalysis.pipeline.settings import Settings
 from facecore.device import Device

@@ -2,8 +2,8 @@
 even through a function-local import), and only entry points read the environment.
 
 Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``, ``faceanalysis.batch``,
-``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``) -> pipeline
-(``faceanalysis.pipeline``) -> task models (``age``, ``gender``, ``emotion``) -> core (``facecore``).
+``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``)
+-> pipeline (``faceanalysis.pipeline``) -> task models (``age``, ``gender``, ``emotion``) -> core (``facecore``).
 A module may import its own layer or any layer below, never one above.
 """
 

@@ -74,8 +74,8 @@ def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path,
     monkeypatch.setattr(lifespan, "V2_C_GRID", (0.1,))
     choices = lifespan.tune(fitter, features, parts, seed=0)
     best = choices["best"]
-    arrays = lifespan.finish(heads_fitting.refit(fitter, {"gender": choices["gender"], "age": {best: choices["age"][best]}},
-                                           parts["train"])[best], choices)
+    chosen = {"gender": choices["gender"], "age": {best: choices["age"][best]}}
+    arrays = lifespan.finish(heads_fitting.refit(fitter, chosen, parts["train"])[best], choices)
     assert arrays["child_temperature"] >= 1 and arrays["age_bins"].shape == (101,)
     table = lifespan.compare({"published network": None, "v2": arrays}, features, labels, parts["validation"],
                              np.arange(len(labels["age"])) % 5)
@@ -84,12 +84,14 @@ def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path,
 
     entries = {}
     monkeypatch.setattr("training.shipping.put_manifest_entry", lambda key, entry: entries.update({key: entry}))
-    monkeypatch.setattr(heads_shipping, "LIFESPAN_TARGET", {**heads_shipping.LIFESPAN_TARGET, "file": tmp_path / "v2.npz"})
+    monkeypatch.setattr(heads_shipping, "LIFESPAN_TARGET",
+                        {**heads_shipping.LIFESPAN_TARGET, "file": tmp_path / "v2.npz"})
 
     class Args:
         seed, decade_weight, soft_labels = 0, 1.0, 0.0
     heads_shipping.ship_lifespan(arrays, choices, Args, features, labels, parts,
-                                 np.arange(len(labels["age"])) % 5, "python -m training heads --features networks --ship")
+                                 np.arange(len(labels["age"])) % 5,
+                                 "python -m training heads --features networks --ship")
     entry = entries["age_gender_lifespan"]
     assert entry["version"] == "v2"
     assert entry["sha256"] == hashlib.sha256((tmp_path / "v2.npz").read_bytes()).hexdigest()

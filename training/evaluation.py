@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facecore.labels import EXPRESSIONS, GENDERS
-
-from training import metrics, scoring
 from facecore.errors import AnalysisError
 from facecore.frames import SkippedFrame, decode_frame, iter_decoded_batches
+from facecore.labels import EXPRESSIONS, GENDERS
+from training import metrics, scoring
 
 log = logging.getLogger(__name__)
 

@@ -66,8 +66,9 @@ def main(argv: list[str]) -> int:
                              "side (combined: the 'lifespan' person head, v2 only) (default %(default)s)")
     parser.add_argument("--features-only", action="store_true", help="compute and cache the features, then stop")
     parser.add_argument("--recipe", choices=("v1", "v2"),
-                        help="v2 (default with --features networks or combined): 101 lifespan bins, decade weights, calibration "
-                             "and the children's gender temperature, every choice on the balanced view of 'tune' "
+                        help="v2 (default with --features networks or combined): 101 lifespan bins, decade "
+                             "weights, calibration and the children's gender temperature, every choice on the "
+                             "balanced view of 'tune' "
                              "(training/lifespan.py); v1 (the only recipe for the embedding): the 81 network bins, "
                              "unweighted, as the shipped *_v1 files were made (reproduces them; no --ship)")
     parser.add_argument("--decade-weight", type=float, default=1.0,

@@ -171,7 +171,8 @@ def tune(fitter: Fitter, features: dict, parts: dict) -> dict:
             entry["sigma"] = float(residual.std())
         head_age = expected(heads_of(base, part).age(x_held), fitter.bin_ages)
         entry["tune_mae"] = float(np.abs(head_age - age_held).mean())
-        entry["mix"] = float(min(MIX_GRID, key=lambda w: (np.abs(w * head_age + (1 - w) * dlib_age - age_held).mean(), -w)))
+        entry["mix"] = float(min(MIX_GRID, key=lambda w: (
+            np.abs(w * head_age + (1 - w) * dlib_age - age_held).mean(), -w)))
         choices["age"][kind] = entry
         log.info("age %s: %s, tune MAE %.3f (distribution), mix weight of the head %.2f",
                  kind, value, entry["tune_mae"], entry["mix"])

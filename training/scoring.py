@@ -123,10 +123,12 @@ def by_group(groups: np.ndarray, names: dict, true_age: np.ndarray, predicted_ag
     for value, name in names.items():
         rows = np.flatnonzero(groups == value)
         error = predicted_age[rows] - true_age[rows]
-        statistics = {"age_mae": lambda pick: _mean(np.abs(error[pick])), "age_bias": lambda pick: _mean(error[pick])}
+        # Each statistic is called in this iteration only; the defaults bind this group's arrays all the same.
+        statistics = {"age_mae": lambda pick, error=error: _mean(np.abs(error[pick])),
+                      "age_bias": lambda pick, error=error: _mean(error[pick])}
         if true_gender is not None:
             correct = (np.asarray(true_gender)[rows] == np.asarray(predicted_gender)[rows]).astype(np.float64)
-            statistics["gender_acc"] = lambda pick: _mean(correct[pick])
+            statistics["gender_acc"] = lambda pick, correct=correct: _mean(correct[pick])
         row = {"group": name, "n": int(len(rows))}
         for key, statistic in statistics.items():
             row[key] = statistic(np.arange(len(rows))) if len(rows) else None
