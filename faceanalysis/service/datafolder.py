@@ -74,7 +74,7 @@ class DataFolder:
         folder._register()
         try:
             folder._check_free_space(min_free)
-            folder.workroot.mkdir()
+            folder.workroot.mkdir(mode=0o700)
         except BaseException:
             folder.close()
             raise

@@ -102,13 +102,13 @@ def channel_class(token: str | None, limits: ConnectionLimits, max_body: int) ->
             super().parse_header(header_plus)
             self.headers_at = time.monotonic()
             carries_body = self.chunked or self.content_length > 0
-            if self.content_length > max_body:
-                self.refuse(_TooLarge(f"the request body is {self.content_length} bytes, more than the limit "
-                                      f"of {max_body}"))
-            elif expected is not None and carries_body and not token_matches(
-                    self.headers.get("AUTHORIZATION", ""), expected):
+            if expected is not None and carries_body and not token_matches(self.headers.get("AUTHORIZATION", ""),
+                                                                             expected):
                 self.refuse(Unauthorized("this server needs its API token before it reads a request body: send "
                                          "the header 'Authorization: Bearer <token>'"))
+            elif self.content_length > max_body:
+                self.refuse(_TooLarge(f"the request body is {self.content_length} bytes, more than the limit "
+                                      f"of {max_body}"))
 
         def refuse(self, error: Error) -> None:
             self.error = error
@@ -116,6 +116,7 @@ def channel_class(token: str | None, limits: ConnectionLimits, max_body: int) ->
             # No "100 Continue" for a request that is refused: the client must not send the body.
             self.expect_continue = False
             self.body_rcv = None
+            self.content_length = 0     # not read: and waitress's own size check must not replace this error
 
         def received(self, data: bytes) -> int:
             consumed = super().received(data)
@@ -149,7 +150,7 @@ def channel_class(token: str | None, limits: ConnectionLimits, max_body: int) ->
                 message = f"the request body is over the limit of {max_body} bytes"
             if error.code == 500:
                 message = "the server failed unexpectedly"
-            body = (json.dumps(error_json(code, message)) + "\n").encode()
+            body = (json.dumps(error_json(code, message), separators=(",", ":")) + "\n").encode()
             self.status = f"{error.code} {error.reason}"
             self.response_headers.append(("Content-Type", "application/json"))
             self.response_headers.extend(SECURITY_HEADERS.items())

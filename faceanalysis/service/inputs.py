@@ -192,12 +192,12 @@ def _source(kind: str, names: list[str], paths: list[Path], label: str, options:
 
 
 def _check_declared_size(path: Path, label: str) -> None:
-    size = declared_frame_size(path)
-    if size is not None:
-        try:
+    try:
+        size = declared_frame_size(path)
+        if size is not None:
             check_pixels(*size)
-        except ValueError as error:
-            raise AnalysisError("frame_too_large", f"{label!r}: {error} (declared by its header)", 413) from None
+    except ValueError as error:
+        raise AnalysisError("frame_too_large", f"{label!r}: {error}", 413) from None
 
 
 def _save_private(item, path: Path) -> None:

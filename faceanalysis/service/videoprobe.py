@@ -21,16 +21,18 @@ from PIL import Image
 
 MAX_PROBES = 2                      # first frames decoded at once to learn a size no header declared
 PROBES = threading.BoundedSemaphore(MAX_PROBES)
-BOMB = (1 << 20, 1 << 20)           # what an image header PIL refuses outright (a decompression bomb) counts as
 _MAX_BOXES = 10_000                 # header elements looked at, at most: a crafted file cannot make this loop
 
 
 def declared_frame_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of the largest frame the file's header declares, or None when it declares none."""
+    """(width, height) of the largest frame the file's header declares, or None when it declares none.
+    ``ValueError`` for an image header so large that PIL refuses to read it (a decompression bomb)."""
     with open(path, "rb") as file:
-        head = file.read(16)
+        head = file.read(24)
         file.seek(0)
         try:
+            if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+                return struct.unpack(">II", head[16:24])
             if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
                 return _largest(_mp4_sizes(file, 0, _end(file), depth=0))
             if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
@@ -61,7 +63,8 @@ def _image_size(path: Path) -> tuple[int, int] | None:
             with Image.open(path) as image:      # reads the header only
                 return image.size
     except Image.DecompressionBombError:
-        return BOMB
+        raise ValueError(f"the header declares more than {2 * Image.MAX_IMAGE_PIXELS} pixels "
+                         "(decompression bomb)") from None
     except Exception:                            # PIL raises many types for what is not an image it knows
         return None
 
