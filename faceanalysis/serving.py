@@ -141,22 +141,26 @@ class StartupGuard:
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self.runtime: Runtime | None = None
+        self.signalled: str | None = None
 
     def __enter__(self) -> "StartupGuard":
         def on_signal(number: int, frame) -> None:
-            raise StartupInterrupted(signal.Signals(number).name)
+            # Remembered as well as raised: a library can turn the exception into another one (pybind11
+            # makes any failure during a module's initialisation an ImportError) or swallow it.
+            self.signalled = signal.Signals(number).name
+            raise StartupInterrupted(self.signalled)
         self._previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
         return self
 
     def __exit__(self, kind, error, traceback) -> bool:
-        if kind is None or not issubclass(kind, StartupInterrupted):
+        if self.signalled is None:
             # serve_until_signalled puts its own handlers in place at once.
             for number, handler in self._previous.items():
                 signal.signal(number, handler)
             return False
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, signal.SIG_IGN)       # a second signal must not cut the clean-up short
-        log.info("%s while starting: stopping", error)
+        log.info("%s while starting: stopping", self.signalled)
         if self.runtime is not None:
             self.runtime.shutdown(0)
         else:
