@@ -1,6 +1,6 @@
 """Hostile clients against a real server: what each probe gets, how long it takes, and what it costs the server.
 
-    python -m bench.hostile [--repo PATH] [--only NAME ...] [--body-mb 1024] [--slow-clients 200]
+    python -m bench.hostile [--repo PATH] [--only NAME ...] [--body-mb 1000] [--slow-clients 200]
 
 Starts ``flaskMain.py`` of ``--repo`` (default: this checkout; point it at an older checkout to measure that one)
 on a free loopback port with an API token, a data folder and a temporary folder of its own, runs the probes
@@ -10,7 +10,8 @@ by itself (bounded by its own time limit), and the server is stopped at the end.
 
 Probes:
   body-no-token      POST of --body-mb MB without a token (declared Content-Length, zeros streamed until the
-                     server answers or closes): how much it reads before refusing
+                     server answers or closes): how much it reads before refusing. The default, 1000 MB, is
+                     under waitress's own default limit (1 GB), which refuses larger ones from the header
   body-too-large     with the token, a body declared 300 MB (over the 256 MB limit)
   slow-clients       --slow-clients connections sending one header line a second for --slow-seconds, while
                      /healthz is asked once a second: its slowest answer, and how many slow connections the
@@ -209,7 +210,7 @@ def streamed_body(server: Server, megabytes: int, headers: dict, limit_s: float 
     started = time.monotonic()
     sent = 0
     with socket.create_connection(("127.0.0.1", server.port), timeout=limit_s) as sock:
-        head = [f"POST /api/v2/jobs HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/octet-stream",
+        head = ["POST /api/v2/jobs HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/octet-stream",
                 f"Content-Length: {total}", *(f"{k}: {v}" for k, v in headers.items())]
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         chunk = b"\0" * (1024 * 1024)
@@ -370,7 +371,7 @@ def signal_at_start(repo: Path, root: Path, samples: Path) -> tuple[str, float, 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=REPO)
-    parser.add_argument("--body-mb", type=int, default=1024)
+    parser.add_argument("--body-mb", type=int, default=1000)
     parser.add_argument("--slow-clients", type=int, default=200)
     parser.add_argument("--slow-seconds", type=float, default=25)
     parser.add_argument("--only", nargs="*")

@@ -33,7 +33,7 @@ from test_service_rules import StandIn, app_for, files_holding
 
 
 @pytest.fixture()
-def samples(sample):
+def samples(sample):  # noqa: F811  (the fixture imported above)
     return sample.parent
 
 
@@ -139,7 +139,7 @@ def disk_full_store(store: JobStore, fail_results: int, fail_errors: int) -> lis
     return tried
 
 
-def wait_for_status(queue: JobQueue, job_id: str, timeout: float = 30) -> dict:
+def wait_for_status(queue: JobQueue, job_id: str, timeout: float = 10) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = queue.get(job_id)

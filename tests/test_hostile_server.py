@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from faceanalysis.service.datafolder import DataFolder
 from faceanalysis.service.security import SECURITY_HEADERS
+from faceanalysis.service.store import JobStore
 from service_process import Server, tiny_samples, tracebacks
 
 TOKEN = "hostile-test-token-0123456789abcdef"
@@ -165,7 +167,20 @@ def test_slow_clients_neither_starve_healthz_nor_keep_their_connections(guarded)
             sock.close()
 
 
-def test_healthz_is_answered_on_a_kept_connection_and_without_a_token(guarded):
+def test_a_connection_that_sends_nothing_is_closed_after_the_header_deadline(guarded):
+    silent = [socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_TIMEOUT_S + 4) for _ in range(5)]
+    try:
+        for sock in silent:
+            try:
+                assert sock.recv(1) == b""          # end of file: the server closed it
+            except ConnectionResetError:
+                pass
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_healthz_needs_no_token_and_has_the_security_headers(guarded):
     headers = healthz(guarded.port)
     assert headers["connection"] == "close" and headers["content-security-policy"]
 
@@ -228,10 +243,12 @@ def start(data: Path, *flags: str) -> subprocess.Popen:
 
 
 def test_the_server_exits_2_naming_an_immutable_store(tmp_path):
+    # A store that served before, then made immutable: SQLite alone opens it read-only without a word.
     data = tmp_path / "data"
-    data.mkdir()
+    store = JobStore.open(DataFolder.open(data, min_free=0))
+    store.close()
+    store.folder.close()
     store = data / "jobs.sqlite3"
-    store.write_bytes(b"")
     if not chattr("+i", store):
         pytest.skip("chattr +i is not possible here (not root, or not supported by this file system)")
     try:

@@ -10,8 +10,9 @@ the headers have ended, and the connection is closed without reading the body:
   ``Authorization: Bearer`` header: 401 ``unauthorized``. A request without a body goes on to the app, which
   applies the same rule with its open routes (``security.py``).
 
-Slow and idle clients lose their connection before they can hold the server (``ConnectionLimits``): a
-request's headers must arrive within ``header_timeout_s`` of its first byte, its body at an average of at least
+Slow and idle clients lose their connection before they can hold the server (``ConnectionLimits``): a new
+connection's first byte must come within ``header_timeout_s``, a request's headers within ``header_timeout_s``
+of its first byte, its body at an average of at least
 ``min_body_rate`` bytes/s once ``header_timeout_s`` has passed, and a connection idle between requests for
 ``idle_timeout_s`` is closed. Up to ``connection_limit`` connections are open at once (beyond that waitress
 stops accepting until one closes); ``poll`` watches them, since ``select`` cannot go past 1024.
@@ -164,11 +165,22 @@ def channel_class(token: str | None, limits: ConnectionLimits, max_body: int) ->
         parser_class = GuardedParser
         error_task_class = JsonErrorTask
 
+        def __init__(self, *args, **kwargs) -> None:
+            self.opened = time.monotonic()
+            self.spoke = False              # whether the client sent anything yet
+            super().__init__(*args, **kwargs)
+
         def readable(self) -> bool:
             # Called by the I/O loop for every connection at least once a second (asyncore_loop_timeout).
             request = self.request
-            if request is not None and not self.requests and not self.will_close:
-                why = request.overdue(time.monotonic())
+            if not self.requests and not self.will_close:
+                now = time.monotonic()
+                if request is not None:
+                    why = request.overdue(now)
+                elif not self.spoke and now - self.opened > limits.header_timeout_s:
+                    why = f"nothing sent within {limits.header_timeout_s:g} s of connecting"
+                else:
+                    why = None
                 if why is not None:
                     log.info("closing the connection from %s: %s", self.addr[0] if self.addr else "?", why)
                     self.will_close = True
@@ -180,6 +192,7 @@ def channel_class(token: str | None, limits: ConnectionLimits, max_body: int) ->
             # on this connection is answered here, on the I/O thread.
             if not data:
                 return False
+            self.spoke = True
             with self.requests_lock:
                 if self.will_close or self.close_when_flushed:
                     return False
