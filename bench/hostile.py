@@ -5,8 +5,9 @@
 Starts ``flaskMain.py`` of ``--repo`` (default: this checkout; point it at an older checkout to measure that one)
 on a free loopback port with an API token, a data folder and a temporary folder of its own, runs the probes
 one after the other, and prints one row each: probe, answer (status and error code), time, the server's peak
-RSS during the probe, and the peak disk its data and temporary folders used. Loopback only; every probe ends
-by itself (bounded by its own time limit), and the server is stopped at the end.
+RSS during the probe, and the peak disk it used (its data and temporary folders, and the deleted temporary
+files it held open). Loopback only; every probe ends by itself (bounded by its own time limit), and the server
+is stopped at the end.
 
 Probes:
   body-no-token      POST of --body-mb MB without a token (declared Content-Length, zeros streamed until the
@@ -108,6 +109,8 @@ class Server:
         return 0.0
 
     def disk_mb(self) -> float:
+        """Its data and temporary folders, plus the deleted files it holds open (waitress buffers a body in an
+        anonymous temporary file, which no folder listing shows)."""
         total = 0
         for folder in (self.data, self.tmp):
             for base, _, files in os.walk(folder):
@@ -116,6 +119,16 @@ class Server:
                         total += os.lstat(os.path.join(base, name)).st_blocks * 512
                     except OSError:
                         pass
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        try:
+            for fd in fds.iterdir():
+                try:
+                    if os.readlink(fd).endswith(" (deleted)"):
+                        total += os.stat(fd).st_blocks * 512
+                except OSError:
+                    pass
+        except OSError:
+            pass
         return total / 1024 ** 2
 
     def stop(self) -> None:
