@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
-from faceanalysis.serving import add_service_arguments, api_token, open_data_folder, serve_until_signalled
+from faceanalysis.serving import (StartupGuard, add_service_arguments, api_token, connection_limits, open_data_folder,
+                                  serve_until_signalled)
 from facecore.errors import ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,34 +49,40 @@ def main(argv=None) -> None:
     settings = settings_from(args)
     # Token and data folder first: a refusal to start comes at once, not after the models have loaded.
     token = api_token(args)
+    limits = connection_limits(args)
     store = open_data_folder(args.data_dir)
-    from faceanalysis.pipeline.analyzer import FaceAnalyzer
-    from faceanalysis.service.web import create_app, runtime_of, start_jobs
+    with StartupGuard(store) as guard:
+        from faceanalysis.pipeline.analyzer import FaceAnalyzer
+        from faceanalysis.service.web import create_app, runtime_of, start_jobs
 
-    try:
-        analyzer = FaceAnalyzer(settings).prepare()
-    except ModelFileError as error:
-        store.close()
-        store.folder.close()
-        exit_with(error)
-    app = create_app(analyzer, args.samples, store=store, api_token=token)
-    start_jobs(app)
-    if args.dev:
-        log.info("serving on http://%s:%d/seqPath/test", args.host, args.port)
-        serve_until_signalled(lambda: app.run(host=args.host, port=args.port, threaded=True), runtime_of(app),
-                              args.shutdown_grace)
-        return
-    import waitress
-    # waitress.serve, split in two so that the port is known (and reported) before requests are served.
-    server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads)
-    # A host name with several addresses gets one socket each (a MultiSocketServer); the first one is reported.
-    listening = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
-    port = int(listening[0][1])         # waitress gives it as getnameinfo's string
-    log.info("serving on http://%s:%d/seqPath/test", args.host, port)
-    if args.port_file is not None:
-        write_port_file(args.port_file, port)
-    server.print_listen("Serving on http://{}:{}")
-    serve_until_signalled(server.run, runtime_of(app), args.shutdown_grace)
+        try:
+            analyzer = FaceAnalyzer(settings).prepare()
+        except ModelFileError as error:
+            store.close()
+            store.folder.close()
+            exit_with(error)
+        app = create_app(analyzer, args.samples, store=store, api_token=token)
+        guard.runtime = runtime_of(app)
+        start_jobs(app)
+        if args.dev:
+            log.info("serving on http://%s:%d/seqPath/test", args.host, args.port)
+            serve = lambda: app.run(host=args.host, port=args.port, threaded=True)  # noqa: E731
+        else:
+            import waitress
+            from faceanalysis.service import frontdoor
+            # waitress.serve, split in two so that the port is known (and reported) before requests are served.
+            server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads,
+                                            **frontdoor.waitress_settings(limits, app.config["MAX_CONTENT_LENGTH"]))
+            frontdoor.install(server, token, limits, app.config["MAX_CONTENT_LENGTH"])
+            # A host name with several addresses gets one socket each (a MultiSocketServer); the first is reported.
+            listening = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
+            port = int(listening[0][1])         # waitress gives it as getnameinfo's string
+            log.info("serving on http://%s:%d/seqPath/test", args.host, port)
+            if args.port_file is not None:
+                write_port_file(args.port_file, port)
+            server.print_listen("Serving on http://{}:{}")
+            serve = server.run
+    serve_until_signalled(serve, runtime_of(app), args.shutdown_grace)
 
 
 def write_port_file(path: Path, port: int) -> None:

@@ -22,6 +22,7 @@ from typing import Callable
 
 from faceanalysis.cli import environment, exit_with
 from faceanalysis.service.datafolder import DataFolder, DataFolderError, default_data_dir
+from faceanalysis.service.frontdoor import ConnectionLimits
 from faceanalysis.service.runtime import Runtime
 from faceanalysis.service.security import check_token
 from faceanalysis.service.store import JobStore
@@ -48,6 +49,35 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
                        default=float(env.get("FACE_SHUTDOWN_GRACE", DEFAULT_GRACE_S)),
                        help="seconds the running analysis may take to finish on SIGTERM/SIGINT before it goes "
                             "back to the queue ($FACE_SHUTDOWN_GRACE, default 30)")
+    defaults = ConnectionLimits()
+    limits = parser.add_argument_group("connections (waitress; docs/hardening.md)")
+    limits.add_argument("--connection-limit", type=int,
+                        default=int(env.get("FACE_CONNECTION_LIMIT", defaults.connection_limit)),
+                        help="open connections at most; more wait to be accepted ($FACE_CONNECTION_LIMIT, "
+                             f"default {defaults.connection_limit})")
+    limits.add_argument("--header-timeout", type=float,
+                        default=float(env.get("FACE_HEADER_TIMEOUT", defaults.header_timeout_s)),
+                        help="seconds a request's headers may take to arrive; a body must then come at "
+                             f"--min-body-rate at least ($FACE_HEADER_TIMEOUT, default {defaults.header_timeout_s:g})")
+    limits.add_argument("--min-body-rate", type=int,
+                        default=int(env.get("FACE_MIN_BODY_RATE", defaults.min_body_rate)),
+                        help="bytes/s a request body must average ($FACE_MIN_BODY_RATE, default "
+                             f"{defaults.min_body_rate})")
+    limits.add_argument("--idle-timeout", type=float,
+                        default=float(env.get("FACE_IDLE_TIMEOUT", defaults.idle_timeout_s)),
+                        help="seconds a connection may stay open with no request under way ($FACE_IDLE_TIMEOUT, "
+                             f"default {defaults.idle_timeout_s:g})")
+
+
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """The connection limits the arguments ask for; exit 2 when one cannot serve."""
+    limits = ConnectionLimits(connection_limit=args.connection_limit, header_timeout_s=args.header_timeout,
+                              min_body_rate=args.min_body_rate, idle_timeout_s=args.idle_timeout,
+                              cleanup_interval_s=min(ConnectionLimits.cleanup_interval_s, args.idle_timeout / 2))
+    if limits.connection_limit < 1 or limits.header_timeout_s <= 0 or limits.idle_timeout_s <= 0 \
+            or limits.min_body_rate < 0:
+        exit_with(AnalysisError("invalid_setting", f"connection limits must be positive: {limits}", 2))
+    return limits
 
 
 def api_token(args: argparse.Namespace) -> str | None:
@@ -97,6 +127,51 @@ def open_data_folder(path: Path) -> JobStore:
         if folder is not None:
             folder.close()
         exit_with(error)
+
+
+class StartupInterrupted(BaseException):
+    """SIGTERM or SIGINT while the server was starting."""
+
+
+class StartupGuard:
+    """Around the start-up (models loading): SIGTERM or SIGINT ends it cleanly, with exit status 0, the data
+    folder's temporary files and instance lock removed. ``runtime``, once set, is shut down instead of the
+    store alone (its job queue may already run)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.runtime: Runtime | None = None
+        self.signalled: str | None = None
+
+    def __enter__(self) -> "StartupGuard":
+        def on_signal(number: int, frame) -> None:
+            # Remembered as well as raised: a library can turn the exception into another one (pybind11
+            # makes any failure during a module's initialisation an ImportError) or swallow it.
+            self.signalled = signal.Signals(number).name
+            raise StartupInterrupted(self.signalled)
+        self._previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if self.signalled is None:
+            # serve_until_signalled puts its own handlers in place at once.
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
+            return False
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)       # a second signal must not cut the clean-up short
+        log.info("%s while starting: stopping", self.signalled)
+        if self.runtime is not None:
+            self.runtime.shutdown(0)
+        else:
+            self.store.close()
+            self.store.folder.close()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Model loading may have started library threads (TensorFlow, onnxruntime) that an interpreter exit
+        # would race against; nothing of ours is left to finish.
+        os._exit(0)
 
 
 def serve_until_signalled(run: Callable[[], None], runtime: Runtime, grace_s: float) -> None:

@@ -115,6 +115,9 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
             raise ShuttingDown()
         if not analyzer.ready:
             raise AnalysisError("not_ready", "the models are still loading", 503)
+        problem = runtime.storage_problem()
+        if problem is not None:
+            raise AnalysisError("storage_unavailable", f"jobs cannot be stored: {problem}", 503)
         return jsonify(to_json(Readiness(status="ready", device=analyzer.device.kind)))
 
     @api.errorhandler(RequestEntityTooLarge)
@@ -123,7 +126,10 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
         if request.content_length is not None and request.content_length > limit:
             message = f"the request body is {request.content_length} bytes, more than the limit of {limit}"
         else:
-            message = f"the request is too large: over {limit} bytes, or too many form parts (send a zip)"
+            config = current_app.config
+            message = (f"the request's form is too large: a form field or a part's headers (a file name) over "
+                       f"{config.get('MAX_FORM_MEMORY_SIZE')} bytes, or more than {config.get('MAX_FORM_PARTS')} "
+                       "parts (send a zip)")
         return jsonify(error_json("request_too_large", message)), 413
 
     return api

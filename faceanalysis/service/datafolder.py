@@ -74,7 +74,7 @@ class DataFolder:
         folder._register()
         try:
             folder._check_free_space(min_free)
-            folder.workroot.mkdir()
+            folder.workroot.mkdir(mode=0o700)
         except BaseException:
             folder.close()
             raise
@@ -84,13 +84,22 @@ class DataFolder:
     # --- set-up -------------------------------------------------------------------------------------------
 
     def _make_folders(self) -> None:
+        # The folder holds uploaded face pictures and the answers about them: this user's alone (0700, and its
+        # files 0600). Folders above the root that have to be made get the usual mode.
         for path in (self.root, self.uploads, self.tmp_root, self.instances):
             try:
-                path.mkdir(parents=True, exist_ok=True)
+                if path == self.root:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700, exist_ok=True)
+                if path != self.root:
+                    path.chmod(0o700)       # made by an earlier version with the default mode
             except OSError as error:
                 raise self.error(f"cannot create {path}", error) from None
             if not path.is_dir():
                 raise DataFolderError(f"the data folder {self.root} cannot be used: {path} is not a folder")
+        if self.root.stat().st_mode & 0o077:
+            log.warning("the data folder %s can be read by other users; it holds uploaded pictures: chmod 700 it",
+                        self.root)
 
     def _register(self) -> None:
         # The lock file is made, written to and locked under a temporary name, then renamed into place, so
@@ -99,7 +108,7 @@ class DataFolder:
         # is loaded.
         temporary = self.instances / f"{_NEW}{self.instance}"
         try:
-            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as error:
             raise self.error("cannot write to it", error) from None
         try:

@@ -19,7 +19,9 @@ after a restart (``restore_request``), from wherever its files then are.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -30,11 +32,12 @@ from typing import Callable, get_type_hints
 from flask import Request
 
 from facecore.errors import AnalysisError
-from facecore.frames import IMAGE_EXTENSIONS, list_frames
+from facecore.frames import IMAGE_EXTENSIONS, check_pixels, list_frames
 from faceanalysis.pipeline.sources import (VIDEO_EXTENSIONS, FolderSource, FrameSource, ImageFilesSource,
                                           VideoSource, ZipSource)
 from faceanalysis.service.contract import INPUT_KINDS, Input, Limits, Options
 from faceanalysis.service.schema import keywords, to_json
+from faceanalysis.service.videoprobe import PROBES, declared_frame_size
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,10 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
     """Read one request into an ``AnalysisRequest``; raises ``AnalysisError`` for anything wrong with it.
     ``new_workdir`` makes the private folder for uploads (default: one in the system's temporary folder)."""
     if request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            raise invalid("the JSON body is nested too deeply", "invalid_json") from None
         if not isinstance(body, dict):
             raise invalid('the JSON body must be an object such as {"sample": "seqA"}')
         fields, files = body, {}
@@ -160,7 +166,7 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
         # extension is kept because FFmpeg uses it as a hint for the container.
         suffix = PurePosixPath(name).suffix.lower()
         path = workdir / f"{number:05d}{suffix if suffix in KNOWN_EXTENSIONS else ''}"
-        item.save(path)
+        _save_private(item, path)
         paths.append(path)
     if sum(path.stat().st_size for path in paths) == 0:
         raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload", 422)
@@ -175,11 +181,36 @@ def _source(kind: str, names: list[str], paths: list[Path], label: str, options:
             limits: Limits) -> FrameSource:
     stride, max_frames = options.stride, options.max_frames
     if kind == "video":
-        return VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
+        _check_declared_size(paths[0], label)
+        # A header that declares no size leaves the first frame to be decoded to learn it: few at once.
+        with PROBES:
+            return VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
     if kind == "zip":
         return ZipSource(paths[0], label, limits.max_entries, limits.max_unpacked_bytes,
                          stride=stride, max_frames=max_frames)
     return ImageFilesSource(list(zip(names, paths)), label, stride=stride, max_frames=max_frames)
+
+
+def _check_declared_size(path: Path, label: str) -> None:
+    try:
+        size = declared_frame_size(path)
+        if size is not None:
+            check_pixels(*size)
+    except ValueError as error:
+        raise AnalysisError("frame_too_large", f"{label!r}: {error}", 413) from None
+
+
+def _save_private(item, path: Path) -> None:
+    # Uploads are face pictures: readable by this user alone (0600). A full disk is the storage's fault, not
+    # the request's: 503 storage_unavailable, which a client may retry.
+    try:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            item.save(file)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise AnalysisError("storage_unavailable", "the server has no room left for this upload; retry later",
+                                503) from None
+        raise
 
 
 def _base_name(filename: str) -> str:

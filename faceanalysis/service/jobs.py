@@ -37,6 +37,16 @@ MAX_ATTEMPTS = 3
 # How often an idle worker looks for jobs that another process sharing the data folder accepted (a
 # submission to this process wakes it at once).
 POLL_S = 1.0
+# When the store cannot take a job's outcome (a full disk, an I/O error), the worker tries again after these
+# pauses (seconds), then every RECORD_PAUSE_MAX_S; from the RESULT_TRIES-th try on, a failed write of the
+# answer is followed by a try of the much smaller error storage_unavailable. The job stays running (its
+# worker alive, trying) until one is written or the server shuts down.
+RECORD_PAUSES_S = (0.25, 0.5, 1.0, 2.0)
+RECORD_PAUSE_MAX_S = 10.0
+RESULT_TRIES = 3
+STORAGE_FAILED = {"code": "storage_unavailable", "status": 503,
+                  "message": "the analysis ended but its outcome could not be stored (see the server log); "
+                             "submit the job again"}
 # progress(frames_done, frames_total_or_None); run(request record, its uploads folder, progress) -> answer
 Progress = Callable[[int, "int | None"], None]
 Runner = Callable[[dict, "Path | None", Progress], dict]
@@ -156,18 +166,36 @@ class JobQueue:
             outcome = {"error": {"code": "internal_error", "status": 500,
                                  "message": "the analysis failed unexpectedly"}}
         try:
-            if outcome is not None and self._store.finish(claim.id, self._owner, **outcome):
-                log.info("job %s %s in %.1f s", claim.id, DONE if "result" in outcome else FAILED,
-                         time.monotonic() - started)
-                self._store.expire(self.policy.ttl_s, self.policy.max_kept, self.policy.remember_s)
-        except StoreClosed:
-            pass                        # shut down meanwhile: the job was handed back, or runs again at start-up
-        except sqlite3.Error:
-            log.exception("could not store the outcome of job %s; it runs again after a restart", claim.id)
+            if outcome is not None:
+                self._record(claim.id, outcome, started)
         finally:
             with self._wake:
                 self._current = None
                 self._wake.notify_all()
+
+    def _record(self, job_id: str, outcome: dict, started: float) -> None:
+        """Write the job's outcome, trying again while the store cannot take it (see RECORD_PAUSES_S)."""
+        tries = 0
+        while True:
+            tries += 1
+            attempts = [outcome]
+            if tries >= RESULT_TRIES and "result" in outcome:
+                attempts.append({"error": STORAGE_FAILED})
+            for attempt in attempts:
+                try:
+                    if self._store.finish(job_id, self._owner, **attempt):
+                        log.info("job %s %s in %.1f s", job_id, DONE if "result" in attempt else FAILED,
+                                 time.monotonic() - started)
+                        self._store.expire(self.policy.ttl_s, self.policy.max_kept, self.policy.remember_s)
+                    return
+                except StoreClosed:
+                    return              # shut down meanwhile: the job was handed back, or runs again at start-up
+                except (sqlite3.Error, OSError) as error:
+                    log.warning("could not store the outcome of job %s (try %d): %s", job_id, tries, error)
+            pause = RECORD_PAUSES_S[tries - 1] if tries <= len(RECORD_PAUSES_S) else RECORD_PAUSE_MAX_S
+            if self._stopping.wait(pause):
+                log.error("job %s: its outcome could not be stored before the shutdown", job_id)
+                return
 
     def _progress(self, job_id: str, done: int, total: int | None) -> None:
         if self._hand_back.is_set():

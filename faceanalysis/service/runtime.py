@@ -99,6 +99,12 @@ class Runtime:
                 atexit.register(shutil.rmtree, root, True)
             return self._store
 
+    def storage_problem(self) -> str | None:
+        """Why the job store cannot be written now, or None (also None before a store is made)."""
+        with self._lock:
+            store = self._store if not self._closed else None
+        return store.problem() if store is not None else None
+
     def new_workdir(self) -> Path:
         """A private folder for one request's uploads, inside the data folder."""
         return self.store().folder.new_workdir()

@@ -39,7 +39,21 @@ def check_token(token: str) -> str:
                          "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     if any(character.isspace() or not character.isprintable() for character in token):
         raise ValueError("the API token must not contain spaces or control characters")
+    if not token.isascii():
+        # HTTP header values reach the app as latin-1: a client could never send a token beyond ASCII intact.
+        raise ValueError("the API token must be ASCII (letters, digits and punctuation): a header cannot carry "
+                         "other characters reliably")
     return token
+
+
+def token_matches(authorization: str, expected: bytes) -> bool:
+    """Whether an ``Authorization`` header value is ``Bearer <expected>``, compared in constant time."""
+    scheme, _, given = authorization.partition(" ")
+    try:
+        given_bytes = given.strip().encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, expected)
 
 
 def install_security(app: Flask, token: str | None) -> None:
@@ -51,9 +65,10 @@ def install_security(app: Flask, token: str | None) -> None:
     def require_token():
         if expected is None or request.endpoint in OPEN_ENDPOINTS:
             return None
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+        authorization = request.headers.get("Authorization", "")
+        if token_matches(authorization, expected):
             return None
+        given = authorization.partition(" ")[2]
         message = ("this server needs its API token: send the header 'Authorization: Bearer <token>'"
                    if not given else "the API token is wrong")
         return jsonify(error_json("unauthorized", message)), 401, {"WWW-Authenticate": 'Bearer realm="faceanalysis"'}

@@ -20,6 +20,7 @@ Expired jobs are deleted and their ids kept in ``expired`` for a while, so that 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -116,10 +117,19 @@ class JobStore:
 
     @classmethod
     def open(cls, folder: DataFolder, clock: Callable[[], float] = time.time) -> "JobStore":
-        """Open the folder's store, creating it on first use. A damaged store file is moved aside (with a
-        warning) and a fresh store started, once: if that fails too, ``DataFolderError``, never a loop."""
+        """Open the folder's store, creating it on first use. A damaged store file (an empty one included) is
+        moved aside (with a warning) and a fresh store started, once: if that fails too, ``DataFolderError``,
+        never a loop. A store file that cannot be written, is a folder or a dangling link: ``DataFolderError``
+        naming it."""
+        problem = store_problem(folder.store_path)
+        if problem is not None:
+            raise DataFolderError(f"the data folder {folder.root} cannot be used: {problem}")
         try:
-            return cls(folder, clock)
+            if _is_empty_file(folder.store_path) and not folder.other_instances():
+                # SQLite would take an empty file for a new database and fill it: the jobs it held are gone.
+                # (With another server running, the file may be the new store it is making this instant.)
+                raise _Damaged("the file is empty (0 bytes)")
+            return cls._opened(folder, clock)
         except _Damaged as error:
             damage = str(error)
         except sqlite3.DatabaseError as error:
@@ -134,9 +144,27 @@ class JobStore:
         log.warning("the job store %s is damaged (%s): moved aside to %s and started a fresh, empty store; the "
                     "jobs it held are lost", folder.store_path, damage, aside)
         try:
-            return cls(folder, clock)
+            return cls._opened(folder, clock)
         except (_Damaged, sqlite3.DatabaseError) as error:
             raise _unusable(folder, error) from None
+
+    @classmethod
+    def _opened(cls, folder: DataFolder, clock: Callable[[], float]) -> "JobStore":
+        store = cls(folder, clock)
+        # The store holds where the uploads (face pictures) are and every answer: for this user alone. SQLite
+        # gives its -wal and -shm files the database file's mode.
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.chmod(folder.store_path.with_name(folder.store_path.name + suffix), 0o600)
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                log.warning("could not make the job store file private (chmod 600): %s", error)
+        return store
+
+    def problem(self) -> str | None:
+        """Why the store cannot be written now (its file replaced, made read-only or immutable), or None."""
+        return store_problem(self.folder.store_path)
 
     # --- transactions ---------------------------------------------------------------------------------------
 
@@ -342,6 +370,36 @@ def _prepare(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def store_problem(path: Path) -> str | None:
+    """Why the store file at ``path`` (and its -wal and -shm files) cannot be written, in words naming the file;
+    None when it can, or does not exist yet. Opening for writing is the test: ``chmod`` does not stop root, but
+    an immutable file (``chattr +i``) or a read-only mount stops everyone."""
+    if path.is_symlink() and not path.exists():
+        return f"the job store {path} is a link to {os.readlink(path)}, which does not exist"
+    if path.is_dir():
+        return f"the job store {path} is a folder, not a file: move it away"
+    for suffix in ("", "-wal", "-shm"):
+        file = path.with_name(path.name + suffix)
+        try:
+            fd = os.open(file, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            why = ("it is read-only or not writable by this user" if error.errno in (errno.EACCES, errno.EPERM,
+                                                                                       errno.EROFS)
+                   else error.strerror or str(error))
+            return f"the job store file {file} cannot be written: {why}"
+        os.close(fd)
+    return None
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
 
 
 def _move_aside(path: Path, stamp: str) -> Path:

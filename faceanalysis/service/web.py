@@ -8,6 +8,7 @@ loads a model or reads the environment.
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -112,6 +113,15 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path, store: JobStore | None
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
         return jsonify(error_json(code, error.description)), error.code
+
+    @app.errorhandler(OSError)
+    def storage_error(error: OSError):
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Werkzeug spools large form parts to temporary files: a full disk there is the same refusal.
+            log.warning("no room left on a disk: %s", error)
+            return (jsonify(error_json("storage_unavailable", "the server has no room left for this request; "
+                                                              "retry later")), 503)
+        return unexpected(error)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
