@@ -153,7 +153,7 @@ def test_the_default_aggregator_weights_real_faces_by_hand_made_confidences(samp
 def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
     meta = sample_answer["meta"]
     assert meta["input"] == {"kind": "sample", "name": "seqA"}
-    assert meta["options"] == {"timeline": True, "max_frames": 5, "stride": 1}
+    assert meta["options"] == {"timeline": True, "max_frames": 5, "stride": 1, "keep_upload": False}
     assert meta["frames"] == {"listed": 30, "read": 5, "skipped": [], "ignored": [], "without_face": [],
                               "truncated": True}
     assert meta["models"] == analyzer.model_info()
