@@ -411,7 +411,8 @@ def test_option_bounds_come_from_the_configured_limits(analyzer):
     query = {parameter["name"]: parameter["schema"] for parameter in analyze["parameters"]}
     assert query == {"timeline": {"type": "boolean", "default": False},
                      "max_frames": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
-                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1}}
+                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1},
+                     "keep_upload": {"type": "boolean", "default": False}}
     body = analyze["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert body["max_frames"]["maximum"] == 50 and body["stride"]["maximum"] == 7
     assert spec["components"]["schemas"]["Options"]["properties"]["max_frames"]["default"] == 20
