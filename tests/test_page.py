@@ -214,6 +214,7 @@ def test_page_runs_a_sample_and_shows_the_api_answer(page, server):  # noqa: F81
 
     # The player shows the sample frame by frame (a sample is not a video), person 1's box drawn in its colour.
     page.wait_for_function("() => document.getElementById('stage').dataset.mode === 'frames'")
+    assert page.locator("#video").is_hidden() and page.get_by_role("button", name="Play").is_visible()
     page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '0'")
     shown = overlay_state(page)
     assert [box["person"] for box in shown["boxes"]] == [person["id"]]
@@ -298,7 +299,7 @@ def test_page_plays_a_video_with_each_persons_box_and_a_row_click_seeks(page, se
 
     # The upload plays in the <video>; on its first frame, person 1's box in person 1's colour.
     page.wait_for_function("() => document.getElementById('stage').dataset.mode === 'video'", timeout=30_000)
-    assert page.locator("#video").is_visible()
+    assert page.locator("#video").is_visible() and page.locator("#frame-controls").is_hidden()
     assert page.evaluate("() => document.getElementById('video').duration") == pytest.approx(32 / FPS, abs=0.1)
     page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '0'")
     shown = overlay_state(page)
