@@ -15,6 +15,10 @@ const DEFAULT_FPS = 25;        // an input without a frame rate (frames, a zip, 
 // One colour per person id, cycling; distinct under the common colour-vision deficiencies (Okabe-Ito).
 const PERSON_COLORS = ["#009e73", "#e69f00", "#56b4e9", "#d55e00", "#cc79a7", "#0072b2", "#f0e442"];
 const personColor = (id) => PERSON_COLORS[(id - 1) % PERSON_COLORS.length];
+// Containers a browser is asked about before the upload is fetched for playback (Chromium plays none of them).
+// Others (mp4, webm, mov, mkv...) are simply tried: browsers answer "" for some types they do play.
+const VIDEO_TYPES = {avi: "video/x-msvideo", flv: "video/x-flv", mpg: "video/mpeg", mpeg: "video/mpeg",
+                     gif: "image/gif"};
 
 const $ = (id) => document.getElementById(id);
 // A server reachable from other machines requires its API token on every API request. The page keeps what was
@@ -478,6 +482,7 @@ async function fetchFrame(url) {
 function drawStrip(timeline, personId, input) {
   const strip = $("strip");
   strip.replaceChildren();
+  thumbnails.clear();
   let frames = timeline;
   if (frames.length > MAX_THUMBNAILS) {
     const every = frames.length / MAX_THUMBNAILS;
@@ -499,9 +504,35 @@ function drawStrip(timeline, personId, input) {
     caption.textContent = `${frame.frame}`;
     figure.append(canvas, caption);
     strip.append(figure);
-    drawThumbnail(canvas, frameUrl(input, player.jobId, frame.frame, THUMB_WIDTH), frame, personId);
+    thumbnails.add(() => drawThumbnail(canvas, frameUrl(input, player.jobId, frame.frame, THUMB_WIDTH), frame,
+                                       personId));
   }
 }
+
+// Thumbnails load a few at a time, so that the player's picture (fetched outside this queue) never waits behind
+// sixty of them: a browser opens at most six connections to one server. A new strip drops what is still waiting.
+const THUMBNAILS_AT_ONCE = 3;
+const thumbnails = {
+  waiting: [], running: 0, generation: 0,
+  clear() {
+    this.waiting = [];
+    this.generation += 1;
+  },
+  add(task) {
+    this.waiting.push(task);
+    this.next();
+  },
+  next() {
+    while (this.running < THUMBNAILS_AT_ONCE && this.waiting.length) {
+      const task = this.waiting.shift();
+      this.running += 1;
+      task().finally(() => {
+        this.running -= 1;
+        this.next();
+      });
+    }
+  },
+};
 
 async function drawThumbnail(canvas, url, frame, personId) {
   try {
@@ -579,9 +610,12 @@ const player = {
     await this.showIndex(0);
   },
 
-  // The video is fetched with the API token (a <video> cannot send one) and played from memory.
+  // The video is fetched with the API token (a <video> cannot send one) and played from memory. A type the
+  // browser says it cannot play (an .avi in Chromium) is not fetched at all.
   async tryVideo(token) {
     const video = $("video");
+    const type = VIDEO_TYPES[(this.result.meta.input.name.match(/\.([^.]+)$/) || [])[1]?.toLowerCase()];
+    if (type && !video.canPlayType(type)) return false;
     try {
       const response = await fetch(`api/v2/jobs/${encodeURIComponent(this.jobId)}/upload`, withToken());
       if (!response.ok) return false;
