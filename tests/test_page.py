@@ -348,3 +348,24 @@ def test_page_cancels_a_job(page, server):  # noqa: F811
                            timeout=60_000)
     assert page.locator("#error").is_hidden() and page.locator("#results").is_hidden()
     assert page.get_by_role("button", name="Analyse").is_enabled()
+
+
+def test_page_shows_a_video_it_cannot_play_frame_by_frame(page, server, tmp_path):  # noqa: F811
+    # An .avi (Motion JPEG): Chromium cannot play it, so the page shows the analysed frames from the job's kept
+    # upload, with the boxes, and a slider to move through them.
+    from training.tracking_data import ComposedVideo, sample_frames
+    frames = sample_frames("seqA")[:8]
+    video = ComposedVideo("one", "A", frames, [("A",)] * 8).write(tmp_path / "one.avi")
+    page.get_by_label("A video or a zip of frames").check()
+    page.get_by_label("File").set_input_files(str(video))
+    page.get_by_role("button", name="Analyse").click()
+    page.locator("#persons tbody tr").first.wait_for(timeout=240_000)
+    page.wait_for_function("() => document.getElementById('stage').dataset.mode === 'frames'", timeout=30_000)
+    assert "cannot play this video format" in page.locator("#player-note").inner_text()
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '0'", timeout=30_000)
+    shown = overlay_state(page)
+    assert [box["person"] for box in shown["boxes"]] == [1]
+    assert near(box_edge_colour(page, shown["boxes"][0]["box"]), PERSON_RGB[1])
+    page.locator("#position").fill("7")
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '7'", timeout=30_000)
+    assert [box["person"] for box in overlay_state(page)["boxes"]] == [1]
