@@ -153,7 +153,7 @@ def test_the_default_aggregator_weights_real_faces_by_hand_made_confidences(samp
 def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
     meta = sample_answer["meta"]
     assert meta["input"] == {"kind": "sample", "name": "seqA"}
-    assert meta["options"] == {"timeline": True, "max_frames": 5, "stride": 1}
+    assert meta["options"] == {"timeline": True, "max_frames": 5, "stride": 1, "keep_upload": False}
     assert meta["frames"] == {"listed": 30, "read": 5, "skipped": [], "ignored": [], "without_face": [],
                               "truncated": True}
     assert meta["models"] == analyzer.model_info()
@@ -411,7 +411,8 @@ def test_option_bounds_come_from_the_configured_limits(analyzer):
     query = {parameter["name"]: parameter["schema"] for parameter in analyze["parameters"]}
     assert query == {"timeline": {"type": "boolean", "default": False},
                      "max_frames": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
-                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1}}
+                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1},
+                     "keep_upload": {"type": "boolean", "default": False}}
     body = analyze["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert body["max_frames"]["maximum"] == 50 and body["stride"]["maximum"] == 7
     assert spec["components"]["schemas"]["Options"]["properties"]["max_frames"]["default"] == 20

@@ -177,7 +177,7 @@ def test_without_timeline_the_key_is_absent():
 def test_meta_says_what_was_read_and_how():
     meta = report()["meta"]
     assert meta["input"] == {"kind": "sample", "name": "seqX"}
-    assert meta["options"] == {"timeline": True, "max_frames": 3, "stride": 1}
+    assert meta["options"] == {"timeline": True, "max_frames": 3, "stride": 1, "keep_upload": False}
     assert meta["frames"] == {"listed": 5, "read": 3, "skipped": [{"name": "f3.jpg", "reason": "empty file"}],
                               "ignored": ["notes.txt"], "without_face": ["f1"], "truncated": True}
     assert meta["models"] == {"age": {"model": "dnn_age_predictor_v1", "sha256": "ab" * 32}}

@@ -8,9 +8,12 @@ used: it launches the system Chromium.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import types
 import urllib.request
+import zipfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -27,6 +30,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT = REPO / "artifacts" / "page_seqA.png"
 SEQ_A_FRAMES = len(list((SAMPLES / "seqA").glob("*.jpg")))
+# The page's colour for each person id (page.js PERSON_COLORS), as RGB.
+PERSON_RGB = {1: (0x00, 0x9e, 0x73), 2: (0xe6, 0x9f, 0x00)}
 
 
 # --- the endpoints, no models needed ----------------------------------------------------------------------------
@@ -132,6 +137,36 @@ def analyze(server_url: str, body: dict) -> dict:
         return json.load(response)
 
 
+def without_timings(answer: dict) -> dict:
+    return {**answer, "meta": {key: value for key, value in answer["meta"].items() if key != "timings_ms"}}
+
+
+def download(page, name: str) -> str:
+    """The text of the file the download link ``name`` saves."""
+    with page.expect_download() as started:
+        page.get_by_role("link", name=name).click()
+    return Path(started.value.path()).read_text(encoding="utf-8")
+
+
+def overlay_state(page) -> dict:
+    """What the player's canvas shows: the frame number and the boxes drawn, as page.js records them."""
+    return page.evaluate("""() => {
+        const canvas = document.getElementById('overlay');
+        return {frame: Number(canvas.dataset.frame), boxes: JSON.parse(canvas.dataset.boxes || '[]')};
+    }""")
+
+
+def box_edge_colour(page, box) -> list[int]:
+    """The overlay canvas's pixel on the left edge of ``box``, halfway down (the box's line is 2 or 4 px wide)."""
+    x1, y1, x2, y2 = box
+    return page.evaluate("""([x, y]) => Array.from(document.getElementById('overlay').getContext('2d')
+        .getImageData(x, y, 1, 1).data.slice(0, 3))""", [round(x1), round((y1 + y2) / 2)])
+
+
+def near(colour, expected, tolerance=40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected))
+
+
 def test_page_runs_a_sample_and_shows_the_api_answer(page, server):  # noqa: F811
     page.get_by_label("Sample", exact=True).select_option("seqA")
     page.get_by_role("button", name="Analyse").click()
@@ -177,8 +212,50 @@ def test_page_runs_a_sample_and_shows_the_api_answer(page, server):  # noqa: F81
     })""")
     assert all(green), green
 
+    # The player shows the sample frame by frame (a sample is not a video), person 1's box drawn in its colour.
+    page.wait_for_function("() => document.getElementById('stage').dataset.mode === 'frames'")
+    assert page.locator("#video").is_hidden() and page.get_by_role("button", name="Play").is_visible()
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '0'")
+    shown = overlay_state(page)
+    assert [box["person"] for box in shown["boxes"]] == [person["id"]]
+    assert near(box_edge_colour(page, shown["boxes"][0]["box"]), PERSON_RGB[1])
+    assert page.locator("#frame-label").inner_text().startswith("frame 0 · 0.00 s")
+    # Play steps through the analysed frames, each with its box.
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => Number(document.getElementById('overlay').dataset.frame) >= 3", timeout=30_000)
+    page.get_by_role("button", name="Pause").click()
+    assert [box["person"] for box in overlay_state(page)["boxes"]] == [person["id"]]
+    assert page.locator("#truncated").is_hidden()
+
+    # The downloads are the job's answer: the JSON as the API gives it, the CSVs its persons and faces.
+    downloaded = json.loads(download(page, "answer (JSON)"))
+    assert downloaded["meta"]["options"] == {"timeline": True, "max_frames": 3000, "stride": 1, "keep_upload": False}
+    assert without_timings(downloaded) == without_timings(answer)
+    persons = list(csv.DictReader(io.StringIO(download(page, "persons (CSV)"))))
+    assert len(persons) == len(answer["persons"])
+    row = next(row for row in persons if row["primary"] == "true")
+    assert float(row["age"]) == person["age"]["value"] and float(row["female"]) == person["gender"]["female"]
+    assert row["spans"] == " ".join(f"{a}-{b}" for a, b in person["spans"])
+    faces = list(csv.DictReader(io.StringIO(download(page, "faces per frame (CSV)"))))
+    assert len(faces) == sum(len(frame["faces"]) for frame in answer["timeline"])
+    assert [float(faces[0][key]) for key in ("x1", "y1", "x2", "y2")] == answer["timeline"][0]["faces"][0]["box"]
+
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_page_warns_when_max_frames_cut_the_input(page, server):  # noqa: F811
+    page.get_by_label("Sample", exact=True).select_option("seqA")
+    page.get_by_label("Every n-th frame").fill("2")
+    page.get_by_label("At most this many frames").fill("4")
+    page.get_by_role("button", name="Analyse").click()
+    warning = page.locator("#truncated")
+    warning.wait_for(timeout=240_000)
+    assert "only the first 4 frames" in warning.inner_text() and "max_frames=4, stride=2" in warning.inner_text()
+    # Frames 0, 2, 4, 6 were analysed: the slider has 4 positions, the last showing frame 6.
+    assert page.locator("#position").get_attribute("max") == "3"
+    page.locator("#position").fill("3")
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '6'")
 
 
 def test_page_shows_an_api_error(page):
@@ -193,11 +270,17 @@ def test_page_shows_an_api_error(page):
     assert page.locator("#results").is_hidden()
 
 
-def test_page_lists_every_person_and_shows_the_chosen_one(page, server, tmp_path):  # noqa: F811
-    # Two people: the astronaut for 20 frames, then Grace Hopper for 12 (a hard cut), as an .avi upload.
-    from training.tracking_data import ComposedVideo, sample_frames
+def test_page_plays_a_video_with_each_persons_box_and_a_row_click_seeks(page, server, tmp_path):  # noqa: F811
+    # Two people: the astronaut for 20 frames, then Grace Hopper for 12 (a hard cut), as a WebM (VP8) upload,
+    # which Chromium plays in its <video> element.
+    from training.tracking_data import FPS, sample_frames
     frames = sample_frames("seqA")[:20] + sample_frames("seqB")[:12]
-    video = ComposedVideo("two", "A then B", frames, [("A",)] * 20 + [("B",)] * 12).write(tmp_path / "two.avi")
+    video = tmp_path / "two.webm"
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"VP80"), FPS, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
     page.get_by_label("A video or a zip of frames").check()
     page.get_by_label("File").set_input_files(str(video))
     page.get_by_role("button", name="Analyse").click()
@@ -214,9 +297,75 @@ def test_page_lists_every_person_and_shows_the_chosen_one(page, server, tmp_path
     assert page.locator("#person-id").inner_text().startswith("1")
     assert int(page.locator("#chart path[data-expression]").first.get_attribute("data-points")) == 20
 
-    second.get_by_role("button").click()
+    # The upload plays in the <video>; on its first frame, person 1's box in person 1's colour.
+    page.wait_for_function("() => document.getElementById('stage').dataset.mode === 'video'", timeout=30_000)
+    assert page.locator("#video").is_visible() and page.locator("#frame-controls").is_hidden()
+    assert page.evaluate("() => document.getElementById('video').duration") == pytest.approx(32 / FPS, abs=0.1)
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '0'")
+    shown = overlay_state(page)
+    assert [box["person"] for box in shown["boxes"]] == [1]
+    assert near(box_edge_colour(page, shown["boxes"][0]["box"]), PERSON_RGB[1])
+
+    # A click anywhere on the row (here its "seen in" cell, not its button) chooses the person and seeks the
+    # video to their first frame, where their box is drawn.
+    second.locator("td").last.click()
     assert page.locator("#person-id").inner_text() == "2"
     assert second.get_by_role("button").get_attribute("aria-pressed") == "true"
     assert int(page.locator("#chart path[data-expression]").first.get_attribute("data-points")) == 12
     assert float(page.locator("#age").inner_text()) > 55         # Grace Hopper
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '20'", timeout=30_000)
+    assert page.evaluate("() => document.getElementById('video').currentTime") == pytest.approx(20.5 / FPS, abs=0.01)
+    shown = overlay_state(page)
+    assert [box["person"] for box in shown["boxes"]] == [2]
+    assert near(box_edge_colour(page, shown["boxes"][0]["box"]), PERSON_RGB[2])
+    assert "frame 20" in page.locator("#frame-label").inner_text()
+    # Playing on draws each frame's box: past the cut, still person 2.
+    page.evaluate("() => document.getElementById('video').play()")
+    page.wait_for_function("() => Number(document.getElementById('overlay').dataset.frame) >= 24", timeout=30_000)
+    assert [box["person"] for box in overlay_state(page)["boxes"]] == [2]
+    page.evaluate("() => document.getElementById('video').pause()")
+    faces = list(csv.DictReader(io.StringIO(download(page, "faces per frame (CSV)"))))
+    assert [int(row["person"]) for row in faces] == [1] * 20 + [2] * 12
+    assert [float(row["seconds"]) for row in faces[:2]] == [0.0, round(1 / FPS, 3)]
     page.screenshot(path=str(SCREENSHOT.with_name("page_two_persons.png")), full_page=True)
+
+
+def test_page_cancels_a_job(page, server):  # noqa: F811
+    # seqA 100 times over in a zip: long enough to be cancelled while it runs.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as writer:
+        for repeat in range(10):
+            for path in sorted((SAMPLES / "seqA").glob("*.jpg")):
+                writer.write(path, f"{repeat:02d}_{path.name}")
+    page.get_by_label("A video or a zip of frames").check()
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "long.zip", "mimeType": "application/zip", "buffer": archive.getvalue()}])
+    page.get_by_role("button", name="Analyse").click()
+    page.wait_for_function("() => /of 300 frames/.test(document.getElementById('progress-text').textContent)",
+                           timeout=240_000)
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Cancelled')",
+                           timeout=60_000)
+    assert page.locator("#error").is_hidden() and page.locator("#results").is_hidden()
+    assert page.get_by_role("button", name="Analyse").is_enabled()
+
+
+def test_page_shows_a_video_it_cannot_play_frame_by_frame(page, server, tmp_path):  # noqa: F811
+    # An .avi (Motion JPEG): Chromium cannot play it, so the page shows the analysed frames from the job's kept
+    # upload, with the boxes, and a slider to move through them.
+    from training.tracking_data import ComposedVideo, sample_frames
+    frames = sample_frames("seqA")[:8]
+    video = ComposedVideo("one", "A", frames, [("A",)] * 8).write(tmp_path / "one.avi")
+    page.get_by_label("A video or a zip of frames").check()
+    page.get_by_label("File").set_input_files(str(video))
+    page.get_by_role("button", name="Analyse").click()
+    page.locator("#persons tbody tr").first.wait_for(timeout=240_000)
+    page.wait_for_function("() => document.getElementById('stage').dataset.mode === 'frames'", timeout=30_000)
+    assert "cannot play this video format" in page.locator("#player-note").inner_text()
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '0'", timeout=30_000)
+    shown = overlay_state(page)
+    assert [box["person"] for box in shown["boxes"]] == [1]
+    assert near(box_edge_colour(page, shown["boxes"][0]["box"]), PERSON_RGB[1])
+    page.locator("#position").fill("7")
+    page.wait_for_function("() => document.getElementById('overlay').dataset.frame === '7'", timeout=30_000)
+    assert [box["person"] for box in overlay_state(page)["boxes"]] == [1]

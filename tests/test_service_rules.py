@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import types
+import zipfile
 
 import cv2
 import numpy as np
@@ -291,3 +292,117 @@ def test_thumbnail_width_from_16_to_640(samples, width, status):
         error_of(response, 400, "invalid_option")
     else:
         assert response.status_code == 200 and response.mimetype == "image/jpeg"
+
+
+# --- a job's kept upload (keep_upload), for the page's player, and cancelling a job -----------------------------
+
+def grey_frames(count: int) -> list[bytes]:
+    """JPEG frames whose grey level says which they are: frame i is 20 * i + 10."""
+    return [cv2.imencode(".jpg", np.full((48, 64, 3), 20 * index + 10, np.uint8))[1].tobytes()
+            for index in range(count)]
+
+
+def grey_of(response) -> float:
+    assert response.status_code == 200 and response.mimetype == "image/jpeg", response.get_data(as_text=True)
+    return float(cv2.imdecode(np.frombuffer(response.data, np.uint8), cv2.IMREAD_GRAYSCALE).mean())
+
+
+def submit_kept(client, kind: str, data: bytes, name: str, keep: str = "true") -> str:
+    response = client.post("/api/v2/jobs", data={kind: (io.BytesIO(data), name), "keep_upload": keep},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return response.get_json()["id"]
+
+
+def sweep(client) -> None:
+    with client.application.app_context():
+        client.application.extensions["faceanalysis.job_queue"]().sweep()
+
+
+def test_a_kept_video_is_served_whole_and_in_ranges_and_its_frames_by_number(samples, temp_root):
+    video = b"".join(grey_frames(6))                 # concatenated JPEGs: a video FFmpeg reads
+    client = app_for(StandIn(), samples)
+    job = submit_kept(client, "video", video, "clip.avi")
+    assert wait_for_job(client, f"/api/v2/jobs/{job}")["status"] == "done"
+    whole = client.get(f"/api/v2/jobs/{job}/upload")
+    assert whole.status_code == 200 and whole.data == video and whole.mimetype == "video/x-msvideo"
+    part = client.get(f"/api/v2/jobs/{job}/upload", headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.data == video[10:20]
+    # Frame i is the i-th frame of the file, whatever the seek had to decode before it (JPEG blurs by a level or 2).
+    for index in (0, 3, 5):
+        assert abs(grey_of(client.get(f"/api/v2/jobs/{job}/frames/{index}.jpg")) - (20 * index + 10)) < 3
+    picture = client.get(f"/api/v2/jobs/{job}/frames/2.jpg?width=32")
+    assert (picture.headers["X-Frame-Width"], picture.headers["X-Frame-Height"]) == ("64", "48")
+    assert cv2.imdecode(np.frombuffer(picture.data, np.uint8), 1).shape == (24, 32, 3)
+    error_of(client.get(f"/api/v2/jobs/{job}/frames/6.jpg"), 404, "frame_not_found")
+    error_of(client.get(f"/api/v2/jobs/{job}/frames/0.jpg?width=15"), 400, "invalid_option")
+
+
+def test_a_kept_zip_serves_its_frames_in_natural_order_and_no_video(samples, temp_root):
+    frames = grey_frames(4)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as writer:
+        # Natural order: f2 before f10; written in another order on purpose.
+        for number, data in ((10, frames[3]), (2, frames[1]), (1, frames[0]), (3, frames[2])):
+            writer.writestr(f"f{number}.jpg", data)
+        writer.writestr("f11.jpg", b"not a picture")
+    client = app_for(StandIn(), samples)
+    job = submit_kept(client, "zip", archive.getvalue(), "frames.zip")
+    assert wait_for_job(client, f"/api/v2/jobs/{job}")["status"] == "done"
+    for index in range(4):
+        assert abs(grey_of(client.get(f"/api/v2/jobs/{job}/frames/{index}.jpg")) - (20 * index + 10)) < 3
+    error_of(client.get(f"/api/v2/jobs/{job}/frames/4.jpg"), 422, "unreadable_frame")
+    error_of(client.get(f"/api/v2/jobs/{job}/frames/5.jpg"), 404, "frame_not_found")
+    error_of(client.get(f"/api/v2/jobs/{job}/upload"), 404, "not_a_video")
+
+
+def test_an_upload_is_kept_only_when_asked_and_goes_with_its_job(samples, temp_root):
+    video, other = b"".join(grey_frames(3)), b"".join(grey_frames(2))
+    client = app_for(StandIn(), samples, FACE_JOBS_KEPT=1)
+    plain = submit_kept(client, "video", mjpeg(4), "plain.mp4", keep="false")
+    assert wait_for_job(client, f"/api/v2/jobs/{plain}")["status"] == "done"
+    error_of(client.get(f"/api/v2/jobs/{plain}/upload"), 404, "upload_not_kept")
+    error_of(client.get(f"/api/v2/jobs/{plain}/frames/0.jpg"), 404, "upload_not_kept")
+    sample = client.post("/api/v2/jobs", json={"sample": "seqA", "keep_upload": True}).get_json()["id"]
+    assert wait_for_job(client, f"/api/v2/jobs/{sample}")["status"] == "done"
+    error_of(client.get(f"/api/v2/jobs/{sample}/upload"), 404, "upload_not_kept")
+    error_of(client.get("/api/v2/jobs/nope/upload"), 404, "job_not_found")
+
+    kept = submit_kept(client, "video", video, "kept.mp4")
+    assert wait_for_job(client, f"/api/v2/jobs/{kept}")["status"] == "done"
+    assert len(files_holding(temp_root, video)) == 1
+    sweep(client)                                     # a finished job's kept files stay
+    assert client.get(f"/api/v2/jobs/{kept}/upload").data == video
+    # FACE_JOBS_KEPT=1: the next job to finish makes this one expire, and its files go with it.
+    after = submit_kept(client, "video", other, "after.mp4")
+    assert wait_for_job(client, f"/api/v2/jobs/{after}")["status"] == "done"
+    error_of(client.get(f"/api/v2/jobs/{kept}/upload"), 410, "job_expired")
+    assert files_holding(temp_root, video) == []
+
+
+def test_cancel_a_queued_and_a_running_job(samples, temp_root):
+    analyzer = StandIn()
+    analyzer.gate = threading.Event()
+    client = app_for(analyzer, samples)
+    running = submit_kept(client, "video", mjpeg(3), "a.mp4")
+    queued = submit_kept(client, "video", mjpeg(4), "b.mp4", keep="false")
+    try:
+        wait_for_job(client, f"/api/v2/jobs/{running}", until=("running",))
+        for job in (queued, running):
+            response = client.delete(f"/api/v2/jobs/{job}")
+            assert response.status_code == 200
+            state = response.get_json()
+            assert state["status"] == "failed" and state["finished"] is not None
+            assert state["error"] == {"code": "cancelled", "status": 409,
+                                      "message": "the job was cancelled before it finished"}
+    finally:
+        analyzer.gate.set()
+    # The running analysis ends on its own; it may not overwrite the cancellation, and the worker goes on.
+    after = submit(client, mjpeg(2))
+    assert wait_for_job(client, after)["status"] == "done"
+    assert client.get(f"/api/v2/jobs/{running}").get_json()["error"]["code"] == "cancelled"
+    sweep(client)                                     # a cancelled job's files go as an ended job's do
+    assert files_holding(temp_root, mjpeg(4)) == []
+    error_of(client.delete(f"/api/v2/jobs/{running}"), 409, "job_finished")
+    error_of(client.delete(after), 409, "job_finished")
+    error_of(client.delete("/api/v2/jobs/nope"), 404, "job_not_found")

@@ -2,6 +2,7 @@
 
     POST /api/v2/analyze          the answer in the response
     POST /api/v2/jobs             202 with a job id at once; GET /api/v2/jobs/<id> for progress and the answer
+    DELETE /api/v2/jobs/<id>      cancel a queued or running job (it ends as failed, code "cancelled")
     GET  /api/v2/samples          the sample names, for {"sample": NAME}
     GET  /api/v2/openapi.json     the contract (openapi.py, generated from contract.py)
     GET  /healthz, /readyz        liveness, and readiness (models loaded and warmed, not shutting down)
@@ -96,6 +97,10 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
     @api.get("/api/v2/jobs/<job_id>")
     def get_job(job_id: str):
         return jsonify(job_queue().get(job_id))
+
+    @api.delete("/api/v2/jobs/<job_id>")
+    def cancel_job(job_id: str):
+        return jsonify(job_queue().cancel(job_id))
 
     @api.get("/api/v2/samples")
     def sample_list():

@@ -66,6 +66,11 @@ class Options:
                            "meta.frames.truncated is true.", minimum=1, maximum=from_limits("max_frames"),
                            default=from_limits("default_max_frames"))
     stride: int = prop("Analyse every n-th frame.", minimum=1, maximum=from_limits("max_stride"), default=1)
+    # A dataclass default too: a job stored without this option (before it existed) is restored with it off.
+    keep_upload: bool = field(default=False, metadata=prop(
+        "Jobs only: keep the uploaded file(s) until the job is forgotten, so that /api/v2/jobs/{id}/upload and "
+        "/api/v2/jobs/{id}/frames/{index}.jpg can serve them (the page asks for it, to play the video with the "
+        "boxes drawn). Otherwise they are deleted as soon as the job ends.", default=False).metadata)
 
 
 # --- the answer ---------------------------------------------------------------------------------------------

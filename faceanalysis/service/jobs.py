@@ -121,6 +121,29 @@ class JobQueue:
         raise AnalysisError("job_not_found", f"no job {job_id!r}: check the id (expired ids are remembered "
                             f"for {self.policy.remember_s / 3600:g} h)", 404)
 
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a queued or running job: it ends as failed with ``cancelled``. Raises ``AnalysisError``: 409
+        ``job_finished`` for a job that already ended, 404/410 as ``get`` for an unknown or forgotten one."""
+        state = self.get(job_id)
+        error = {"code": "cancelled", "status": 409, "message": "the job was cancelled before it finished"}
+        if not self._store.cancel(job_id, error):
+            state = self.get(job_id)
+            if state["status"] in (DONE, FAILED):
+                raise AnalysisError("job_finished", f"job {job_id!r} has already ended ({state['status']}): "
+                                    "there is nothing to cancel", 409)
+        log.info("job %s cancelled (it was %s)", job_id, state["status"])
+        return self.get(job_id)
+
+    def kept_upload(self, job_id: str) -> tuple[dict, Path]:
+        """The request record and uploads folder of a job that keeps its uploads (``keep_upload``). Raises
+        ``AnalysisError`` 404 ``upload_not_kept`` when it does not, 404/410 as ``get`` for an unknown job."""
+        self.get(job_id)
+        kept = self._store.kept_upload(job_id)
+        if kept is None or not kept[1].is_dir():
+            raise AnalysisError("upload_not_kept", f"job {job_id!r} did not keep its upload: submit it with "
+                                "keep_upload=true (a sample is read from samples/ instead)", 404)
+        return kept
+
     def counts(self) -> dict:
         return self._store.counts()
 
@@ -158,22 +181,24 @@ class JobQueue:
             outcome = {"result": self._run(claim.request, claim.uploads,
                                            lambda done, total: self._progress(claim.id, done, total))}
         except Interrupted:
-            log.info("job %s stopped: it is back in the queue", claim.id)
+            log.info("job %s stopped: it is back in the queue, or was cancelled", claim.id)
         except AnalysisError as error:
             outcome = {"error": {**error.to_json()["error"], "status": error.status}}
         except Exception:
             log.exception("job %s failed unexpectedly", claim.id)
             outcome = {"error": {"code": "internal_error", "status": 500,
                                  "message": "the analysis failed unexpectedly"}}
+        # The request is opaque here but for this one option: a job that keeps its uploads for playback.
+        keep = bool((claim.request.get("options") or {}).get("keep_upload"))
         try:
             if outcome is not None:
-                self._record(claim.id, outcome, started)
+                self._record(claim.id, outcome, started, keep)
         finally:
             with self._wake:
                 self._current = None
                 self._wake.notify_all()
 
-    def _record(self, job_id: str, outcome: dict, started: float) -> None:
+    def _record(self, job_id: str, outcome: dict, started: float, keep_uploads: bool = False) -> None:
         """Write the job's outcome, trying again while the store cannot take it (see RECORD_PAUSES_S)."""
         tries = 0
         while True:
@@ -183,7 +208,7 @@ class JobQueue:
                 attempts.append({"error": STORAGE_FAILED})
             for attempt in attempts:
                 try:
-                    if self._store.finish(job_id, self._owner, **attempt):
+                    if self._store.finish(job_id, self._owner, **attempt, keep_uploads=keep_uploads):
                         log.info("job %s %s in %.1f s", job_id, DONE if "result" in attempt else FAILED,
                                  time.monotonic() - started)
                         self._store.expire(self.policy.ttl_s, self.policy.max_kept, self.policy.remember_s)

@@ -49,6 +49,21 @@ def openapi_spec(limits: Limits) -> dict:
                      ["no_images", "empty_upload", "invalid_video", "invalid_archive", "no_face"]),
         "500": error("A bug; the traceback is in the server log.", ["internal_error"]),
     }
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    job_errors = {
+        "404": error("No such job, and no expired one by that id in the last "
+                     f"{limits.expired_jobs_remembered_seconds} s.", ["job_not_found"]),
+        "410": error(f"The job finished more than {limits.job_ttl_seconds} s ago, or more than "
+                     f"{limits.jobs_kept} jobs finished since, and its answer was deleted.", ["job_expired"]),
+    }
+    index_parameter = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    width_parameter = {"name": "width", "in": "query",
+                       "schema": {"type": "integer", "minimum": MIN_WIDTH, "maximum": MAX_WIDTH,
+                                  "default": THUMBNAIL_WIDTH}}
+    jpeg_answer = {"description": "The picture.",
+                   "headers": {"X-Frame-Width": {"schema": {"type": "integer"}},
+                               "X-Frame-Height": {"schema": {"type": "integer"}}},
+                   "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
     spec = {
         "openapi": "3.0.3",
         "info": {"title": "Video age, gender and expression recognition", "version": "2.0.0",
@@ -71,17 +86,44 @@ def openapi_spec(limits: Limits) -> dict:
                     "503": error("The server is shutting down (retry after Retry-After seconds), or the job "
                                  "could not be stored.", ["shutting_down", "storage_unavailable"],
                                  headers=retry_after)}}},
-            "/api/v2/jobs/{job_id}": {"get": {
-                "summary": "A job's status and progress, and its answer or error once finished.",
-                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "/api/v2/jobs/{job_id}": {
+                "get": {
+                    "summary": "A job's status and progress, and its answer or error once finished.",
+                    "parameters": [job_id],
+                    "responses": {"200": answer("The job.", contract.Job), **job_errors, "503": shutting_down}},
+                "delete": {
+                    "summary": "Cancel a queued or running job: it ends as failed with error code `cancelled` "
+                               "(a running one stops at its next batch of frames).",
+                    "parameters": [job_id],
+                    "responses": {
+                        "200": answer("The job, now failed with code cancelled.", contract.Job),
+                        "404": job_errors["404"], "409": error("The job has already ended.", ["job_finished"]),
+                        "410": job_errors["410"], "503": shutting_down}}},
+            "/api/v2/jobs/{job_id}/upload": {"get": {
+                "summary": "The video a job analysed, as it was uploaded, for playback (Range requests work).",
+                "description": "Only for a job submitted with `keep_upload=true`; the file is deleted when the job "
+                               "is forgotten (see 410 job_expired).",
+                "parameters": [job_id],
                 "responses": {
-                    "200": answer("The job.", contract.Job),
-                    "404": error("No such job, and no expired one by that id in the last "
-                                 f"{limits.expired_jobs_remembered_seconds} s.", ["job_not_found"]),
-                    "410": error(f"The job finished more than {limits.job_ttl_seconds} s ago, or more than "
-                                 f"{limits.jobs_kept} jobs finished since, and its answer was deleted.",
-                                 ["job_expired"]),
-                    "503": shutting_down}}},
+                    "200": {"description": "The file, with the type its name suggests.",
+                            "content": {"video/*": {"schema": {"type": "string", "format": "binary"}}}},
+                    "404": error("No such job, the job did not keep its upload, or its input is not a video.",
+                                 ["job_not_found", "upload_not_kept", "not_a_video"]),
+                    "410": job_errors["410"]}}},
+            "/api/v2/jobs/{job_id}/frames/{index}.jpg": {"get": {
+                "summary": "Frame `index` of a job's uploaded video, zip or images, downscaled to `width` pixels "
+                           "(never enlarged), as JPEG.",
+                "description": "`index` is the same number as `timeline[].frame` in the job's answer. Only for a "
+                               "job submitted with `keep_upload=true`. X-Frame-Width and X-Frame-Height give the "
+                               "frame's own size, to scale timeline boxes.",
+                "parameters": [job_id, index_parameter, width_parameter],
+                "responses": {
+                    "200": jpeg_answer,
+                    "400": error("A bad width.", ["invalid_option"]),
+                    "404": error("No such job, it did not keep its upload, or no such frame in it.",
+                                 ["job_not_found", "upload_not_kept", "frame_not_found"]),
+                    "410": job_errors["410"],
+                    "422": error("This frame cannot be decoded.", ["unreadable_frame"])}}},
             "/api/v2/samples": {"get": {
                 "summary": "The sample names: the sequence folders in samples/, in natural order.",
                 "responses": {"200": answer("The names, for {\"sample\": NAME}.", contract.SampleList)}}},
@@ -92,15 +134,9 @@ def openapi_spec(limits: Limits) -> dict:
                                "and X-Frame-Height give the frame's own size, to scale timeline boxes.",
                 "parameters": [
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "width", "in": "query",
-                     "schema": {"type": "integer", "minimum": MIN_WIDTH, "maximum": MAX_WIDTH,
-                                "default": THUMBNAIL_WIDTH}}],
+                    index_parameter, width_parameter],
                 "responses": {
-                    "200": {"description": "The thumbnail.",
-                            "headers": {"X-Frame-Width": {"schema": {"type": "integer"}},
-                                        "X-Frame-Height": {"schema": {"type": "integer"}}},
-                            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                    "200": jpeg_answer,
                     "400": error("A bad name or width.", ["invalid_sequence_name", "invalid_option"]),
                     "404": error("No such sample, or no such frame in it.", ["sequence_not_found",
                                                                             "frame_not_found"]),
@@ -119,7 +155,8 @@ def openapi_spec(limits: Limits) -> dict:
                               "503": error("Models are still loading, or the server is shutting down.",
                                            ["not_ready", "shutting_down"])}}},
             "/": {"get": {
-                "summary": "The browser page: pick a sample or upload a video or zip, and see the answer.",
+                "summary": "The browser page: pick a sample or upload a video or zip, play it with each person's box, "
+                           "and see the answer.",
                 "responses": {"200": {"description": "HTML.", "content": {"text/html": {}}}}}},
             "/seqPath/{name}": {"get": {
                 "summary": "Legacy: analyse samples/<name> ('test' is seqA). Codes as keys, values as strings.",

@@ -21,8 +21,10 @@ from flask import Flask, jsonify, request
 from faceanalysis.service.contract import error_json
 
 OPEN_ENDPOINTS = frozenset({"api_v2.healthz", "api_v2.readyz", "page.index", "static"})
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
-                           "form-action 'self'; frame-ancestors 'none'")
+# media-src blob:: the page plays a job's upload from memory (fetched with the API token, which a <video> cannot
+# send), through a blob: URL only its own script can make.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

@@ -65,6 +65,9 @@ SCHEMA = (
     "CREATE INDEX expired_time ON expired (expired)",
 )
 _COLUMNS = "id, status, created, started, finished, frames_done, frames_total, result, error"
+# A job whose request asked to keep its uploads until it expires (the option keep_upload), read from the stored
+# request so the schema stays as it is.
+_KEEPS = "coalesce(json_extract(request, '$.options.keep_upload'), 0) = 1"
 
 
 class QueueFull(Exception):
@@ -236,8 +239,10 @@ class JobStore:
                               "WHERE id = ? AND owner = ? AND status = ?",
                               (done, total, job_id, owner, RUNNING)).rowcount == 1
 
-    def finish(self, job_id: str, owner: str, result: dict | None = None, error: dict | None = None) -> bool:
-        """The job's answer (``result``) or its error; its uploads go. False when ``owner`` no longer runs it."""
+    def finish(self, job_id: str, owner: str, result: dict | None = None, error: dict | None = None,
+               keep_uploads: bool = False) -> bool:
+        """The job's answer (``result``) or its error; its uploads go, unless ``keep_uploads`` (they then go when
+        the job expires). False when ``owner`` no longer runs it."""
         status = DONE if error is None else FAILED
         with self._write() as db:
             changed = db.execute(
@@ -245,10 +250,27 @@ class JobStore:
                 "frames_total = CASE WHEN ? = 'done' THEN frames_done ELSE frames_total END "
                 "WHERE id = ? AND owner = ? AND status = ?",
                 (status, self._clock(), _dumps(result), _dumps(error), status, job_id, owner, RUNNING)).rowcount
-        if changed:
+        if changed and not keep_uploads:
             # After the commit: a crash before this leaves the files to the sweep, never a job without them.
             shutil.rmtree(self.folder.upload_dir(job_id), ignore_errors=True)
         return changed == 1
+
+    def cancel(self, job_id: str, error: dict) -> bool:
+        """End a queued or running job as failed with ``error``. A worker running it notices at its next
+        progress report (which then finds the job no longer running) and stops. False when the job is not
+        queued or running. Its uploads go with the next sweep, or when it expires if it keeps them."""
+        with self._write() as db:
+            return db.execute(
+                "UPDATE jobs SET status = ?, owner = NULL, finished = ?, error = ? WHERE id = ? AND status IN (?, ?)",
+                (FAILED, self._clock(), _dumps(error), job_id, QUEUED, RUNNING)).rowcount == 1
+
+    def kept_upload(self, job_id: str) -> tuple[dict, Path] | None:
+        """The request of a job that keeps its uploads and the folder holding them, or None (no such job, no
+        uploads, or not kept)."""
+        with self._read() as db:
+            row = db.execute(f"SELECT request FROM jobs WHERE id = ? AND has_uploads AND {_KEEPS}",
+                             (job_id,)).fetchone()
+        return (json.loads(row[0]), self.folder.upload_dir(job_id)) if row is not None else None
 
     def requeue(self, job_id: str, owner: str) -> bool:
         """Put a job this process was running back at its place in the queue (a shutdown that could not
@@ -294,6 +316,9 @@ class JobStore:
             db.execute("DELETE FROM expired WHERE expired < ? OR id IN "
                        "(SELECT id FROM expired ORDER BY expired DESC LIMIT -1 OFFSET ?)",
                        (now - remember_s, EXPIRED_IDS_KEPT))
+            # Inside the transaction, like the sweep: uploads kept for playback go with their job.
+            moved = self.folder.discard([path for path in map(self.folder.upload_dir, gone) if path.exists()])
+        self.folder.remove(moved)
         if gone:
             log.info("%d finished job(s) expired", len(gone))
         return gone
@@ -330,7 +355,7 @@ class JobStore:
     def sweep_files(self) -> int:
         """Remove every file no live job or process owns (``DataFolder.orphans``); returns how many."""
         with self._write() as db:
-            live = {job_id for (job_id,) in db.execute("SELECT id FROM jobs WHERE status IN (?, ?)",
+            live = {job_id for (job_id,) in db.execute(f"SELECT id FROM jobs WHERE status IN (?, ?) OR {_KEEPS}",
                                                          (QUEUED, RUNNING))}
             moved = self.folder.discard(self.folder.orphans(live))
         self.folder.remove(moved)

@@ -96,7 +96,7 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path, store: JobStore | None
         return jsonify(legacy_result(result))
 
     app.register_blueprint(create_api_v2(analyzer, sample_folder, lambda: list_samples(samples_dir), runtime))
-    app.register_blueprint(create_page(sample_folder))
+    app.register_blueprint(create_page(sample_folder, lambda: app.extensions[JOB_QUEUE]()))
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):
