@@ -128,13 +128,13 @@ def disk_full_store(store: JobStore, fail_results: int, fail_errors: int) -> lis
     real, tried = store.finish, []
     left = {"result": fail_results, "error": fail_errors}
 
-    def finish(job_id, owner, result=None, error=None):
+    def finish(job_id, owner, result=None, error=None, keep_uploads=False):
         kind = "result" if error is None else "error"
         tried.append(kind)
         if left[kind] > 0:
             left[kind] -= 1
             raise sqlite3.OperationalError("database or disk is full")
-        return real(job_id, owner, result=result, error=error)
+        return real(job_id, owner, result=result, error=error, keep_uploads=keep_uploads)
     store.finish = finish
     return tried
 
