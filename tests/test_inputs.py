@@ -65,6 +65,39 @@ def test_defaults():
     assert parse_options({}, Limits()) == Options(timeline=False, max_frames=3000, stride=1)
 
 
+UNKNOWN = "the options are timeline, max_frames, stride (and, as a body field, sample)"
+
+
+@pytest.mark.parametrize("query", ["?stride=2&timeline=true", "?max_frames=3", ""])
+def test_known_options_in_the_query_pass(sample, query):
+    request = parse(query, json={"sample": "seqA"}, folder=sample)
+    assert request.options.stride == (2 if "stride" in query else 1)
+
+
+def test_misspelled_options_in_the_query_are_refused_by_name(sample):
+    message = refused("unknown_option", 400, "?strde=2&timelin=true", json={"sample": "seqA"}, folder=sample)
+    assert message == f"unknown options 'strde', 'timelin'; {UNKNOWN}"
+
+
+def test_a_misspelled_option_in_a_json_body_is_refused(sample):
+    assert parse(json={"sample": "seqA", "stride": 2}, folder=sample).options.stride == 2
+    message = refused("unknown_option", 400, json={"sample": "seqA", "strde": 2}, folder=sample)
+    assert message == f"unknown option 'strde'; {UNKNOWN}"
+
+
+def test_a_misspelled_form_field_is_refused_and_nothing_is_left(temp_root):
+    accepted = parse(**files("frames", ("a.png", TINY), stride="1"))
+    accepted.cleanup()
+    assert accepted.options.stride == 1
+    message = refused("unknown_option", 400, **files("frames", ("a.png", TINY), max_frame="1"))
+    assert message == f"unknown option 'max_frame'; {UNKNOWN}"
+    assert not any(temp_root.iterdir())
+
+
+def test_a_misspelled_sample_field_is_an_unknown_option_not_a_missing_input(sample):
+    assert "'sampel'" in refused("unknown_option", 400, json={"sampel": "seqA"}, folder=sample)
+
+
 @pytest.mark.parametrize("name, value, parsed", [
     ("stride", "0", None), ("stride", "1", 1), ("stride", "1000", 1000), ("stride", "1001", None),
     ("max_frames", "0", None), ("max_frames", "1", 1), ("max_frames", "10000", 10000), ("max_frames", "10001", None),

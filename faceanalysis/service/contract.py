@@ -60,7 +60,8 @@ def from_limits(name: str):
 
 @dataclass(frozen=True)
 class Options:
-    """The options the analysis ran with."""
+    """The options the analysis ran with. A query parameter or body field that is none of these (nor, in the
+    body, the input) is refused: 400 ``unknown_option``, naming these."""
     timeline: bool = prop("Also return per-frame results.", default=False)
     max_frames: int = prop("Analyse at most this many frames (after stride); the rest is not read and "
                            "meta.frames.truncated is true.", minimum=1, maximum=from_limits("max_frames"),

@@ -8,7 +8,9 @@ Four inputs, exactly one per request:
 * ``frames``: several image files, analysed in the order they were sent.
 
 Options ``timeline``, ``max_frames`` and ``stride`` come from the query string
-or from the JSON / form fields (these win). Uploads are saved to a private
+or from the JSON / form fields (these win); any other name there is refused
+(400 ``unknown_option``, naming the options), so a misspelling never runs with
+the defaults. Uploads are saved to a private
 temporary folder (in the data folder's ``tmp/``, so a crash leaves nothing the
 next sweep does not find), because a job outlives its request; ``cleanup()``
 removes it, unless a job took the files over. Whatever can be checked before
@@ -104,6 +106,7 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
     else:
         raise invalid("send JSON {\"sample\": NAME}, or multipart/form-data with a video, zip or frames part",
                       "unsupported_media_type", 415)
+    check_known(request.args, fields)
     given = [key for key in INPUT_KINDS if key in files or (key == "sample" and "sample" in fields)]
     if len(given) != 1:
         hint = " (a JSON body needs Content-Type: application/json)" if not given else f" ({', '.join(given)})"
@@ -124,6 +127,26 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+
+
+def check_known(query, body) -> None:
+    """Refuse a query parameter or a body field that is not an option (or, in the body, the sample): a
+    misspelled option would otherwise run with its default without a word."""
+    known = option_names()
+    unknown = [name for name in query if name not in known]
+    unknown += [name for name in body if name not in known and name != "sample" and name not in unknown]
+    if unknown:
+        raise unknown_option(unknown)
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(option.name for option in fields(Options))
+
+
+def unknown_option(names: list[str]) -> AnalysisError:
+    listed = ", ".join(repr(str(name)[:60]) for name in names[:5])
+    return invalid(f"unknown option{'s' if len(names) > 1 else ''} {listed}; the options are "
+                   f"{', '.join(option_names())} (and, as a body field, sample)", "unknown_option")
 
 
 def parse_options(values: dict, limits: Limits) -> Options:
