@@ -42,14 +42,24 @@ def test_a_folder_is_searched_for_videos_zips_and_frame_folders(tmp_path):
     touch(tmp_path / "a" / ".hidden" / "clip.mp4")      # hidden folders are not searched
     touch(tmp_path / "a" / "empty" / "readme.md")
     assert kinds(discover([str(tmp_path / "a")])) == [("clip.MP4", "video"), ("frames.zip", "zip"),
-                                                      ("frames", "frames")]
+                                                      ("frames", "folder")]
 
 
 def test_a_folder_with_nothing_in_it_is_one_input_and_a_file_of_no_known_kind_too(tmp_path):
     (tmp_path / "empty").mkdir()
-    touch(tmp_path / "photo.jpg")
-    assert kinds(discover([str(tmp_path / "empty"), str(tmp_path / "photo.jpg")])) == [("empty", "frames"),
-                                                                                         ("photo.jpg", "unsupported")]
+    touch(tmp_path / "notes.md")
+    touch(tmp_path / "photo.jpg")           # one image: an input of one frame, as the service's "frames"
+    assert kinds(discover([str(tmp_path / "empty"), str(tmp_path / "notes.md"), str(tmp_path / "photo.jpg")])) == [
+        ("empty", "folder"), ("notes.md", "unsupported"), ("photo.jpg", "frames")]
+
+
+def test_files_are_known_by_their_content_before_their_extension(tmp_path):
+    touch(tmp_path / "a" / "clip", b"\x1a\x45\xdf\xa3" + bytes(60))            # Matroska, no extension
+    touch(tmp_path / "a" / "zipped.bin", b"PK\x03\x04" + bytes(60))              # a zip under another name
+    touch(tmp_path / "a" / "anim.gif", b"GIF89a" + bytes(60))
+    touch(tmp_path / "a" / "notes.txt", b"GIF is a format")                     # no signature, no known extension
+    assert kinds(discover([str(tmp_path / "a")])) == [("anim.gif", "video"), ("clip", "video"),
+                                                      ("zipped.bin", "zip")]
 
 
 def test_manifests_list_paths_relative_to_themselves(tmp_path):
@@ -80,7 +90,7 @@ def test_every_missing_path_is_named_up_to_five(tmp_path):
 
 
 def test_a_frame_folder_changes_with_its_frames_not_with_other_files(tmp_path):
-    frames = BatchInput(str(tmp_path), "frames")
+    frames = BatchInput(str(tmp_path), "folder")
     touch(tmp_path / "f1.jpg", b"one")
     stat, sha = stat_signature(frames), content_sha256(frames)
     touch(tmp_path / "notes.txt", b"not a frame")

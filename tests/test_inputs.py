@@ -312,7 +312,8 @@ def test_a_video_needs_a_video_extension_or_type(temp_root, name, mimetype, acce
         request.cleanup()
     else:
         message = refused("unsupported_media_type", 415, **form)
-        assert message == f"{name!r} is not a video file: use one of .avi, .mov, .mp4, .webm"
+        assert message == (f"{name!r} is not a video file: use one of .3gp, .avi, .flv, .gif, .m4v, .mkv, .mov, .mp4, "
+                           ".mpeg, .mpg, .ts, .webm, .wmv")
     assert list(temp_root.iterdir()) == []
 
 

@@ -33,8 +33,8 @@ from flask import Request
 
 from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames
-from faceanalysis.pipeline.sources import (VIDEO_EXTENSIONS, FolderSource, FrameSource, ImageFilesSource,
-                                          VideoSource, ZipSource)
+from faceanalysis.pipeline.sources import (IMAGE, VIDEO, VIDEO_EXTENSIONS, ZIP, FolderSource, FrameSource,
+                                          ImageFilesSource, VideoSource, ZipSource, sniff)
 from faceanalysis.service.contract import INPUT_KINDS, Input, Limits, Options
 from faceanalysis.service.schema import keywords, to_json
 
@@ -73,8 +73,8 @@ def restore_request(record: dict, uploads: Path | None, limits: Limits) -> Analy
     options = Options(**record["options"])
     given = Input(**record["input"])
     if record["sample"] is not None:
-        source = FolderSource(list_frames(Path(record["sample"])), stride=options.stride,
-                              max_frames=options.max_frames)
+        source = open_source("sample", [Path(record["sample"])], given.name, stride=options.stride,
+                             max_frames=options.max_frames)
         return AnalysisRequest(given, options, source, sample=Path(record["sample"]))
     if uploads is None:
         raise ValueError("a request with uploads needs the folder holding them")
@@ -167,16 +167,12 @@ def _sample(name, options: Options, resolve_sample: Callable[[str], Path]) -> An
     if not isinstance(name, str):
         raise invalid('"sample" must be a string: the name of a folder in samples/')
     folder = resolve_sample(name)
-    source = FolderSource(list_frames(folder), stride=options.stride, max_frames=options.max_frames)
+    source = open_source("sample", [folder], folder.name, stride=options.stride, max_frames=options.max_frames)
     return AnalysisRequest(Input(kind="sample", name=folder.name), options, source, sample=folder.absolute())
 
 
 def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: Limits) -> AnalysisRequest:
     names = _unique([_base_name(item.filename) for item in uploads])
-    if kind == "video" and PurePosixPath(names[0]).suffix.lower() not in VIDEO_EXTENSIONS \
-            and not (uploads[0].mimetype or "").startswith("video/"):
-        raise invalid(f"{names[0]!r} is not a video file: use one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
-                      "unsupported_media_type", 415)
     paths = []
     for number, (item, name) in enumerate(zip(uploads, names)):
         # Our own file names: the client's name is only a label, never part of a path. A known
@@ -187,6 +183,11 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
         paths.append(path)
     if sum(path.stat().st_size for path in paths) == 0:
         raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload", 422)
+    if kind == "video" and PurePosixPath(names[0]).suffix.lower() not in VIDEO_EXTENSIONS \
+            and not (uploads[0].mimetype or "").startswith("video/") and sniff(paths[0]) != VIDEO:
+        # Known by its content too: a clip renamed .bin, or sent without a name, is still a video.
+        raise invalid(f"{names[0]!r} is not a video file: use one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
+                      "unsupported_media_type", 415)
     label = names[0] if len(names) == 1 else f"{len(names)} files"
     source = _source(kind, names, paths, label, options, limits)
     given = Input(kind=kind, name=label, fps=source.fps) if kind == "video" else Input(kind=kind, name=label)
@@ -196,13 +197,50 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
 
 def _source(kind: str, names: list[str], paths: list[Path], label: str, options: Options,
             limits: Limits) -> FrameSource:
-    stride, max_frames = options.stride, options.max_frames
+    return open_source(kind, paths, label, names=names, stride=options.stride, max_frames=options.max_frames,
+                       limits=limits)
+
+
+# --- the input registry ---------------------------------------------------------------------------------------
+# Every kind of input the project reads, and the source that reads it: the service, the batch runner and the
+# command line all open their inputs through ``open_source``, so a kind means the same thing everywhere.
+SOURCE_KINDS = {
+    "sample": "a folder of frames in the server's samples/, by name",
+    "folder": "a folder of frames on disk (.jpg/.jpeg/.png/.bmp, natural order of their names)",
+    "video": "one video file (" + ", ".join(sorted(VIDEO_EXTENSIONS)) + ", or any file whose content is one)",
+    "zip": "one zip of frames, read in place",
+    "frames": "image files, each one frame, in the order given",
+}
+
+
+def open_source(kind: str, paths: list[Path], label: str, *, names: list[str] | None = None, stride: int = 1,
+                max_frames: int | None = None, limits: Limits = Limits()) -> FrameSource:
+    """The frame source for ``kind`` (a ``SOURCE_KINDS`` key) reading ``paths``: one folder or file, or for
+    ``frames`` the image files in order (``names`` label them; default their file names)."""
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"unknown input kind {kind!r}")
+    if kind in ("sample", "folder"):
+        return FolderSource(list_frames(paths[0]), stride=stride, max_frames=max_frames)
     if kind == "video":
         return VideoSource(paths[0], label, stride=stride, max_frames=max_frames)
     if kind == "zip":
         return ZipSource(paths[0], label, limits.max_entries, limits.max_unpacked_bytes,
                          stride=stride, max_frames=max_frames)
+    names = names if names is not None else [path.name for path in paths]
     return ImageFilesSource(list(zip(names, paths)), label, stride=stride, max_frames=max_frames)
+
+
+def kind_of(path: Path) -> str | None:
+    """The kind of a path on disk: ``folder``, ``video``, ``zip``, ``frames`` (one image), or None. A file is
+    known by its content first, its extension only where the content says nothing (``sources.sniff``)."""
+    if path.is_dir():
+        return "folder"
+    found = sniff(path)
+    if found is None:
+        suffix = path.suffix.lower()
+        found = (VIDEO if suffix in VIDEO_EXTENSIONS else ZIP if suffix == ".zip"
+                 else IMAGE if suffix in IMAGE_EXTENSIONS else None)
+    return {VIDEO: "video", ZIP: "zip", IMAGE: "frames"}.get(found)
 
 
 def _base_name(filename: str) -> str:
