@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
-from faceanalysis.service.contract import Limits
+from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
 
@@ -44,6 +44,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                          help=f"analyse at most N frames of each input (default {limits.default_max_frames}, at "
                          f"most {limits.max_frames})")
     options.add_argument("--stride", type=int, default=1, metavar="N", help="analyse every N-th frame")
+    options.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="F",
+                         help=f"frames a second of folders and zips of frames (and of videos that give none), for "
+                         f"the times in seconds (default {DEFAULT_FPS:g}, the legacy sequences' rate)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="analyse again inputs that failed for a reason that cannot change while the input "
+                        "does not (no_face, invalid_video, ...: skipped by default)")
     add_model_arguments(parser)
     return parser.parse_args(argv)
 
@@ -58,6 +64,8 @@ def check_options(args: argparse.Namespace) -> None:
             within = f"from {low} to {high}" if high is not None else f"at least {low}"
             raise AnalysisError("invalid_option", f"--{name.replace('_', '-')} must be {within}, not {value:g}",
                                 400)
+    if not 0 < args.fps <= MAX_FPS:
+        raise AnalysisError("invalid_option", f"--fps must be above 0 and at most {MAX_FPS:g}, not {args.fps:g}", 400)
 
 
 def main(argv: list[str]) -> None:
@@ -74,9 +82,9 @@ def main(argv: list[str]) -> None:
         for key in manifest:
             resolve(key, manifest)
         items = discover(args.inputs)
-        spec = RunSpec.create(settings, args.stride, args.max_frames, args.timeline)
+        spec = RunSpec.create(settings, args.stride, args.max_frames, args.timeline, fps=args.fps)
         request = Request(items=items, out=args.out, spec=spec, address=address, workers=args.workers,
-                          gpus_per_worker=args.gpus_per_worker, csv=args.csv)
+                          gpus_per_worker=args.gpus_per_worker, csv=args.csv, retry_failed=args.retry_failed)
         with OutputFolder(args.out) as out:
             tally, rows = execute(request, out)
     except (AnalysisError, ModelFileError) as error:

@@ -62,6 +62,11 @@ def connect(address: str | None) -> Cluster:
     # it does by default anyway.
     if "ray" not in sys.modules:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray Data hands every actor its function and context as object-store references, so with restarts on
+        # (ATTEMPTS) the driver's core worker warns, on every run, that the actor "has constructor arguments in
+        # the object store": the references live as long as the run, which is what the warning asks for. Its
+        # C++ warnings go to the terminal whatever Python's logging says; errors still do.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         if address is None:
             os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray

@@ -78,8 +78,9 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
     if sha == task["previous_sha"]:
         return _result(item, sha, UNCHANGED, None)
     try:
-        rows = done_rows(item, sha, task["stat"], analyzer.analyse_source(source_for(item, spec)), spec,
-                         time.perf_counter() - started, where)
+        source = source_for(item, spec)
+        rows = done_rows(item, sha, task["stat"], analyzer.analyse_source(source), spec,
+                         time.perf_counter() - started, where, fps=getattr(source, "fps", None))
     except AnalysisError as error:
         rows = _failed(analyzer, item, sha, task, error, spec, started, where)
     except Exception as error:      # a bug must not stop the other inputs; the service answers it the same way

@@ -35,7 +35,7 @@ from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames
 from faceanalysis.pipeline.sources import (IMAGE, VIDEO, VIDEO_EXTENSIONS, ZIP, FolderSource, FrameSource,
                                           ImageFilesSource, VideoSource, ZipSource, sniff)
-from faceanalysis.service.contract import INPUT_KINDS, Input, Limits, Options
+from faceanalysis.service.contract import DEFAULT_FPS, INPUT_KINDS, Input, Limits, Options
 from faceanalysis.service.schema import keywords, to_json
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ KNOWN_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | {".zip"}
 TRUE = frozenset({"", "1", "true", "yes", "on"})     # "" so that a bare "?timeline" switches it on
 FALSE = frozenset({"0", "false", "no", "off"})
 WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+DECIMAL = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*")
 
 
 @dataclass
@@ -70,8 +71,9 @@ class AnalysisRequest:
 def restore_request(record: dict, uploads: Path | None, limits: Limits) -> AnalysisRequest:
     """The request ``record()`` described, its uploads read from ``uploads``. The sources check their input
     again, so a sample folder that went away since is ``sequence_not_found``, as it would have been then."""
-    options = Options(**record["options"])
-    given = Input(**record["input"])
+    # A job recorded before the fps option existed ran at the default rate.
+    options = Options(**{"fps": DEFAULT_FPS, **record["options"]})
+    given = Input(**{"fps": options.fps, **record["input"]})
     if record["sample"] is not None:
         source = open_source("sample", [Path(record["sample"])], given.name, stride=options.stride,
                              max_frames=options.max_frames)
@@ -158,6 +160,8 @@ def parse_options(values: dict, limits: Limits) -> Options:
         value = values.get(option.name, rules["default"])
         if hints[option.name] is bool:
             parsed[option.name] = _boolean(value, option.name)
+        elif hints[option.name] is float:
+            parsed[option.name] = _positive(value, option.name, rules["maximum"])
         else:
             parsed[option.name] = _integer(value, option.name, rules["minimum"], rules["maximum"])
     return Options(**parsed)
@@ -168,7 +172,8 @@ def _sample(name, options: Options, resolve_sample: Callable[[str], Path]) -> An
         raise invalid('"sample" must be a string: the name of a folder in samples/')
     folder = resolve_sample(name)
     source = open_source("sample", [folder], folder.name, stride=options.stride, max_frames=options.max_frames)
-    return AnalysisRequest(Input(kind="sample", name=folder.name), options, source, sample=folder.absolute())
+    return AnalysisRequest(Input(kind="sample", name=folder.name, fps=options.fps), options, source,
+                           sample=folder.absolute())
 
 
 def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: Limits) -> AnalysisRequest:
@@ -190,7 +195,7 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
                       "unsupported_media_type", 415)
     label = names[0] if len(names) == 1 else f"{len(names)} files"
     source = _source(kind, names, paths, label, options, limits)
-    given = Input(kind=kind, name=label, fps=source.fps) if kind == "video" else Input(kind=kind, name=label)
+    given = Input(kind=kind, name=label, fps=input_fps(source, options))
     return AnalysisRequest(given, options, source, workdir=workdir,
                            files=tuple((name, path.name) for name, path in zip(names, paths)))
 
@@ -243,6 +248,11 @@ def kind_of(path: Path) -> str | None:
     return {VIDEO: "video", ZIP: "zip", IMAGE: "frames"}.get(found)
 
 
+def input_fps(source: FrameSource, options: Options) -> float:
+    """The frame rate an input's times are in: a video's own, else the fps option."""
+    return getattr(source, "fps", None) or options.fps
+
+
 def _base_name(filename: str) -> str:
     # Some clients send a full path; keep the last part, bounded, as the frame's name.
     return PurePosixPath(filename.replace("\\", "/")).name[:200] or "upload"
@@ -264,6 +274,20 @@ def _boolean(value, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
         return value.strip().lower() in TRUE
     raise invalid(f"{name} must be true or false, not {value!r}", "invalid_option")
+
+
+def _positive(value, name: str, high: float) -> float:
+    """A number above 0 and at most ``high``: 25, 12.5, "29.97"."""
+    wrong = invalid(f"{name} must be a number above 0 and at most {high:g}, not {value!r:.60}", "invalid_option")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise wrong
+    try:
+        number = float(value) if not isinstance(value, str) or DECIMAL.fullmatch(value) else None
+    except (ValueError, OverflowError):
+        number = None
+    if number is None or not 0 < number <= high:     # NaN fails both comparisons
+        raise wrong
+    return number
 
 
 def _integer(value, name: str, low: int, high: int) -> int:
