@@ -132,7 +132,7 @@ def main(argv: list[str], analyzer=None) -> None:
     options = Options(timeline=args.timeline, max_frames=args.max_frames or max(result.frames_read, 1),
                       stride=args.stride, fps=args.fps or DEFAULT_FPS)
     if args.csv is not None:
-        write_tables(args.csv, kind, paths, result, analyzer, args, options, seconds)
+        write_tables(args.csv, kind, paths, result, analyzer, options, fps, seconds)
     if args.annotate is not None:
         from faceanalysis.annotate import annotate
         annotate(result, open_source(kind, paths, given.name), args.annotate, fps)
@@ -149,7 +149,7 @@ def answer(result, given: Input, options: Options, form: str) -> dict:
     return build_report(result, given, options)
 
 
-def write_tables(folder: Path, kind: str, paths: list[Path], result, analyzer, args, options: Options,
+def write_tables(folder: Path, kind: str, paths: list[Path], result, analyzer, options: Options, fps: float,
                  seconds: float) -> None:
     """The batch tables of this one input, as CSV (the batch runner's columns; nested ones as JSON)."""
     from faceanalysis.batch.inputs import BatchInput, content_sha256, stat_signature
@@ -161,7 +161,7 @@ def write_tables(folder: Path, kind: str, paths: list[Path], result, analyzer, a
     spec = RunSpec.create(analyzer.settings, options.stride, options.max_frames, timeline=True, fps=options.fps)
     where = Where(node=socket.gethostname(), node_id="", worker_pid=os.getpid(), device=analyzer.device.kind)
     rows = done_rows(item, sha, stat_signature(item) if len(paths) == 1 else None, result, spec, seconds, where,
-                     fps=options.fps if kind != "video" else None)
+                     fps=fps)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("persons", "inputs", "frames"):
         write_csv(getattr(rows, name), folder / f"{name}.csv")

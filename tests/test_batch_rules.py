@@ -197,3 +197,112 @@ def test_the_summary_counts_in_words():
     assert text.startswith("3 inputs: 1 done, 1 failed (no_face 1), 1 already done and not analysed again. "
                            "Analysed 2 locally with 1 worker: 1,200 frames in ")
     assert text.endswith("Tables in /out: persons.parquet (1 row), inputs.parquet (3 rows).")
+
+
+# --------------------------------------------------------------------------- failed inputs on the next run
+
+def a_run_over(item: BatchInput, out_path: Path, retry_failed: bool, monkeypatch) -> tuple[Tally, list]:
+    """``run.execute`` with Ray replaced: what it would send to the workers."""
+    from faceanalysis.batch import run
+    sent = []
+    monkeypatch.setattr(run, "_analyse", lambda request, todo, out, progress: sent.extend(todo))
+    request = run.Request(items=[item], out=out_path, spec=SPEC, retry_failed=retry_failed)
+    with OutputFolder(out_path) as out:
+        tally, _ = run.execute(request, out)
+    return tally, sent
+
+
+@pytest.mark.parametrize("code, retry_failed, skipped", [("no_face", False, True), ("invalid_video", False, True),
+                                                          ("no_face", True, False), ("worker_lost", False, False),
+                                                          ("unreadable_input", False, False)])
+def test_an_input_that_failed_for_good_is_skipped_unless_asked(tmp_path, monkeypatch, code, retry_failed, skipped):
+    video = touch(tmp_path / "clip.mp4", b"\x1a\x45\xdf\xa3 not really")
+    item = BatchInput(str(video), "video")
+    with OutputFolder(tmp_path / "out") as out:
+        out.write(item, failed_rows(item, content_sha256(item), stat_signature(item),
+                                    AnalysisError(code, code, 422), SPEC, 0.0, None, None))
+    tally, sent = a_run_over(item, tmp_path / "out", retry_failed, monkeypatch)
+    assert (tally.skipped, tally.skipped_failed, len(sent)) == ((1, 1, 0) if skipped else (0, 0, 1))
+
+
+def test_a_changed_file_that_failed_for_good_goes_to_a_worker_to_compare_its_content(tmp_path, monkeypatch):
+    video = touch(tmp_path / "clip.mp4", b"first")
+    item = BatchInput(str(video), "video")
+    sha = content_sha256(item)
+    with OutputFolder(tmp_path / "out") as out:
+        out.write(item, failed_rows(item, sha, stat_signature(item), AnalysisError("no_face", "none", 422), SPEC,
+                                    0.0, None, None))
+    touch(video, b"second")
+    tally, sent = a_run_over(item, tmp_path / "out", False, monkeypatch)
+    # The worker analyses it only if its sha256 is no longer the one that failed.
+    assert tally.skipped == 0 and [task["previous_sha"] for _, task in sent] == [sha]
+
+
+def test_the_summary_says_how_to_retry_failed_inputs():
+    tally = Tally(total=2, skipped=2, skipped_failed=1)
+    assert "1 of them failed before with the same content (no face, not a video...): --retry-failed tries them " \
+           "again" in summary(tally, "/out", {"persons": 0, "inputs": 2}, csv=False)
+
+
+# --------------------------------------------------------------------------- the tables' types and seconds
+
+def test_failed_rows_have_typed_nested_columns_and_no_null_counts(tmp_path):
+    import pyarrow as pa
+    item = BatchInput("/data/a.mp4", "video")
+    with OutputFolder(tmp_path / "out") as out:
+        out.write(item, failed_rows(item, "sha", "stat", AnalysisError("no_face", "none", 422), SPEC, 0.0, None,
+                                    {"age": {"model": "m", "package": "p", "file": "f", "sha256": "s",
+                                             "license": "l"}}))
+        out.merge([item], timeline=True, csv=True)
+    table = pq.read_table(tmp_path / "out" / "inputs.parquet")
+    row = table.to_pylist()[0]
+    assert (row["frames_read"], row["persons"], row["worker_pid"], row["truncated"]) == (0, 0, 0, False)
+    assert row["options"] == {"timeline": False, "max_frames": 5, "stride": 1, "fps": 25.0}
+    assert row["settings"]["age_gender"] == Settings().age_gender and row["settings"]["min_face_size"] == 20
+    assert row["models"] == [{"key": "age", "model": "m", "package": "p", "file": "f", "sha256": "s", "license": "l"}]
+    assert table.schema.field("options").type == pa.struct([("timeline", pa.bool_()), ("max_frames", pa.int64()),
+                                                            ("stride", pa.int64()), ("fps", pa.float64())])
+    frame = table.to_pandas()
+    assert str(frame["frames_read"].dtype) == "int64" and str(frame["worker_pid"].dtype) == "int64"
+    copy = (tmp_path / "out" / "inputs.csv").read_text().splitlines()
+    assert '"{""timeline"": false, ""max_frames"": 5, ""stride"": 1, ""fps"": 25.0}"' in copy[1]
+
+
+def test_done_rows_carry_seconds_at_the_inputs_rate():
+    import numpy as np
+    from faceanalysis.batch.tables import Where, done_rows
+    from faceanalysis.pipeline.result import (FaceSummary, FaceTable, Person, Provenance, SequenceResult,
+                                              SourceSummary)
+    from facecore.labels import EXPRESSIONS
+    count = 3
+    distribution = np.zeros(101)
+    # Every face exactly 30: the bin spreads evenly over [29.5, 30.5], so its central 80% is [29.6, 30.4].
+    distribution[30] = 1.0
+    faces = FaceTable(frame=np.array([0, 10, 20]), frame_name=["a", "b", "c"], boxes=np.ones((count, 4)),
+                      confidence=np.ones(count), landmarks=np.full((count, 5, 2), np.nan), primary=np.ones(count, bool),
+                      age=np.tile(distribution, (count, 1)), age_years=np.full(count, 30.0),
+                      gender=np.tile([0.25, 0.75], (count, 1)), expression=np.tile(np.eye(len(EXPRESSIONS))[3], (count, 1)),
+                      person=np.ones(count, np.int64))
+    summary_ = FaceSummary(expression=np.eye(len(EXPRESSIONS))[3], gender=np.array([0.25, 0.75]),
+                           age_distribution=distribution, age=30.0, age_interval=(29.5, 30.5))
+    person = Person(id=1, primary=True, summary=summary_, frames_seen=2, mean_confidence=1.0,
+                    spans=((0, 10), (20, 20)))
+    result = SequenceResult(source=SourceSummary(label="x", listed=25, read=((0, "a"), (10, "b"), (20, "c")),
+                                                 skipped=(), ignored=(), truncated=False),
+                            faces=faces, summary=summary_, persons=(person,), frames_without_face=(),
+                            provenance=Provenance(settings={}, models={}, device={}, aggregator="", tracker={}))
+    spec = RunSpec.create(Settings(), stride=10, max_frames=5, timeline=True)
+    rows = done_rows(BatchInput("/data/a.mp4", "video"), "sha", "stat", result, spec, 1.0,
+                     Where("n", "id", 7, "CPU"), fps=10.0)
+    inputs = rows.inputs.to_pylist()[0]
+    assert (inputs["fps"], inputs["duration"]) == (10.0, 2.5)            # 25 frames at 10 a second
+    row = rows.persons.to_pylist()[0]
+    assert (row["first_frame"], row["last_frame"], row["first_seconds"], row["last_seconds"]) == (0, 20, 0.0, 2.0)
+    assert row["spans"] == [{"first": 0, "last": 10, "first_seconds": 0.0, "last_seconds": 1.0},
+                            {"first": 20, "last": 20, "first_seconds": 2.0, "last_seconds": 2.0}]
+    frames = rows.frames.to_pylist()
+    assert [frame["time"] for frame in frames] == [0.0, 1.0, 2.0]
+    assert frames[0]["landmarks"] == [{"x": None, "y": None}] * 5
+    assert (frames[0]["age_low"], frames[0]["age_high"]) == (29.6, 30.4)
+    folder = done_rows(BatchInput("/data/seq", "folder"), "sha", "stat", result, spec, 1.0, Where("n", "id", 7, "CPU"))
+    assert folder.inputs.to_pylist()[0]["duration"] == 1.0              # the run's --fps, 25: 25 frames, 1 s
