@@ -58,6 +58,7 @@ def annotate(result: SequenceResult, source: FrameSource, out: Path, fps: float)
     found = boxes_by_frame(result)
     analysed = {index for index, _ in result.source.read}
     last_analysed = max(analysed, default=-1)
+    truncated = result.source.truncated
     writer, size, written = None, None, 0
     held: list[tuple[int, np.ndarray]] = []
     try:
@@ -73,7 +74,7 @@ def annotate(result: SequenceResult, source: FrameSource, out: Path, fps: float)
                         bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
                     if frame.index in analysed:
                         held = found.get(frame.index, [])
-                    elif frame.index > last_analysed:
+                    elif truncated and frame.index > last_analysed:
                         held = []       # past max_frames: not analysed, nothing to show
                     for person, box in held:
                         draw(bgr, box * np.array([scale[0], scale[1]] * 2), text.get(person, f"{person}"),

@@ -72,16 +72,23 @@ def no_models(monkeypatch):
 
 # --- every input kind -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, fourcc", [("clip.mkv", "MJPG"), ("clip.avi", "MJPG"), ("clip.m4v", "mp4v"),
-                                          ("clip.flv", "FLV1"), ("clip.mpg", "MPG1")])
-def test_a_video_in_any_container_ffmpeg_reads(capsys, analyzer, tmp_path, name, fourcc):
-    answer = run(capsys, analyzer, video(tmp_path / name, fourcc), "--timeline")
+TEN_A_SECOND = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+TWENTY_FIVE_A_SECOND = [0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28]
+
+
+@pytest.mark.parametrize("name, fourcc, fps, times", [
+    ("clip.mkv", "MJPG", 10.0, TEN_A_SECOND), ("clip.avi", "MJPG", 10.0, TEN_A_SECOND),
+    ("clip.m4v", "mp4v", 10.0, TEN_A_SECOND), ("clip.flv", "FLV1", 10.0, TEN_A_SECOND),
+    ("clip.mpg", "MPG1", 25.0, TWENTY_FIVE_A_SECOND),        # MPEG-1 has no 10 frames a second
+])
+def test_a_video_in_any_container_ffmpeg_reads(capsys, analyzer, tmp_path, name, fourcc, fps, times):
+    answer = run(capsys, analyzer, video(tmp_path / name, fourcc, fps), "--timeline")
     meta = answer["meta"]
-    assert meta["input"] == {"kind": "video", "name": name, "fps": 10.0}
-    assert meta["frames"]["read"] == 8 and meta["frames"]["duration"] == 0.8
-    assert [frame["time"] for frame in answer["timeline"]] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert meta["input"] == {"kind": "video", "name": name, "fps": fps}
+    assert meta["frames"]["read"] == 8 and meta["frames"]["duration"] == {10.0: 0.8, 25.0: 0.32}[fps]
+    assert [frame["time"] for frame in answer["timeline"]] == times
     assert len(answer["persons"]) == 1 and answer["persons"][0]["spans"] == [[0, 7]]
-    assert answer["persons"][0]["spans_seconds"] == [[0.0, 0.7]]
+    assert answer["persons"][0]["spans_seconds"] == [[0.0, times[-1]]]
 
 
 def test_a_gif_is_a_video_at_its_own_rate(capsys, analyzer, tmp_path):

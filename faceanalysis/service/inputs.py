@@ -44,7 +44,7 @@ KNOWN_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | {".zip"}
 TRUE = frozenset({"", "1", "true", "yes", "on"})     # "" so that a bare "?timeline" switches it on
 FALSE = frozenset({"0", "false", "no", "off"})
 WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
-DECIMAL = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*")
+DECIMAL = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")     # no inf, nan
 
 
 @dataclass
