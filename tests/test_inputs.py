@@ -99,7 +99,8 @@ def test_a_misspelled_sample_field_is_an_unknown_option_not_a_missing_input(samp
 
 
 @pytest.mark.parametrize("value, parsed", [("0", None), ("0.001", 0.001), ("12.5", 12.5), (25, 25.0), ("1000", 1000.0),
-                                           ("1000.5", None), ("-25", None), ("nan", None), ("inf", None), ("1e2", None),
+                                           ("1000.5", None), ("-25", None), ("nan", None), ("inf", None), ("1e2", 100.0),
+                                           ("1e-05", 0.00001), ("1e400", None), ("25 fps", None),
                                            (True, None)])
 def test_the_fps_option_is_a_number_above_0_up_to_1000(value, parsed):
     if parsed is None:
