@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
+from faceanalysis.cli import (add_model_arguments, add_verbose_argument, environment, exit_with, settings_from,
+                              setup_logging)
 from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
@@ -51,6 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="analyse again inputs that failed for a reason that cannot change while the input "
                         "does not (no_face, invalid_video, ...: skipped by default)")
     add_model_arguments(parser)
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -70,7 +72,7 @@ def check_options(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    setup_logging("WARNING")
+    setup_logging(None if args.verbose else "WARNING", verbose=args.verbose)
     settings = settings_from(args)
     address = args.address or environment().get("RAY_ADDRESS")
     if address == "local":          # Ray's name for a Ray of one's own: what no address gives
