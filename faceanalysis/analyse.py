@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, check_device, exit_with, settings_from, setup_logging
-from faceanalysis.service.contract import DEFAULT_FPS, Input, Limits, Options
+from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Input, Limits, Options
 from faceanalysis.service.inputs import SOURCE_KINDS, kind_of, open_source
 from facecore.errors import AnalysisError, ModelFileError
 
@@ -82,8 +82,8 @@ def check_options(args: argparse.Namespace) -> None:
     for flag, value, low, high in checks:
         if value is not None and not low <= value <= high:
             raise AnalysisError("invalid_option", f"{flag} must be from {low} to {high}, not {value}", 400)
-    if args.fps is not None and not 0 < args.fps <= 1000:
-        raise AnalysisError("invalid_option", f"--fps must be above 0 and at most 1000, not {args.fps:g}", 400)
+    if args.fps is not None and not MIN_FPS <= args.fps <= MAX_FPS:
+        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}", 400)
     if args.csv is not None and args.csv.exists() and not args.csv.is_dir():
         raise AnalysisError("invalid_output", f"--csv {str(args.csv.absolute())!r} is a file: name a folder", 400)
     if args.annotate is not None:

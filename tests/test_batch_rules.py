@@ -159,7 +159,9 @@ def test_an_output_folder_in_use_or_that_is_a_file_is_refused(tmp_path):
 @pytest.mark.parametrize("flags, wrong", [(["--max-frames", "10000"], None), (["--max-frames", "10001"], "max-frames"),
                                           (["--max-frames", "0"], "max-frames"), (["--stride", "1000"], None),
                                           (["--stride", "1001"], "stride"), (["--workers", "1"], None),
-                                          (["--workers", "0"], "workers"), (["--gpus-per-worker", "-1"], "gpus")])
+                                          (["--workers", "0"], "workers"), (["--gpus-per-worker", "-1"], "gpus"),
+                                          (["--fps", "0.001"], None), (["--fps", "0"], "fps"),
+                                          (["--fps", "1000"], None), (["--fps", "1000.5"], "fps")])
 def test_options_have_the_services_bounds(flags, wrong):
     args = parse_args(["in", "--out", "out", *flags])
     if wrong is None:
@@ -306,3 +308,26 @@ def test_done_rows_carry_seconds_at_the_inputs_rate():
     assert (frames[0]["age_low"], frames[0]["age_high"]) == (29.6, 30.4)
     folder = done_rows(BatchInput("/data/seq", "folder"), "sha", "stat", result, spec, 1.0, Where("n", "id", 7, "CPU"))
     assert folder.inputs.to_pylist()[0]["duration"] == 1.0              # the run's --fps, 25: 25 frames, 1 s
+
+
+def test_rays_constructor_argument_line_is_dropped_and_everything_else_passes():
+    import subprocess
+    import sys
+    from conftest import REPO
+    script = (
+        "import os, sys, time\n"
+        "from faceanalysis.batch.engine import quiet_native_stderr\n"
+        "with quiet_native_stderr():\n"
+        "    os.write(2, b'[2026-12-03 08:43:52,012 E 1 1] core_worker.cc:2465: Actor with class name: '\n"
+        "                b\"'MapWorker' has constructor arguments in the object store and max_restarts > 0.\\n\")\n"
+        "    os.write(2, b'[2026-12-03 08:43:53,000 E 1 1] raylet: a real error\\n')\n"
+        "    sys.stderr.write('\\r[#####.....] 1/2 inputs')\n"
+        "    sys.stderr.flush()\n"
+        "    time.sleep(0.5)\n"
+        "    print('[2/2] done', file=sys.stderr)\n"
+        "print('after', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=60,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (b"[2026-12-03 08:43:53,000 E 1 1] raylet: a real error\n\r[#####.....] 1/2 inputs"
+                             b"[2/2] done\nafter\n")

@@ -172,7 +172,8 @@ def test_several_paths_must_all_be_images(capsys, no_models, tmp_path):
 
 @pytest.mark.parametrize("flags, accepted", [(["--stride", "1000"], True), (["--stride", "1001"], False),
                                              (["--max-frames", "1"], True), (["--max-frames", "0"], False),
-                                             (["--fps", "1000"], True), (["--fps", "0"], False)])
+                                             (["--fps", "1000"], True), (["--fps", "1000.1"], False),
+                                             (["--fps", "0.001"], True), (["--fps", "0"], False)])
 def test_options_have_the_services_bounds(capsys, no_models, flags, accepted):
     if accepted:
         # Past the checks, the models are the next step: the stand-in refuses to load them.

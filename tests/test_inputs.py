@@ -98,15 +98,16 @@ def test_a_misspelled_sample_field_is_an_unknown_option_not_a_missing_input(samp
     assert "'sampel'" in refused("unknown_option", 400, json={"sampel": "seqA"}, folder=sample)
 
 
-@pytest.mark.parametrize("value, parsed", [("0", None), ("0.001", 0.001), ("12.5", 12.5), (25, 25.0), ("1000", 1000.0),
-                                           ("1000.5", None), ("-25", None), ("nan", None), ("inf", None), ("1e2", 100.0),
-                                           ("1e-05", 0.00001), ("1e400", None), ("25 fps", None),
+@pytest.mark.parametrize("value, parsed", [("0", None), ("0.0009", None), ("0.001", 0.001), ("12.5", 12.5), (25, 25.0),
+                                           ("1000", 1000.0), ("1000.5", None), ("-25", None), ("nan", None),
+                                           ("inf", None), ("1e2", 100.0), ("1e-3", 0.001), ("1e400", None),
+                                           ("25 fps", None),
                                            (True, None)])
-def test_the_fps_option_is_a_number_above_0_up_to_1000(value, parsed):
+def test_the_fps_option_is_a_number_from_a_thousandth_to_1000(value, parsed):
     if parsed is None:
         with pytest.raises(AnalysisError) as caught:
             parse_options({"fps": value}, Limits())
-        assert caught.value.message == f"fps must be a number above 0 and at most 1000, not {value!r}"
+        assert caught.value.message == f"fps must be a number from 0.001 to 1000, not {value!r}"
     else:
         assert parse_options({"fps": value}, Limits()).fps == parsed
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from faceanalysis.cli import (add_model_arguments, add_verbose_argument, environment, exit_with, settings_from,
                               setup_logging)
-from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, Limits
+from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
 
@@ -66,8 +66,8 @@ def check_options(args: argparse.Namespace) -> None:
             within = f"from {low} to {high}" if high is not None else f"at least {low}"
             raise AnalysisError("invalid_option", f"--{name.replace('_', '-')} must be {within}, not {value:g}",
                                 400)
-    if not 0 < args.fps <= MAX_FPS:
-        raise AnalysisError("invalid_option", f"--fps must be above 0 and at most {MAX_FPS:g}, not {args.fps:g}", 400)
+    if not MIN_FPS <= args.fps <= MAX_FPS:
+        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}", 400)
 
 
 def main(argv: list[str]) -> None:

@@ -80,6 +80,12 @@ def _failed_for_good(row: dict, spec: RunSpec) -> bool:
 
 
 def _analyse(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder, progress: Progress) -> None:
+    with engine.quiet_native_stderr():
+        _analyse_on_ray(request, todo, out, progress)
+
+
+def _analyse_on_ray(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder,
+                    progress: Progress) -> None:
     tally = progress.tally
     cluster = engine.connect(request.address)
     tally.startup_seconds = cluster.startup_seconds

@@ -21,7 +21,7 @@ ANSWER_KINDS = (*INPUT_KINDS, "folder")
 # Frames without a frame rate of their own (a folder, a zip, images) are this many a second: the legacy
 # sequences' rate. Times in seconds are frame numbers divided by the input's frame rate.
 DEFAULT_FPS = 25.0
-MAX_FPS = 1000.0
+MIN_FPS, MAX_FPS = 0.001, 1000.0        # a frame every 1000 s at the slowest: the times stay finite
 # A job's states. Declared here, with the job's answer, so that jobs.py and the store can build that answer
 # from this module without importing each other.
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -75,7 +75,7 @@ class Options:
     stride: int = prop("Analyse every n-th frame.", minimum=1, maximum=from_limits("max_stride"), default=1)
     fps: float = prop("Frames a second of an input without a frame rate of its own (a sample, zip or images, or "
                       "a video whose container gives none), for the times in seconds; a video's own rate wins.",
-                      exclusiveMinimum=True, minimum=0, maximum=MAX_FPS, default=DEFAULT_FPS)
+                      minimum=MIN_FPS, maximum=MAX_FPS, default=DEFAULT_FPS)
 
 
 # --- the answer ---------------------------------------------------------------------------------------------

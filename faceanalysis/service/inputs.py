@@ -161,7 +161,7 @@ def parse_options(values: dict, limits: Limits) -> Options:
         if hints[option.name] is bool:
             parsed[option.name] = _boolean(value, option.name)
         elif hints[option.name] is float:
-            parsed[option.name] = _positive(value, option.name, rules["maximum"])
+            parsed[option.name] = _decimal(value, option.name, rules["minimum"], rules["maximum"])
         else:
             parsed[option.name] = _integer(value, option.name, rules["minimum"], rules["maximum"])
     return Options(**parsed)
@@ -276,16 +276,16 @@ def _boolean(value, name: str) -> bool:
     raise invalid(f"{name} must be true or false, not {value!r}", "invalid_option")
 
 
-def _positive(value, name: str, high: float) -> float:
-    """A number above 0 and at most ``high``: 25, 12.5, "29.97"."""
-    wrong = invalid(f"{name} must be a number above 0 and at most {high:g}, not {value!r:.60}", "invalid_option")
+def _decimal(value, name: str, low: float, high: float) -> float:
+    """A number from ``low`` to ``high``: 25, 12.5, "29.97", "1e2" (no inf, no nan)."""
+    wrong = invalid(f"{name} must be a number from {low:g} to {high:g}, not {value!r:.60}", "invalid_option")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise wrong
     try:
         number = float(value) if not isinstance(value, str) or DECIMAL.fullmatch(value) else None
     except (ValueError, OverflowError):
         number = None
-    if number is None or not 0 < number <= high:     # NaN fails both comparisons
+    if number is None or not low <= number <= high:     # NaN fails both comparisons
         raise wrong
     return number
 
