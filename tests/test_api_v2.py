@@ -426,7 +426,8 @@ def test_option_bounds_come_from_the_configured_limits(analyzer):
     query = {parameter["name"]: parameter["schema"] for parameter in analyze["parameters"]}
     assert query == {"timeline": {"type": "boolean", "default": False},
                      "max_frames": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
-                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1}}
+                     "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1},
+                     "fps": {"type": "number", "minimum": 0.001, "maximum": 1000.0, "default": 25.0}}
     body = analyze["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert body["max_frames"]["maximum"] == 50 and body["stride"]["maximum"] == 7
     assert spec["components"]["schemas"]["Options"]["properties"]["max_frames"]["default"] == 20
