@@ -9,7 +9,6 @@ with one worker process killed mid-run; the command's own errors. Every input is
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
