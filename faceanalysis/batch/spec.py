@@ -27,16 +27,15 @@ class RunSpec:
     # the tables' layout. --timeline is not part of it: it adds a table without changing any answer.
     settings_key: str
     fps: float = DEFAULT_FPS        # frames a second of inputs without a rate of their own (folders, zips)
-    embeddings: bool = False        # each person's mean face embedding in persons (--embeddings)
 
     @classmethod
-    def create(cls, settings: Settings, stride: int, max_frames: int, timeline: bool, fps: float = DEFAULT_FPS,
-               embeddings: bool = False) -> "RunSpec":
+    def create(cls, settings: Settings, stride: int, max_frames: int, timeline: bool,
+               fps: float = DEFAULT_FPS) -> "RunSpec":
         made_by = {"settings": settings.to_json(), "stride": stride, "max_frames": max_frames, "fps": fps,
                    "tables": TABLES_VERSION,
                    "models": {key: entry.get("sha256") for key, entry in load_manifest().items()}}
         key = hashlib.sha256(json.dumps(made_by, sort_keys=True).encode("utf-8")).hexdigest()[:16]
-        return cls(settings.to_json(), stride, max_frames, timeline, key, fps, embeddings)
+        return cls(settings.to_json(), stride, max_frames, timeline, key, fps)
 
     @property
     def options(self) -> dict:
@@ -45,5 +44,4 @@ class RunSpec:
 
     def to_json(self) -> dict:
         return {"settings": self.settings, "stride": self.stride, "max_frames": self.max_frames,
-                "timeline": self.timeline, "settings_key": self.settings_key, "fps": self.fps,
-                "embeddings": self.embeddings}
+                "timeline": self.timeline, "settings_key": self.settings_key, "fps": self.fps}

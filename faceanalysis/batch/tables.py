@@ -38,7 +38,6 @@ from .spec import RunSpec
 DONE, FAILED = "done", "failed"
 COUNT = pa.int64()          # the one integer type of frame numbers, ids and counts
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
-EMBEDDING_SIZE = 128
 
 
 def _fields(kind: pa.DataType, names) -> list[pa.Field]:
@@ -62,9 +61,6 @@ PERSONS = pa.schema([
     *_fields(pa.float64(), ("age", "age_low", "age_high", *GENDERS, *EXPRESSIONS)),
     pa.field("dominant_expression", pa.string()), pa.field("mean_confidence", pa.float64()),
 ])
-# With --embeddings: each person's mean face embedding (dlib, 128 numbers, unit length), to match people
-# across inputs by distance (the tracker merges at 0.5).
-EMBEDDING = pa.field("embedding", pa.list_(pa.float32(), EMBEDDING_SIZE))
 
 INPUTS = pa.schema([
     pa.field("input", pa.string()), pa.field("kind", pa.string()), pa.field("input_sha256", pa.string()),
@@ -92,10 +88,6 @@ FRAMES = pa.schema([
 ])
 
 
-def persons_schema(embeddings: bool) -> pa.Schema:
-    return PERSONS.append(EMBEDDING) if embeddings else PERSONS
-
-
 @dataclass(frozen=True)
 class Where:
     """Where an input ran: the Ray node's address and id, the worker process, the analyzer's device."""
@@ -118,10 +110,8 @@ class InputRows:
 
 
 def done_rows(item: BatchInput, sha: str | None, stat: str | None, result: SequenceResult, spec: RunSpec,
-              seconds: float, where: Where, fps: float | None = None,
-              embeddings: dict[int, np.ndarray] | None = None) -> InputRows:
-    """``fps``: the input's own frame rate (a video's), None to take the run's ``--fps``. ``embeddings``: person
-    id -> mean face embedding, with ``--embeddings``."""
+              seconds: float, where: Where, fps: float | None = None) -> InputRows:
+    """``fps``: the input's own frame rate (a video's), None to take the run's ``--fps``."""
     read = result.source
     fps = fps or spec.fps
     row = _input_row(item, sha, stat, spec, seconds, where, result.provenance.models, status=DONE)
@@ -131,7 +121,7 @@ def done_rows(item: BatchInput, sha: str | None, stat: str | None, result: Seque
     persons = []
     for person in result.persons:
         summary = person.summary
-        row_of_person = {
+        persons.append({
             "input": item.path, "input_sha256": sha, "person": person.id, "primary": person.primary,
             "frames_seen": person.frames_seen, "first_frame": int(person.spans[0][0]),
             "last_frame": int(person.spans[-1][1]), "first_seconds": person.spans[0][0] / fps,
@@ -141,21 +131,16 @@ def done_rows(item: BatchInput, sha: str | None, stat: str | None, result: Seque
             "age": float(summary.age), "age_low": float(summary.age_interval[0]),
             "age_high": float(summary.age_interval[1]),
             **_named(GENDERS, summary.gender), **_named(EXPRESSIONS, summary.expression),
-            "dominant_expression": summary.dominant_expression, "mean_confidence": float(person.mean_confidence)}
-        if spec.embeddings:
-            vector = (embeddings or {}).get(person.id)
-            row_of_person["embedding"] = None if vector is None else [float(value) for value in vector]
-        persons.append(row_of_person)
+            "dominant_expression": summary.dominant_expression, "mean_confidence": float(person.mean_confidence)})
     frames = _frame_rows(item, sha, result, fps) if spec.timeline else None
-    return InputRows(pa.Table.from_pylist([row], INPUTS),
-                     pa.Table.from_pylist(persons, persons_schema(spec.embeddings)), frames)
+    return InputRows(pa.Table.from_pylist([row], INPUTS), pa.Table.from_pylist(persons, PERSONS), frames)
 
 
 def failed_rows(item: BatchInput, sha: str | None, stat: str | None, error: AnalysisError, spec: RunSpec,
                 seconds: float, where: Where | None, models: dict | None) -> InputRows:
     row = _input_row(item, sha, stat, spec, seconds, where, models, status=FAILED)
     row.update(error_code=error.code, error_message=error.message)
-    return InputRows(pa.Table.from_pylist([row], INPUTS), persons_schema(spec.embeddings).empty_table(),
+    return InputRows(pa.Table.from_pylist([row], INPUTS), PERSONS.empty_table(),
                      FRAMES.empty_table() if spec.timeline else None)
 
 
