@@ -5,7 +5,8 @@
                          [--stride N] [--max-frames N] [--fps F] [model flags]
                                                         one video, zip, folder of frames, or images: JSON on stdout
     faceanalysis batch INPUT [INPUT ...] --out DIR [--address ADDR] [--timeline] [--csv] [--workers N]
-                       [--gpus-per-worker G] [--max-frames N] [--stride N] [--fps F] [model flags]
+                       [--gpus-per-worker G] [--max-frames N] [--stride N] [--fps F] [--retry-failed]
+                       [model flags]
                                                         many videos and folders on Ray, Parquet tables in DIR
 
 Errors are the service's JSON error on stderr, one line, with exit status 2. ``--help`` goes to stdout.
