@@ -61,19 +61,48 @@ def settings_from(args: argparse.Namespace | None = None, environ: Mapping[str, 
     try:
         return Settings(**{name: value for name, value in chosen.items() if value is not None})
     except ValueError as error:
-        print(json.dumps({"error": {"code": "invalid_option", "message": str(error)}}), file=sys.stderr)
-        sys.exit(2)
+        fail("invalid_option", str(error))
 
 
 def default_cache(environ: Mapping[str, str] | None = None) -> Path:
     return Path(environment(environ).get("VIDEOFACE_CACHE", Path.home() / ".cache" / "videoface")).expanduser()
 
 
-def setup_logging(level: str | None = None) -> None:
+def setup_logging(level: str | None = None, verbose: bool = False) -> None:
+    """Logging for a command; without ``verbose``, TensorFlow's and absl's start-up messages are silenced."""
     logging.basicConfig(level=(level or environment().get("LOG_LEVEL") or "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # TensorFlow's C++ start-up chatter says nothing a user can act on.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbose:
+        return
+    # TensorFlow's C++ start-up chatter (CPU instructions, cuDNN/cuBLAS factories, absl's "before
+    # InitializeLog") says nothing a user can act on. Read when TensorFlow is imported: set before that.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    for name in ("tensorflow", "absl", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="TensorFlow's and absl's start-up messages too")
+
+
+def check_device(settings: Settings) -> None:
+    """``--device gpu`` where TensorFlow sees no GPU: exit 2 at once, before any model loads (``auto`` takes
+    the GPU when there is one and the CPU otherwise)."""
+    if settings.device != "gpu":
+        return
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        fail("no_gpu", "--device gpu, but TensorFlow sees no GPU here; use --device auto (the GPU when there is "
+             "one) or --device cpu")
+
+
+def fail(code: str, message: str) -> None:
+    """Leave with status 2 and the service's error shape, on one line of stderr."""
+    print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    sys.exit(2)
 
 
 def exit_with(error: Exception) -> None:
@@ -81,7 +110,7 @@ def exit_with(error: Exception) -> None:
     if isinstance(error, AnalysisError):
         print(json.dumps(error.to_json()), file=sys.stderr)
     elif isinstance(error, ModelFileError):
-        print(json.dumps({"error": {"code": "model_missing", "message": str(error)}}), file=sys.stderr)
+        fail("model_missing", str(error))
     else:
         raise error
     sys.exit(2)

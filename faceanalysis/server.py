@@ -15,11 +15,14 @@ long SIGTERM/SIGINT waits for the running analysis before the server exits 0.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 from pathlib import Path
 
-from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
+from faceanalysis.cli import (add_model_arguments, add_verbose_argument, check_device, environment, exit_with, fail,
+                              settings_from, setup_logging)
 from faceanalysis.serving import (StartupGuard, add_service_arguments, api_token, connection_limits, open_data_folder,
                                   serve_until_signalled)
 from facecore.errors import ModelFileError
@@ -28,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("flaskMain")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     env = environment()
     parser.add_argument("--host", default=env.get("FACE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env.get("FACE_PORT", "6009")))
@@ -40,16 +44,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="once listening, write the bound port to this file (waitress only; with --port 0)")
     add_model_arguments(parser)
     add_service_arguments(parser)
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    setup_logging()
+def main(argv=None, prog: str | None = None) -> None:
+    """``prog`` names the command in ``--help`` (``faceanalysis serve``; flaskMain.py by default)."""
+    args = parse_args(argv, prog)
+    setup_logging(verbose=args.verbose)
     settings = settings_from(args)
-    # Token and data folder first: a refusal to start comes at once, not after the models have loaded.
+    # Token, port, device and data folder first: a refusal to start comes at once, not after the models loaded.
     token = api_token(args)
     limits = connection_limits(args)
+    check_port(args.host, args.port)
+    check_device(settings)
     store = open_data_folder(args.data_dir)
     with StartupGuard(store) as guard:
         from faceanalysis.pipeline.analyzer import FaceAnalyzer
@@ -83,6 +91,28 @@ def main(argv=None) -> None:
             server.print_listen("Serving on http://{}:{}")
             serve = server.run
     serve_until_signalled(serve, runtime_of(app), args.shutdown_grace)
+
+
+def check_port(host: str, port: int) -> None:
+    """Exit 2 with a one-line JSON error when ``host:port`` cannot be listened on (another server has it, or the
+    address is not this machine's). Bound and released at once, as waitress binds it (SO_REUSEADDR); port 0
+    always succeeds."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        fail("invalid_host", f"--host {host!r} is not an address of this machine ({error})")
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+        probe.listen(1)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            fail("port_busy", f"{host}:{port} is already in use (another server?); stop it, or choose another "
+                 "--port (0: any free port)")
+        fail("port_unavailable", f"cannot listen on {host}:{port}: {error.strerror or error}")
+    finally:
+        probe.close()
 
 
 def write_port_file(path: Path, port: int) -> None:

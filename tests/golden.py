@@ -32,7 +32,10 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "outputs.json"
 CHANGED_ON_PURPOSE = {
     "/body/meta/tracker": "describes the tracker, and the identity tracker replaced the greedy IoU one",
 }
-NEW_KEYS_ALLOWED = re.compile(r"/body/meta$|/body/meta/models$|/body/persons\[\d+\]$")
+# New keys may come in meta and its sections (e.g. input.fps, options.fps, frames.duration), a person (e.g.
+# spans_seconds) and a timeline frame (its time in seconds); never in the legacy answer or a face.
+NEW_KEYS_ALLOWED = re.compile(r"/body/meta$|/body/meta/(models|input|options|frames)$|/body/persons\[\d+\]$"
+                              r"|/body/timeline\[\d+\]$")
 
 
 def _request(url: str, data: bytes | None = None, headers: dict | None = None) -> dict:

@@ -152,10 +152,10 @@ def test_the_default_aggregator_weights_real_faces_by_hand_made_confidences(samp
 
 def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
     meta = sample_answer["meta"]
-    assert meta["input"] == {"kind": "sample", "name": "seqA"}
-    assert meta["options"] == {"timeline": True, "max_frames": 5, "stride": 1, "keep_upload": False}
+    assert meta["input"] == {"kind": "sample", "name": "seqA", "fps": 25.0}
+    assert meta["options"] == {"timeline": True, "max_frames": 5, "stride": 1, "fps": 25.0, "keep_upload": False}
     assert meta["frames"] == {"listed": 30, "read": 5, "skipped": [], "ignored": [], "without_face": [],
-                              "truncated": True}
+                              "truncated": True, "duration": 1.2}         # 30 frames at 25 a second
     assert meta["models"] == analyzer.model_info()
     assert meta["model_choice"] == analyzer.model_choice == {"age_gender": "lifespan", "expression": "ensemble"}
     assert all(len(model["sha256"]) == 64 for model in meta["models"].values())
@@ -166,9 +166,24 @@ def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
 
 
 def test_stride_takes_every_nth_frame(v2):
-    response = v2.post("/api/v2/analyze", query_string={"stride": "10", "timeline": "1"}, json={"sample": "seqA"})
+    response = v2.post("/api/v2/analyze", query_string={"stride": "10", "timeline": "1", "fps": "12.5"},
+                       json={"sample": "seqA"})
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert [entry["frame"] for entry in response.get_json()["timeline"]] == [0, 10, 20]
+    answer = response.get_json()
+    assert [(entry["frame"], entry["time"]) for entry in answer["timeline"]] == [(0, 0.0), (10, 0.8), (20, 1.6)]
+    assert answer["persons"][0]["spans_seconds"] == [[0.0, 1.6]]
+
+
+def test_a_misspelled_option_is_refused_and_a_known_one_passes(v2):
+    refused = v2.post("/api/v2/analyze", query_string={"strde": "2", "timelin": "true"}, json={"sample": "seqA"})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"] == {
+        "code": "unknown_option", "message": "unknown options 'strde', 'timelin'; the options are timeline, "
+                                             "max_frames, stride, fps (and, as a body field, sample)"}
+    refused = v2.post("/api/v2/analyze", json={"sample": "seqA", "strde": 2})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "unknown_option"
+    accepted = v2.post("/api/v2/analyze", json={"sample": "seqA", "stride": 15, "max_frames": 1})
+    assert accepted.status_code == 200 and accepted.get_json()["meta"]["options"]["stride"] == 15
 
 
 # --- uploads ------------------------------------------------------------------------------------------------
@@ -178,7 +193,7 @@ def test_zip_of_frames(v2):
     entries["clip/notes.txt"] = b"not a frame"
     answer = upload(v2, "zip", (zip_of(entries), "clip.zip")).get_json()
     assert primary(answer)["frames_seen"] == 5
-    assert answer["meta"]["input"] == {"kind": "zip", "name": "clip.zip"}
+    assert answer["meta"]["input"] == {"kind": "zip", "name": "clip.zip", "fps": 25.0}
     assert answer["meta"]["frames"]["read"] == 5
     assert answer["meta"]["frames"]["ignored"] == ["clip/notes.txt"]
 
@@ -216,7 +231,7 @@ def test_several_images_in_the_order_sent(v2):
     answer = response.get_json()
     assert [entry["name"] for entry in answer["timeline"]] == [path.name for path in chosen]
     assert primary(answer)["frames_seen"] == 3
-    assert answer["meta"]["input"] == {"kind": "frames", "name": "3 files"}
+    assert answer["meta"]["input"] == {"kind": "frames", "name": "3 files", "fps": 25.0}
 
 
 def test_an_unreadable_image_among_frames_is_skipped(v2):
@@ -412,6 +427,7 @@ def test_option_bounds_come_from_the_configured_limits(analyzer):
     assert query == {"timeline": {"type": "boolean", "default": False},
                      "max_frames": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
                      "stride": {"type": "integer", "minimum": 1, "maximum": 7, "default": 1},
+                     "fps": {"type": "number", "minimum": 0.001, "maximum": 1000.0, "default": 25.0},
                      "keep_upload": {"type": "boolean", "default": False}}
     body = analyze["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert body["max_frames"]["maximum"] == 50 and body["stride"]["maximum"] == 7

@@ -9,7 +9,6 @@ with one worker process killed mid-run; the command's own errors. Every input is
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -91,6 +90,28 @@ def test_the_local_run_gives_one_row_per_input_with_the_expected_outcome(local_r
     failed = sum(code is not None for code in inputs.expected.values())
     assert f"{len(inputs.expected) - failed} done, {failed} failed" in local_run.stdout
     assert f"Tables in {local_run.out}" in local_run.stdout
+    assert "constructor arguments" not in local_run.stderr          # Ray's warning about Ray Data's own actors
+
+
+def test_the_tables_are_typed_for_data_frames(local_run):
+    import pyarrow as pa
+    persons = pq.read_schema(local_run.out / "persons.parquet")
+    inputs = pq.read_schema(local_run.out / "inputs.parquet")
+    frames = pq.read_schema(local_run.out / "frames.parquet")
+    assert persons.field("spans").type == pa.list_(pa.struct([("first", pa.int64()), ("last", pa.int64()),
+                                                              ("first_seconds", pa.float64()),
+                                                              ("last_seconds", pa.float64())]))
+    assert pa.types.is_struct(inputs.field("settings").type) and pa.types.is_struct(inputs.field("options").type)
+    assert pa.types.is_list(inputs.field("models").type)
+    assert frames.field("landmarks").type == pa.list_(pa.struct([("x", pa.float64()), ("y", pa.float64())]))
+    for schema, names in ((persons, ("person", "frames_seen", "first_frame", "last_frame")),
+                          (inputs, ("frames_listed", "frames_read", "persons", "worker_pid")),
+                          (frames, ("frame", "person"))):
+        assert {str(schema.field(name).type) for name in names} == {"int64"}
+    # Failed inputs among them, and still no integer column a data frame would turn into floats.
+    table = pq.read_table(local_run.out / "inputs.parquet")
+    assert "failed" in table.column("status").to_pylist()
+    assert all(table.column(name).null_count == 0 for name in ("frames_read", "persons", "worker_pid"))
 
 
 def test_the_real_clip_is_analysed(local_run, inputs, clip):
@@ -114,8 +135,12 @@ def api_answer(client, kind: str, what) -> tuple[int, dict]:
 def assert_person_row(row: dict, person: dict) -> None:
     near = lambda value: pytest.approx(value, abs=1.5e-6)      # the v2 JSON rounds to 6 decimals
     assert (row["primary"], row["frames_seen"]) == (person["primary"], person["frames_seen"])
-    assert json.loads(row["spans"]) == person["spans"]
+    assert [[span["first"], span["last"]] for span in row["spans"]] == person["spans"]
+    assert [[near(span["first_seconds"]), near(span["last_seconds"])] for span in row["spans"]] == \
+        person["spans_seconds"]
     assert (row["first_frame"], row["last_frame"]) == (person["spans"][0][0], person["spans"][-1][1])
+    assert (row["first_seconds"], row["last_seconds"]) == (near(person["spans_seconds"][0][0]),
+                                                           near(person["spans_seconds"][-1][1]))
     assert row["age"] == near(person["age"]["value"])
     assert [row["age_low"], row["age_high"]] == [near(value) for value in person["age"]["interval"]]
     assert [row[label] for label in GENDERS] == [near(person["gender"][label]) for label in GENDERS]
@@ -129,6 +154,9 @@ def assert_frame_rows(rows: list[dict], timeline: list[dict]) -> None:
     assert len(rows) == len(faces)
     for row, (entry, face) in zip(sorted(rows, key=lambda row: row["frame"]), faces):
         assert (row["frame"], row["frame_name"], row["person"]) == (entry["frame"], entry["name"], face["person"])
+        assert row["time"] == pytest.approx(entry["time"], abs=1.5e-6)
+        assert [[point["x"], point["y"]] for point in row["landmarks"]] == \
+            [[pytest.approx(x, abs=1.5e-6), pytest.approx(y, abs=1.5e-6)] for x, y in face["landmarks"]]
         assert [row[key] for key in ("x1", "y1", "x2", "y2")] == [pytest.approx(v, abs=1.5e-6) for v in face["box"]]
         assert row["age"] == pytest.approx(face["age"], abs=1.5e-6)
         assert row["happy"] == pytest.approx(face["expression"]["happy"], abs=1.5e-6)
@@ -147,7 +175,10 @@ def test_every_row_is_what_the_v2_api_answers_for_the_same_input(local_run, inpu
         assert (row["frames_listed"], row["frames_read"], row["frames_skipped"], row["frames_without_face"],
                 row["truncated"]) == (meta["frames"]["listed"], meta["frames"]["read"], len(meta["frames"]["skipped"]),
                                       len(meta["frames"]["without_face"]), meta["frames"]["truncated"])
-        assert json.loads(row["settings"]) == meta["settings"] and json.loads(row["models"]) == meta["models"]
+        assert row["settings"] == meta["settings"]
+        assert {model.pop("key"): model for model in row["models"]} == meta["models"]
+        assert (row["fps"], row["duration"]) == (meta["input"]["fps"], pytest.approx(meta["frames"]["duration"],
+                                                                                     abs=1.5e-6))
         mine = {person["person"]: person for person in persons[row["input"]]}
         assert sorted(mine) == [person["id"] for person in answer["persons"]]
         for person in answer["persons"]:
@@ -244,7 +275,7 @@ def test_a_cluster_run_uses_both_nodes_and_equals_the_local_run(cluster_run, loc
     key = lambda row: (row["input"], row["person"])
     shared = sorted((row for row in cluster_run.table("persons") if row["input"] in local), key=key)
     for mine, theirs in zip(shared, sorted(local_run.table("persons"), key=key), strict=True):
-        assert key(mine) == key(theirs) and json.loads(mine["spans"]) == json.loads(theirs["spans"])
+        assert key(mine) == key(theirs) and mine["spans"] == theirs["spans"]
         for label in ("age", "age_low", "age_high", *GENDERS, *EXPRESSIONS, "mean_confidence"):
             assert mine[label] == pytest.approx(theirs[label], abs=1e-6)
 
@@ -275,6 +306,16 @@ def test_a_wrong_address_is_a_clear_error(tmp_path, given):
         done = run_batch(*arguments, env={"RAY_ADDRESS": "127.0.0.9:9"}, timeout=120)
     assert done.returncode == 2 and error_of(done)["code"] == "cluster_unreachable"
     assert "127.0.0.9:9" in error_of(done)["message"]
+    assert not (tmp_path / "out").exists()          # refused after the folder was opened: nothing left behind
+
+
+def test_a_refused_run_into_a_folder_of_its_own_leaves_no_empty_parts(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    done = run_batch(str(REPO / "samples" / "seqA"), "--out", str(tmp_path / "out"), "--address", "127.0.0.9:9",
+                     timeout=120)
+    assert done.returncode == 2 and error_of(done)["code"] == "cluster_unreachable"
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [".lock", "notes.txt"]
 
 
 def test_a_missing_input_is_a_clear_error(tmp_path):

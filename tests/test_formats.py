@@ -104,8 +104,9 @@ def test_legacy_answer_is_about_the_sequence_summary_not_a_person():
 # --- v2 -------------------------------------------------------------------------------------------------------
 
 def report(timeline: bool = True) -> dict:
-    answer = build_report(sequence(), Input(kind="sample", name="seqX"),
-                          Options(timeline=timeline, max_frames=3, stride=1))
+    # The input's own rate (10 a second) wins over the fps option's (25).
+    answer = build_report(sequence(), Input(kind="sample", name="seqX", fps=10.0),
+                          Options(timeline=timeline, max_frames=3, stride=1, fps=25.0))
     return json.loads(json.dumps(answer))          # what a client gets: tuples become lists
 
 
@@ -117,11 +118,13 @@ def test_persons_are_plain_numbers_rounded_to_6_places():
     first, second = report()["persons"]
     assert first == {"id": 1, "primary": True, "age": {"value": 29.4, "interval": [19.8, 40.7]},
                      "gender": {"male": 0.468152, "female": 0.531848}, "expression": EXPRESSION_JSON,
-                     "frames_seen": 2, "mean_confidence": 0.99, "spans": [[0, 0], [2, 2]], "picture": None}
+                     "frames_seen": 2, "mean_confidence": 0.99, "spans": [[0, 0], [2, 2]],
+                     "spans_seconds": [[0.0, 0.0], [0.2, 0.2]], "picture": None}
     assert {key: second[key] for key in ("id", "primary", "age", "gender", "frames_seen", "mean_confidence",
-                                         "spans")} == {
+                                         "spans", "spans_seconds")} == {
         "id": 2, "primary": False, "age": {"value": 64.25, "interval": [60.1, 70.0]},
-        "gender": {"male": 0.9, "female": 0.1}, "frames_seen": 1, "mean_confidence": 0.5, "spans": [[2, 2]]}
+        "gender": {"male": 0.9, "female": 0.1}, "frames_seen": 1, "mean_confidence": 0.5, "spans": [[2, 2]],
+        "spans_seconds": [[0.2, 0.2]]}
     assert second["expression"]["dominant"] == "neutral" and second["expression"]["neutral"] == 1.0
 
 
@@ -157,6 +160,7 @@ def test_a_picture_that_cannot_be_encoded_is_null(monkeypatch):
 
 def test_timeline_has_every_frame_read_with_its_faces():
     timeline = report()["timeline"]
+    assert [entry["time"] for entry in timeline] == [0.0, 0.1, 0.2]          # frame / 10 a second
     assert [(entry["frame"], entry["name"], len(entry["faces"])) for entry in timeline] == [
         (0, "f0", 1), (1, "f1", 0), (2, "f2", 2)]
     face = timeline[0]["faces"][0]
@@ -176,10 +180,11 @@ def test_without_timeline_the_key_is_absent():
 
 def test_meta_says_what_was_read_and_how():
     meta = report()["meta"]
-    assert meta["input"] == {"kind": "sample", "name": "seqX"}
-    assert meta["options"] == {"timeline": True, "max_frames": 3, "stride": 1, "keep_upload": False}
+    assert meta["input"] == {"kind": "sample", "name": "seqX", "fps": 10.0}
+    assert meta["options"] == {"timeline": True, "max_frames": 3, "stride": 1, "fps": 25.0, "keep_upload": False}
     assert meta["frames"] == {"listed": 5, "read": 3, "skipped": [{"name": "f3.jpg", "reason": "empty file"}],
-                              "ignored": ["notes.txt"], "without_face": ["f1"], "truncated": True}
+                              "ignored": ["notes.txt"], "without_face": ["f1"], "truncated": True,
+                              "duration": 0.5}          # 5 frames listed at 10 a second
     assert meta["models"] == {"age": {"model": "dnn_age_predictor_v1", "sha256": "ab" * 32}}
     assert meta["model_choice"] == {"age_gender": "lifespan", "expression": "mini-xception"}
     assert meta["timings_ms"] == {"read": 1.5, "total": 9.25}
@@ -190,5 +195,8 @@ def test_meta_says_what_was_read_and_how():
 
 def test_a_video_input_carries_its_frame_rate():
     answer = build_report(sequence(), Input(kind="video", name="clip.mp4", fps=None),
-                          Options(timeline=False, max_frames=3, stride=1))
+                          Options(timeline=True, max_frames=3, stride=1, fps=25.0))
     assert answer["meta"]["input"] == {"kind": "video", "name": "clip.mp4", "fps": None}
+    # A container without a rate: the times are at the fps option's.
+    assert [entry["time"] for entry in answer["timeline"]] == [0.0, 0.04, 0.08]
+    assert answer["meta"]["frames"]["duration"] == 0.2

@@ -58,5 +58,8 @@ def test_new_keys_are_allowed_only_in_meta_and_persons():
     old_hash = before["body"]["meta"]["models"]["age"]["sha256"]
     assert differences(before, after) == [f"/body/meta/models/age/sha256: {old_hash!r} before, {'0' * 64!r} now"]
     after["body"]["meta"]["models"]["age"] = before["body"]["meta"]["models"]["age"]
+    after["body"]["timeline"][0]["time"] = 0.0                  # seconds beside the frame number
+    after["body"]["meta"]["input"]["fps"] = 25.0
+    assert differences(before, after) == []
     after["body"]["timeline"][0]["faces"][0]["extra"] = 1
     assert differences(before, after) == ["/body/timeline[0]/faces[0]: new keys ['extra']"]

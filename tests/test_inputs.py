@@ -62,7 +62,64 @@ def names_read(request) -> list[str]:
 # --- options --------------------------------------------------------------------------------------------------
 
 def test_defaults():
-    assert parse_options({}, Limits()) == Options(timeline=False, max_frames=3000, stride=1)
+    assert parse_options({}, Limits()) == Options(timeline=False, max_frames=3000, stride=1, fps=25.0)
+
+
+UNKNOWN = "the options are timeline, max_frames, stride, fps, keep_upload (and, as a body field, sample)"
+
+
+@pytest.mark.parametrize("query", ["?stride=2&timeline=true", "?max_frames=3", ""])
+def test_known_options_in_the_query_pass(sample, query):
+    request = parse(query, json={"sample": "seqA"}, folder=sample)
+    assert request.options.stride == (2 if "stride" in query else 1)
+
+
+def test_misspelled_options_in_the_query_are_refused_by_name(sample):
+    message = refused("unknown_option", 400, "?strde=2&timelin=true", json={"sample": "seqA"}, folder=sample)
+    assert message == f"unknown options 'strde', 'timelin'; {UNKNOWN}"
+
+
+def test_a_misspelled_option_in_a_json_body_is_refused(sample):
+    assert parse(json={"sample": "seqA", "stride": 2}, folder=sample).options.stride == 2
+    message = refused("unknown_option", 400, json={"sample": "seqA", "strde": 2}, folder=sample)
+    assert message == f"unknown option 'strde'; {UNKNOWN}"
+
+
+def test_a_misspelled_form_field_is_refused_and_nothing_is_left(temp_root):
+    accepted = parse(**files("frames", ("a.png", TINY), stride="1"))
+    accepted.cleanup()
+    assert accepted.options.stride == 1
+    message = refused("unknown_option", 400, **files("frames", ("a.png", TINY), max_frame="1"))
+    assert message == f"unknown option 'max_frame'; {UNKNOWN}"
+    assert not any(temp_root.iterdir())
+
+
+def test_a_misspelled_sample_field_is_an_unknown_option_not_a_missing_input(sample):
+    assert "'sampel'" in refused("unknown_option", 400, json={"sampel": "seqA"}, folder=sample)
+
+
+@pytest.mark.parametrize("value, parsed", [("0", None), ("0.0009", None), ("0.001", 0.001), ("12.5", 12.5), (25, 25.0),
+                                           ("1000", 1000.0), ("1000.5", None), ("-25", None), ("nan", None),
+                                           ("inf", None), ("1e2", 100.0), ("1e-3", 0.001), ("1e400", None),
+                                           ("25 fps", None),
+                                           (True, None)])
+def test_the_fps_option_is_a_number_from_a_thousandth_to_1000(value, parsed):
+    if parsed is None:
+        with pytest.raises(AnalysisError) as caught:
+            parse_options({"fps": value}, Limits())
+        assert caught.value.message == f"fps must be a number from 0.001 to 1000, not {value!r}"
+    else:
+        assert parse_options({"fps": value}, Limits()).fps == parsed
+
+
+def test_a_frame_input_takes_the_fps_option_and_a_video_keeps_its_own(temp_root):
+    request = parse("?fps=12.5", **files("frames", ("a.png", TINY)))
+    assert request.input.fps == 12.5
+    request.cleanup()
+    request = parse("?fps=12.5", **{"data": {"video": (io.BytesIO(mjpeg()), "clip.avi")},
+                                    "content_type": "multipart/form-data"})
+    assert request.input.fps == 25.0            # the container's rate, not the option
+    request.cleanup()
 
 
 @pytest.mark.parametrize("name, value, parsed", [
@@ -83,7 +140,7 @@ def test_option_bounds(name, value, parsed):
 def test_option_bounds_and_defaults_follow_the_configured_limits():
     limits = Limits(max_frames=50, default_max_frames=20, max_stride=7)
     assert parse_options({}, limits).max_frames == 20
-    assert parse_options({"max_frames": 50, "stride": 7}, limits) == Options(timeline=False, max_frames=50, stride=7)
+    assert parse_options({"max_frames": 50, "stride": 7}, limits) == Options(timeline=False, max_frames=50, stride=7, fps=25.0)
     for bad in ({"max_frames": 51}, {"stride": 8}):
         with pytest.raises(AnalysisError, match="must be from 1 to"):
             parse_options(bad, limits)
@@ -135,8 +192,8 @@ def test_a_negative_number_is_out_of_range():
 def test_a_sample_with_options_from_the_query_and_the_body(sample):
     # The body's stride wins over the query's; timeline comes from the query.
     request = parse("?stride=3&timeline=1&max_frames=9", folder=sample, json={"sample": "seqA", "stride": 2})
-    assert request.input == Input(kind="sample", name="seqA")
-    assert request.options == Options(timeline=True, max_frames=9, stride=2)
+    assert request.input == Input(kind="sample", name="seqA", fps=25.0)
+    assert request.options == Options(timeline=True, max_frames=9, stride=2, fps=25.0)
     assert isinstance(request.source, FolderSource) and request.workdir is None
     assert names_read(request) == ["frame_0.png", "frame_2.png", "frame_4.png"]
 
@@ -200,7 +257,7 @@ def test_frames_are_kept_under_names_of_our_own_in_the_order_sent(temp_root):
     request = parse(**files("frames", ("../../etc/b.png", TINY), ("/home/me/a.png", TINY), ("a.png", TINY),
                             ("notes", TINY)))
     assert isinstance(request.source, ImageFilesSource)
-    assert request.input == Input(kind="frames", name="4 files")
+    assert request.input == Input(kind="frames", name="4 files", fps=25.0)
     # The client's names are labels only: the last part of a path, made unique.
     assert names_read(request) == ["b.png", "a.png", "a.png (2)", "notes"]
     # Named so that an operator can tell whose folders these are in the temporary folder.
@@ -279,7 +336,8 @@ def test_a_video_needs_a_video_extension_or_type(temp_root, name, mimetype, acce
         request.cleanup()
     else:
         message = refused("unsupported_media_type", 415, **form)
-        assert message == f"{name!r} is not a video file: use one of .avi, .mov, .mp4, .webm"
+        assert message == (f"{name!r} is not a video file: use one of .3gp, .avi, .flv, .gif, .m4v, .mkv, .mov, .mp4, "
+                           ".mpeg, .mpg, .ts, .webm, .wmv")
     assert list(temp_root.iterdir()) == []
 
 
@@ -301,7 +359,7 @@ ZIP = zip_bytes({"f10.png": TINY, "f2.png": TINY, "f1.png": TINY})
 
 def test_a_zip_is_read_in_natural_order(temp_root):
     request = parse(**files("zip", ("frames.zip", ZIP)))
-    assert isinstance(request.source, ZipSource) and request.input == Input(kind="zip", name="frames.zip")
+    assert isinstance(request.source, ZipSource) and request.input == Input(kind="zip", name="frames.zip", fps=25.0)
     assert names_read(request) == ["f1.png", "f2.png", "f10.png"]
     request.cleanup()
 

@@ -68,7 +68,9 @@ def test_console_script_analyses_a_folder_as_the_server_does(tmp_path):
                "--age-gender", "tuned"]
     result = subprocess.run(command, cwd=tmp_path.parent, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2          # run from elsewhere: the relative folder does not exist there
-    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "sequence_not_found"
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error == {"code": "input_not_found",
+                     "message": f"no such file or folder: {str(tmp_path.parent / 'samples' / 'seqA')!r}"}
     command[2] = str(REPO / "samples" / "seqA")
     result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

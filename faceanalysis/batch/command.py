@@ -12,8 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from faceanalysis.cli import add_model_arguments, environment, exit_with, settings_from, setup_logging
-from faceanalysis.service.contract import Limits
+from faceanalysis.cli import (add_model_arguments, add_verbose_argument, environment, exit_with, settings_from,
+                              setup_logging)
+from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
 
@@ -44,7 +45,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                          help=f"analyse at most N frames of each input (default {limits.default_max_frames}, at "
                          f"most {limits.max_frames})")
     options.add_argument("--stride", type=int, default=1, metavar="N", help="analyse every N-th frame")
+    options.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="F",
+                         help=f"frames a second of folders and zips of frames (and of videos that give none), for "
+                         f"the times in seconds (default {DEFAULT_FPS:g}, the legacy sequences' rate)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="analyse again inputs that failed for a reason that cannot change while the input "
+                        "does not (no_face, invalid_video, ...: skipped by default)")
     add_model_arguments(parser)
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -58,11 +66,13 @@ def check_options(args: argparse.Namespace) -> None:
             within = f"from {low} to {high}" if high is not None else f"at least {low}"
             raise AnalysisError("invalid_option", f"--{name.replace('_', '-')} must be {within}, not {value:g}",
                                 400)
+    if not MIN_FPS <= args.fps <= MAX_FPS:
+        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}", 400)
 
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    setup_logging("WARNING")
+    setup_logging(None if args.verbose else "WARNING", verbose=args.verbose)
     settings = settings_from(args)
     address = args.address or environment().get("RAY_ADDRESS")
     if address == "local":          # Ray's name for a Ray of one's own: what no address gives
@@ -74,9 +84,9 @@ def main(argv: list[str]) -> None:
         for key in manifest:
             resolve(key, manifest)
         items = discover(args.inputs)
-        spec = RunSpec.create(settings, args.stride, args.max_frames, args.timeline)
+        spec = RunSpec.create(settings, args.stride, args.max_frames, args.timeline, fps=args.fps)
         request = Request(items=items, out=args.out, spec=spec, address=address, workers=args.workers,
-                          gpus_per_worker=args.gpus_per_worker, csv=args.csv)
+                          gpus_per_worker=args.gpus_per_worker, csv=args.csv, retry_failed=args.retry_failed)
         with OutputFolder(args.out) as out:
             tally, rows = execute(request, out)
     except (AnalysisError, ModelFileError) as error:

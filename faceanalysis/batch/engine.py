@@ -17,10 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import select
 import socket
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -102,6 +106,79 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
         raise unreachable(address, error.strerror or str(error) or type(error).__name__) from None
+
+
+# Lines Ray's C++ side writes straight to the driver's stderr that say nothing to act on. Ray Data hands every
+# actor its function and context as object-store references, so with restarts on (ATTEMPTS) the driver's core
+# worker logs, at level E, once per actor and run, that the actor "has constructor arguments in the object
+# store": those references live as long as the run, which is all the message asks for.
+NOISE = (re.compile(rb"has constructor arguments in the object store"),)
+HELD_AT_MOST_S = 0.2        # a partial line that may be the start of a Ray log line waits this long for its end
+
+
+@contextmanager
+def quiet_native_stderr(noise=NOISE) -> Iterator[None]:
+    """Drop ``noise`` lines that native code writes to file descriptor 2 while the block runs; everything else
+    passes through as it comes. Python's own writes go the same way, so the progress bar is unchanged."""
+    try:
+        sys.stderr.flush()
+        target = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield                   # no real stderr (a test's capture): nothing native can reach the user
+        return
+    saved = os.dup(target)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, target)
+    os.close(write_end)
+    thread = threading.Thread(target=_forward, args=(read_end, saved, noise), name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, target)  # the pipe's last writer here goes; the thread ends when Ray's children close it
+        thread.join(timeout=2)
+
+
+def _forward(read_end: int, out: int, noise) -> None:
+    pending = b""
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], HELD_AT_MOST_S)
+            if not ready:
+                if pending:
+                    _write(out, pending)
+                    pending = b""
+                continue
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            lines = re.split(rb"(?<=[\r\n])", pending)
+            pending = lines.pop() if not lines[-1].endswith((b"\r", b"\n")) else b""
+            passed = b"".join(line for line in lines if not any(pattern.search(line) for pattern in noise))
+            # A partial line that is not a Ray log line ("[2026-...") goes at once: a progress bar's "\r[####".
+            if pending and not re.match(rb"\[(\d|$)", pending):
+                passed += pending
+                pending = b""
+            if passed:
+                _write(out, passed)
+        if pending:
+            _write(out, pending)
+    finally:
+        os.close(read_end)
+        os.close(out)
+
+
+def _write(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
 
 
 def shutdown() -> None:

@@ -2,10 +2,11 @@
 again on the next run.
 
 An argument is
-- a video file (the extensions the service takes) or a zip of frames: one input;
+- a video file, a zip of frames or one image: one input, known by its content as the service knows it
+  (``service.inputs.kind_of``: the kinds ``video``, ``zip``, ``frames``);
 - a folder: searched recursively; every video and zip in it is an input, and so is every folder that holds
-  frames (images, taken as one sequence, as ``samples/seqA``). A folder in which nothing is found is itself one
-  input, which fails as the service fails it (``no_images``), so that it shows in the tables;
+  frames (images, taken as one sequence, as ``samples/seqA``: kind ``folder``). A folder in which nothing is
+  found is itself one input, which fails as the service fails it (``no_images``), so that it shows in the tables;
 - a manifest (``.txt``: one path a line, ``#`` comments; ``.csv``: the ``path`` column, or the first column),
   whose paths, relative to the manifest's folder, are expanded as arguments are.
 Any other file is an input of kind ``unsupported`` that fails with ``unsupported_media_type``. A path that does
@@ -24,20 +25,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceanalysis.pipeline.sources import VIDEO_EXTENSIONS
+from faceanalysis.service.inputs import kind_of
 from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames, natural_key
 from facecore.weights import sha256_of
 
 MANIFEST_EXTENSIONS = frozenset({".txt", ".csv"})
-ZIP_EXTENSION = ".zip"
 MISSING_SHOWN = 5          # missing paths named in the error; the rest are counted
 
 
 @dataclass(frozen=True)
 class BatchInput:
     path: str              # absolute, links resolved: the input's identity in every table
-    kind: str              # "video", "zip", "frames" (a folder of frames) or "unsupported"
+    kind: str              # "video", "zip", "frames" (one image), "folder" (of frames) or "unsupported"
 
     @property
     def part_id(self) -> str:
@@ -98,17 +98,15 @@ def read_manifest(path: Path) -> list[str]:
 
 def _expand(path: Path) -> list[BatchInput]:
     if path.is_dir():
-        return _search(path) or [BatchInput(str(path.resolve()), "frames")]
+        return _search(path) or [BatchInput(str(path.resolve()), "folder")]
     # Any other file, a manifest named inside a manifest included (one level keeps a run easy to follow),
     # is an input of its own that fails with a row saying why.
     return [BatchInput(str(path.resolve()), _file_kind(path) or "unsupported")]
 
 
 def _file_kind(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return "zip" if suffix == ZIP_EXTENSION else None
+    kind = kind_of(path)
+    return kind if kind in ("video", "zip", "frames") else None
 
 
 def _search(folder: Path) -> list[BatchInput]:
@@ -118,15 +116,18 @@ def _search(folder: Path) -> list[BatchInput]:
         folders[:] = sorted((name for name in folders if not name.startswith(".")), key=natural_key)
         visible = [Path(root) / name for name in sorted(files, key=natural_key) if not name.startswith(".")]
         if any(path.suffix.lower() in IMAGE_EXTENSIONS for path in visible):
-            found.append(BatchInput(str(Path(root).resolve()), "frames"))
-        found.extend(BatchInput(str(path.resolve()), _file_kind(path)) for path in visible if _file_kind(path))
+            found.append(BatchInput(str(Path(root).resolve()), "folder"))
+        # Images are frames of their folder; every other file is read for what it holds (a clip without an
+        # extension is still a video).
+        kinds = [(path, _file_kind(path)) for path in visible if path.suffix.lower() not in IMAGE_EXTENSIONS]
+        found.extend(BatchInput(str(path.resolve()), kind) for path, kind in kinds if kind in ("video", "zip"))
     return found
 
 
 def _files(item: BatchInput) -> list[Path]:
     """The files whose content is the input: the file itself, or a folder's frames as the service lists them."""
     path = Path(item.path)
-    if item.kind != "frames":
+    if item.kind != "folder":
         return [path]
     try:
         return list_frames(path).images
@@ -149,7 +150,7 @@ def stat_signature(item: BatchInput) -> str | None:
 def content_sha256(item: BatchInput) -> str:
     """The sha256 of a file, or of a frame folder's frame names and their sha256s in order. Raises OSError."""
     files = _files(item)
-    if item.kind != "frames":
+    if item.kind != "folder":
         return sha256_of(files[0])
     digest = hashlib.sha256()
     for path in files:

@@ -19,6 +19,7 @@ class Tally:
     """What a run did, counted as inputs finish."""
     total: int
     skipped: int = 0                 # already done with the same content and settings: not analysed again
+    skipped_failed: int = 0          # of those, failed before for a reason the content decides (run.PERMANENT)
     done: int = 0
     failed: Counter = field(default_factory=Counter)     # error code -> inputs
     frames: int = 0                  # frames read by the inputs analysed in this run
@@ -92,6 +93,9 @@ def summary(tally: Tally, folder: str, rows: dict[str, int], csv: bool) -> str:
         parts.append(f"{sum(tally.failed.values())} failed ({codes})")
     if tally.skipped:
         parts.append(f"{tally.skipped} already done and not analysed again")
+    if tally.skipped_failed:
+        parts.append(f"{tally.skipped_failed} of them failed before with the same content (no face, not a "
+                     "video...): --retry-failed tries them again")
     text = ", ".join(parts) + "."
     if analysed:
         rate = tally.frames / tally.elapsed if tally.elapsed > 0 else 0.0

@@ -4,12 +4,13 @@ then the tables.
 An input is already done when its part says ``done`` with the same settings key (``spec.RunSpec``), holds the
 timeline if one is asked for, and its files' signature is unchanged; it is not sent to Ray at all. When only the
 signature changed (files touched or copied), the worker hashes the content and, if it is the same, the input is
-not analysed again either. Failed inputs are always tried again.
+not analysed again either. An input that failed for a reason its content decides (``PERMANENT``: no face, not a
+video...) is skipped the same way while its content is the same, unless ``--retry-failed``; any other failure
+(a worker lost, a file that could not be read) is tried again.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,12 @@ class Request:
     workers: int | None = None          # None: Cluster.default_workers
     gpus_per_worker: float = 0.0
     csv: bool = False
+    retry_failed: bool = False          # analyse again inputs that failed for a PERMANENT reason
+
+
+# Failures the input's content decides: the same content fails the same way with the same settings.
+PERMANENT = frozenset({"no_face", "no_images", "invalid_video", "invalid_archive", "unsupported_media_type",
+                       "frame_too_large", "too_many_frames", "archive_too_large"})
 
 
 def worker_lost(item: BatchInput) -> AnalysisError:
@@ -48,9 +55,12 @@ def execute(request: Request, out: OutputFolder, progress_stream=None) -> tuple[
     for item in request.items:
         stat = stat_signature(item)
         previous = out.part_row(item)
-        same = previous is not None and _same_result(previous, spec)
+        same = previous is not None and (_same_result(previous, spec)
+                                         or (not request.retry_failed and _failed_for_good(previous, spec)))
         if same and stat is not None and previous["stat_signature"] == stat:
             tally.skipped += 1
+            if previous["status"] != DONE:
+                tally.skipped_failed += 1
         else:
             todo.append((item, task_for(item, stat, previous["input_sha256"] if same else None)))
     if todo:
@@ -60,10 +70,22 @@ def execute(request: Request, out: OutputFolder, progress_stream=None) -> tuple[
 
 def _same_result(row: dict, spec: RunSpec) -> bool:
     return (row["status"] == DONE and row["settings_key"] == spec.settings_key
-            and (not spec.timeline or json.loads(row["options"]).get("timeline", False)))
+            and (not spec.timeline or row["options"]["timeline"]))
+
+
+def _failed_for_good(row: dict, spec: RunSpec) -> bool:
+    """Failed with these settings for a reason that stays while the content does (a sha256 is needed to tell)."""
+    return (row["status"] != DONE and row["settings_key"] == spec.settings_key and row["error_code"] in PERMANENT
+            and row["input_sha256"] is not None)
 
 
 def _analyse(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder, progress: Progress) -> None:
+    with engine.quiet_native_stderr():
+        _analyse_on_ray(request, todo, out, progress)
+
+
+def _analyse_on_ray(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder,
+                    progress: Progress) -> None:
     tally = progress.tally
     cluster = engine.connect(request.address)
     tally.startup_seconds = cluster.startup_seconds

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from facecore.errors import AnalysisError
 
 from .inputs import BatchInput
-from .tables import FRAMES, INPUTS, PERSONS, InputRows
+from .tables import FRAMES, INPUTS, PERSONS, InputRows, flat
 
 TABLES = {"persons": PERSONS, "inputs": INPUTS, "frames": FRAMES}
 # Bookkeeping for the next run, not a result: kept in the parts, left out of the merged inputs table.
@@ -44,11 +44,13 @@ class OutputFolder:
         self.path = Path(path).expanduser().absolute()
         self.parts = self.path / "parts"
         self._lock = None
+        self._created = False           # the folder did not exist before this run
 
     def __enter__(self) -> "OutputFolder":
         if self.path.exists() and not self.path.is_dir():
             raise invalid_output(f"--out {str(self.path)!r} is a file, not a folder: name a folder (it is "
                                  "created if missing)")
+        self._created = not self.path.exists()
         try:
             self.parts.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.path / ".lock", "a")
@@ -64,9 +66,25 @@ class OutputFolder:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._lock is not None:
-            self._lock.close()          # closing releases the lock
+        if self._lock is None:
+            return
+        # A run refused after the folder was opened (e.g. more workers than the cluster has) leaves nothing
+        # behind: no empty parts/, and no folder it made itself.
+        try:
+            self.parts.rmdir()          # only when empty
+        except OSError:
+            pass
+        if self._created and not self.parts.exists() and [entry.name for entry in self.path.iterdir()] == [".lock"]:
+            (self.path / ".lock").unlink(missing_ok=True)
+            self._lock.close()
             self._lock = None
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+            return
+        self._lock.close()              # closing releases the lock
+        self._lock = None
 
     def _recover(self) -> None:
         """Finish what a killed run left half done: a part moved aside but not replaced goes back."""
@@ -155,7 +173,16 @@ class OutputFolder:
     def _csv_copy(self, name: str) -> None:
         source = pq.ParquetFile(self.path / f"{name}.parquet")
         staging = self.path / f".{name}.csv.tmp"
-        with pa_csv.CSVWriter(staging, source.schema_arrow) as writer:
+        writer = None
+        try:
+            # One batch at a time, nested columns as JSON (CSV has no nested types).
             for batch in source.iter_batches():
-                writer.write_batch(batch)
+                table = flat(pa.Table.from_batches([batch]))
+                writer = writer or pa_csv.CSVWriter(staging, table.schema)
+                writer.write_table(table)
+            if writer is None:
+                pa_csv.write_csv(flat(source.schema_arrow.empty_table()), staging)
+        finally:
+            if writer is not None:
+                writer.close()
         os.replace(staging, self.path / f"{name}.csv")

@@ -2,22 +2,33 @@
 
 ``persons``: one row per (input, person), the v2 answer's persons flattened. ``inputs``: one row per input, done
 or failed, with what was read, where and how it ran. ``frames`` (``--timeline``): one row per face per frame, the
-columns of ``FaceTable.rows()``. Probabilities are named by the label vocabulary (``male``, ``female``, the seven
-expressions), as everywhere in the project. Values are the analyzer's own, unrounded (the v2 JSON rounds them to
-6 decimals).
+columns of ``FaceTable.rows()`` with the face's age interval and landmarks. Probabilities are named by the label
+vocabulary (``male``, ``female``, the seven expressions), as everywhere in the project. Values are the analyzer's
+own, unrounded (the v2 JSON rounds them to 6 decimals).
+
+Made for analysis in pandas, polars or DuckDB: every frame number, id and count is int64, and never null (a
+failed input counts 0 frames read, 0 persons; an unknown worker is pid 0), so no integer column turns into
+floats; times are seconds from the start of the input (frame / the input's fps) beside the frame numbers;
+``spans``, ``landmarks``, ``settings``, ``options`` and ``models`` are nested Arrow types (list<struct>, struct),
+not JSON strings. CSV copies write the nested columns as JSON.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
+from age.distribution import AgeDistribution
 from faceanalysis.pipeline.result import SequenceResult
+from faceanalysis.pipeline.settings import Settings
 from facecore.errors import AnalysisError
 from facecore.labels import EXPRESSIONS, GENDERS
 
@@ -25,17 +36,28 @@ from .inputs import BatchInput
 from .spec import RunSpec
 
 DONE, FAILED = "done", "failed"
+COUNT = pa.int64()          # the one integer type of frame numbers, ids and counts
+ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
 
 def _fields(kind: pa.DataType, names) -> list[pa.Field]:
     return [pa.field(name, kind) for name in names]
 
 
+SPAN = pa.struct([pa.field("first", COUNT), pa.field("last", COUNT), pa.field("first_seconds", pa.float64()),
+                  pa.field("last_seconds", pa.float64())])
+POINT = pa.struct([pa.field("x", pa.float64()), pa.field("y", pa.float64())])
+SETTINGS = pa.struct([pa.field(item.name, ARROW_TYPES[str(item.type)]) for item in fields(Settings)])
+OPTIONS = pa.struct([pa.field("timeline", pa.bool_()), pa.field("max_frames", COUNT), pa.field("stride", COUNT),
+                     pa.field("fps", pa.float64())])
+MODEL = pa.struct(_fields(pa.string(), ("key", "model", "package", "file", "sha256", "license")))
+
 PERSONS = pa.schema([
     pa.field("input", pa.string()), pa.field("input_sha256", pa.string()),
-    pa.field("person", pa.int32()), pa.field("primary", pa.bool_()), pa.field("frames_seen", pa.int32()),
-    pa.field("first_frame", pa.int64()), pa.field("last_frame", pa.int64()),
-    pa.field("spans", pa.string()),          # JSON [[first, last], ...], as the v2 answer's spans
+    pa.field("person", COUNT), pa.field("primary", pa.bool_()), pa.field("frames_seen", COUNT),
+    pa.field("first_frame", COUNT), pa.field("last_frame", COUNT),
+    pa.field("first_seconds", pa.float64()), pa.field("last_seconds", pa.float64()),
+    pa.field("spans", pa.list_(SPAN)),      # as the v2 answer's spans and spans_seconds
     *_fields(pa.float64(), ("age", "age_low", "age_high", *GENDERS, *EXPRESSIONS)),
     pa.field("dominant_expression", pa.string()), pa.field("mean_confidence", pa.float64()),
 ])
@@ -43,22 +65,26 @@ PERSONS = pa.schema([
 INPUTS = pa.schema([
     pa.field("input", pa.string()), pa.field("kind", pa.string()), pa.field("input_sha256", pa.string()),
     pa.field("status", pa.string()), pa.field("error_code", pa.string()), pa.field("error_message", pa.string()),
-    *_fields(pa.int64(), ("frames_listed", "frames_read", "frames_skipped", "frames_without_face",
-                          "frames_ignored")),
-    pa.field("truncated", pa.bool_()), pa.field("persons", pa.int32()), pa.field("seconds", pa.float64()),
-    pa.field("node", pa.string()), pa.field("node_id", pa.string()), pa.field("worker_pid", pa.int64()),
+    *_fields(COUNT, ("frames_listed", "frames_read", "frames_skipped", "frames_without_face", "frames_ignored")),
+    pa.field("truncated", pa.bool_()), pa.field("persons", COUNT),
+    # The input's frame rate (a video's own, else --fps) and the seconds of it gone through; null when failed.
+    pa.field("fps", pa.float64()), pa.field("duration", pa.float64()),
+    pa.field("seconds", pa.float64()),       # wall-clock seconds the analysis took
+    pa.field("node", pa.string()), pa.field("node_id", pa.string()), pa.field("worker_pid", COUNT),
     pa.field("device", pa.string()), pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
-    pa.field("settings_key", pa.string()), pa.field("settings", pa.string()), pa.field("options", pa.string()),
-    pa.field("models", pa.string()),
+    pa.field("settings_key", pa.string()), pa.field("settings", SETTINGS), pa.field("options", OPTIONS),
+    pa.field("models", pa.list_(MODEL)),
     # How the next run tells, without reading the content, that the input has not changed (inputs.py).
     pa.field("stat_signature", pa.string()),
 ])
 
 FRAMES = pa.schema([
     pa.field("input", pa.string()), pa.field("input_sha256", pa.string()),
-    pa.field("frame", pa.int64()), pa.field("frame_name", pa.string()), pa.field("person", pa.int32()),
-    pa.field("primary", pa.bool_()),
-    *_fields(pa.float64(), ("x1", "y1", "x2", "y2", "confidence", "age", *GENDERS, *EXPRESSIONS)),
+    pa.field("frame", COUNT), pa.field("time", pa.float64()), pa.field("frame_name", pa.string()),
+    pa.field("person", COUNT), pa.field("primary", pa.bool_()),
+    *_fields(pa.float64(), ("x1", "y1", "x2", "y2", "confidence")),
+    pa.field("landmarks", pa.list_(POINT)),    # 5 points: eyes, nose, mouth corners; null x, y where not known
+    *_fields(pa.float64(), ("age", "age_low", "age_high", *GENDERS, *EXPRESSIONS)),
 ])
 
 
@@ -83,26 +109,30 @@ class InputRows:
         return self.inputs.to_pylist()[0]
 
 
-def done_rows(item: BatchInput, sha: str, stat: str | None, result: SequenceResult, spec: RunSpec,
-              seconds: float, where: Where) -> InputRows:
+def done_rows(item: BatchInput, sha: str | None, stat: str | None, result: SequenceResult, spec: RunSpec,
+              seconds: float, where: Where, fps: float | None = None) -> InputRows:
+    """``fps``: the input's own frame rate (a video's), None to take the run's ``--fps``."""
     read = result.source
+    fps = fps or spec.fps
     row = _input_row(item, sha, stat, spec, seconds, where, result.provenance.models, status=DONE)
     row.update(frames_listed=read.listed, frames_read=len(read.read), frames_skipped=len(read.skipped),
                frames_without_face=len(result.frames_without_face), frames_ignored=len(read.ignored),
-               truncated=read.truncated, persons=len(result.persons))
+               truncated=read.truncated, persons=len(result.persons), fps=fps, duration=read.listed / fps)
     persons = []
     for person in result.persons:
         summary = person.summary
         persons.append({
             "input": item.path, "input_sha256": sha, "person": person.id, "primary": person.primary,
             "frames_seen": person.frames_seen, "first_frame": int(person.spans[0][0]),
-            "last_frame": int(person.spans[-1][1]),
-            "spans": json.dumps([[int(first), int(last)] for first, last in person.spans]),
+            "last_frame": int(person.spans[-1][1]), "first_seconds": person.spans[0][0] / fps,
+            "last_seconds": person.spans[-1][1] / fps,
+            "spans": [{"first": int(first), "last": int(last), "first_seconds": first / fps,
+                       "last_seconds": last / fps} for first, last in person.spans],
             "age": float(summary.age), "age_low": float(summary.age_interval[0]),
             "age_high": float(summary.age_interval[1]),
             **_named(GENDERS, summary.gender), **_named(EXPRESSIONS, summary.expression),
             "dominant_expression": summary.dominant_expression, "mean_confidence": float(person.mean_confidence)})
-    frames = _frame_rows(item, sha, result) if spec.timeline else None
+    frames = _frame_rows(item, sha, result, fps) if spec.timeline else None
     return InputRows(pa.Table.from_pylist([row], INPUTS), pa.Table.from_pylist(persons, PERSONS), frames)
 
 
@@ -117,30 +147,63 @@ def failed_rows(item: BatchInput, sha: str | None, stat: str | None, error: Anal
 def _input_row(item: BatchInput, sha: str | None, stat: str | None, spec: RunSpec, seconds: float,
                where: Where | None, models: dict | None, status: str) -> dict:
     row = dict.fromkeys(INPUTS.names)
+    # Counts of a failed input are 0 (nothing was analysed), never null: a null would make them floats in pandas.
+    row.update(dict.fromkeys(("frames_listed", "frames_read", "frames_skipped", "frames_without_face",
+                              "frames_ignored", "persons", "worker_pid"), 0), truncated=False)
     row.update(input=item.path, kind=item.kind, input_sha256=sha, status=status, seconds=round(seconds, 3),
                finished_at=datetime.now(timezone.utc), settings_key=spec.settings_key,
-               settings=json.dumps(spec.settings, sort_keys=True), options=json.dumps(spec.options, sort_keys=True),
-               models=json.dumps(models, sort_keys=True) if models is not None else None, stat_signature=stat)
+               settings=spec.settings, options=spec.options,
+               models=[{"key": key, **value} for key, value in sorted(models.items())] if models is not None
+               else None, stat_signature=stat)
     if where is not None:
         row.update(node=where.node, node_id=where.node_id, worker_pid=where.worker_pid, device=where.device)
     return row
 
 
-def _frame_rows(item: BatchInput, sha: str, result: SequenceResult) -> pa.Table:
+def _frame_rows(item: BatchInput, sha: str | None, result: SequenceResult, fps: float) -> pa.Table:
     faces = result.faces
     count = len(faces)
+    frame = np.asarray(faces.frame, np.int64)
     columns = {"input": pa.array([item.path] * count, pa.string()),
                "input_sha256": pa.array([sha] * count, pa.string()),
-               "frame": pa.array(faces.frame, pa.int64()), "frame_name": pa.array(faces.frame_name, pa.string()),
-               "person": pa.array(faces.person, pa.int32()), "primary": pa.array(faces.primary, pa.bool_())}
+               "frame": pa.array(frame, COUNT), "time": pa.array(frame / fps, pa.float64()),
+               "frame_name": pa.array(faces.frame_name, pa.string()),
+               "person": pa.array(np.asarray(faces.person, np.int64), COUNT),
+               "primary": pa.array(faces.primary, pa.bool_())}
     for column, name in enumerate(("x1", "y1", "x2", "y2")):
         columns[name] = pa.array(np.asarray(faces.boxes[:, column], np.float64))
     columns["confidence"] = pa.array(np.asarray(faces.confidence, np.float64))
+    columns["landmarks"] = pa.array([[{"x": _known(x), "y": _known(y)} for x, y in points]
+                                     for points in np.asarray(faces.landmarks, np.float64)], pa.list_(POINT))
     columns["age"] = pa.array(np.asarray(faces.age_years, np.float64))
+    ages = AgeDistribution()
+    intervals = [ages.interval(distribution) for distribution in faces.age] if count else []
+    columns["age_low"] = pa.array([low for low, _ in intervals], pa.float64())
+    columns["age_high"] = pa.array([high for _, high in intervals], pa.float64())
     for labels, values in ((GENDERS, faces.gender), (EXPRESSIONS, faces.expression)):
         for column, label in enumerate(labels):
             columns[label] = pa.array(np.asarray(values[:, column], np.float64))
     return pa.table(columns, schema=FRAMES)
+
+
+def _known(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def write_csv(table: pa.Table, path: Path) -> None:
+    """``table`` as CSV at ``path``; nested columns (spans, landmarks, settings, options, models) as JSON."""
+    with pa_csv.CSVWriter(path, flat(table).schema) as writer:
+        writer.write_table(flat(table))
+
+
+def flat(table: pa.Table) -> pa.Table:
+    """The table with each nested column as a JSON string column (CSV has no nested types)."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            values = [None if value is None else json.dumps(value, default=str)
+                      for value in table.column(index).to_pylist()]
+            table = table.set_column(index, pa.field(field.name, pa.string()), pa.array(values, pa.string()))
+    return table
 
 
 def _named(labels, values) -> dict:

@@ -21,10 +21,10 @@ import pyarrow as pa
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.pipeline.settings import Settings
-from faceanalysis.pipeline.sources import VIDEO_EXTENSIONS, FolderSource, FrameSource, VideoSource, ZipSource
+from faceanalysis.pipeline.sources import VIDEO_EXTENSIONS, FrameSource
 from faceanalysis.service.contract import Limits
+from faceanalysis.service.inputs import SOURCE_KINDS, open_source
 from facecore.errors import AnalysisError
-from facecore.frames import list_frames
 
 from .inputs import BatchInput, content_sha256
 from .spec import RunSpec
@@ -78,8 +78,9 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
     if sha == task["previous_sha"]:
         return _result(item, sha, UNCHANGED, None)
     try:
-        rows = done_rows(item, sha, task["stat"], analyzer.analyse_source(source_for(item, spec)), spec,
-                         time.perf_counter() - started, where)
+        source = source_for(item, spec)
+        rows = done_rows(item, sha, task["stat"], analyzer.analyse_source(source), spec,
+                         time.perf_counter() - started, where, fps=getattr(source, "fps", None))
     except AnalysisError as error:
         rows = _failed(analyzer, item, sha, task, error, spec, started, where)
     except Exception as error:      # a bug must not stop the other inputs; the service answers it the same way
@@ -91,19 +92,15 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
 
 
 def source_for(item: BatchInput, spec: RunSpec) -> FrameSource:
-    """The input as the service would read it, with the run's options and the service's limits."""
+    """The input as the service would read it (``service.inputs.open_source``), with the run's options and the
+    service's limits."""
     path = Path(item.path)
-    if item.kind == "frames":
-        return FolderSource(list_frames(path), stride=spec.stride, max_frames=spec.max_frames)
-    if item.kind == "video":
-        return VideoSource(path, path.name, stride=spec.stride, max_frames=spec.max_frames)
-    if item.kind == "zip":
-        limits = Limits()
-        return ZipSource(path, path.name, limits.max_entries, limits.max_unpacked_bytes, stride=spec.stride,
-                         max_frames=spec.max_frames)
-    raise AnalysisError("unsupported_media_type",
-                        f"{path.name!r} is not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a zip of frames "
-                        "or a folder of frames", 415)
+    if item.kind not in SOURCE_KINDS:
+        raise AnalysisError("unsupported_media_type",
+                            f"{path.name!r} is not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a zip of "
+                            "frames, an image or a folder of frames", 415)
+    return open_source(item.kind, [path], path.name, stride=spec.stride, max_frames=spec.max_frames,
+                       limits=Limits())
 
 
 def _failed(analyzer: FaceAnalyzer, item: BatchInput, sha: str | None, task: dict, error: AnalysisError,

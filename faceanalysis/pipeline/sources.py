@@ -29,9 +29,47 @@ from .result import SourceSummary
 log = logging.getLogger(__name__)
 
 ARCHIVE_EXTENSIONS = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"})
-# The containers VideoSource is offered (OpenCV's FFmpeg reads them); the service and the batch runner
-# both take a video by these extensions.
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})
+# The containers VideoSource is offered (OpenCV's FFmpeg reads them). A file is taken as a video by one of these
+# extensions or, whatever its name, by its first bytes (``sniff``): the service, the batch runner and the
+# command line all decide that way.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv", ".flv", ".mpg", ".mpeg", ".ts",
+                              ".wmv", ".3gp", ".gif"})
+VIDEO, ZIP, IMAGE = "video", "zip", "image"
+SNIFF_BYTES = 512       # enough for every signature below (MPEG-TS needs its second sync byte at 188)
+
+
+def sniff(path: Path) -> str | None:
+    """What a file holds by its first bytes: ``"video"``, ``"zip"``, ``"image"`` (a still OpenCV decodes) or None.
+    Extensions lie (a phone's .mp4 named .bin, a .gif that is an animation); signatures do not."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    return sniff_bytes(head)
+
+
+def sniff_bytes(head: bytes) -> str | None:
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):          # a zip (the second: an empty one)
+        return ZIP
+    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or (head[:2] == b"BM" and len(head) > 26):
+        return IMAGE
+    if (head[:6] in (b"GIF87a", b"GIF89a")                       # GIF, animated or not: FFmpeg reads it
+            or head[:4] == b"\x1a\x45\xdf\xa3"                   # Matroska, WebM
+            or head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")   # MP4, MOV, M4V, 3GP
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")    # AVI
+            or head[:3] == b"FLV"                                 # Flash video
+            or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")   # MPEG program stream, MPEG-1/2 video
+            or head[:4] == b"\x30\x26\xb2\x75"                   # ASF, WMV
+            or (len(head) > 188 and head[0] == 0x47 and head[188] == 0x47)):   # MPEG transport stream
+        return VIDEO
+    return None
+
+
+def is_video(path: Path) -> bool:
+    """A video by its content, or, where the content says nothing we know, by its extension."""
+    found = sniff(path)
+    return found == VIDEO or (found is None and path.suffix.lower() in VIDEO_EXTENSIONS)
 
 
 class FrameSource:

@@ -16,6 +16,12 @@ from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICE
 from faceanalysis.service.schema import prop, to_json
 
 INPUT_KINDS = ("sample", "video", "zip", "frames")
+# What an answer's input may be: the v2 inputs, and a folder of frames on disk (the command line, batch).
+ANSWER_KINDS = (*INPUT_KINDS, "folder")
+# Frames without a frame rate of their own (a folder, a zip, images) are this many a second: the legacy
+# sequences' rate. Times in seconds are frame numbers divided by the input's frame rate.
+DEFAULT_FPS = 25.0
+MIN_FPS, MAX_FPS = 0.001, 1000.0        # a frame every 1000 s at the slowest: the times stay finite
 # A job's states. Declared here, with the job's answer, so that jobs.py and the store can build that answer
 # from this module without importing each other.
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -60,12 +66,16 @@ def from_limits(name: str):
 
 @dataclass(frozen=True)
 class Options:
-    """The options the analysis ran with."""
+    """The options the analysis ran with. A query parameter or body field that is none of these (nor, in the
+    body, the input) is refused: 400 ``unknown_option``, naming these."""
     timeline: bool = prop("Also return per-frame results.", default=False)
     max_frames: int = prop("Analyse at most this many frames (after stride); the rest is not read and "
                            "meta.frames.truncated is true.", minimum=1, maximum=from_limits("max_frames"),
                            default=from_limits("default_max_frames"))
     stride: int = prop("Analyse every n-th frame.", minimum=1, maximum=from_limits("max_stride"), default=1)
+    fps: float = prop("Frames a second of an input without a frame rate of its own (a sample, zip or images, or "
+                      "a video whose container gives none), for the times in seconds; a video's own rate wins.",
+                      minimum=MIN_FPS, maximum=MAX_FPS, default=DEFAULT_FPS)
     # A dataclass default too: a job stored without this option (before it existed) is restored with it off.
     keep_upload: bool = field(default=False, metadata=prop(
         "Jobs only: keep the uploaded file(s) until the job is forgotten, so that /api/v2/jobs/{id}/upload and "
@@ -107,6 +117,8 @@ class Person:
     mean_confidence: float = prop("Mean face-detection confidence.")
     spans: list[tuple[int, int]] = prop("Where the person was seen: [first, last] frame of each run of analysed "
                                         "frames in which they were, in order (frame numbers as in the timeline).")
+    spans_seconds: list[tuple[float, float]] = prop("The spans in seconds from the start: [first, last] frame "
+                                                    "divided by meta.input.fps.")
     picture: str | None = prop("The person's most confident face, 64x64 JPEG as a data: URL (null if none).")
 
 
@@ -127,6 +139,7 @@ class Face:
 class TimelineFrame:
     """One frame read, with the faces found in it."""
     frame: int = prop("Index in the input (folder order, video frame number).")
+    time: float = prop("Seconds from the start: frame / meta.input.fps.")
     name: str
     faces: list[Face]
 
@@ -134,9 +147,9 @@ class TimelineFrame:
 @dataclass(frozen=True, kw_only=True)
 class Input:
     """What was analysed."""
-    kind: Literal[INPUT_KINDS]
+    kind: Literal[ANSWER_KINDS] = prop("The v2 input; folder: a folder of frames on disk (command line, batch).")
     name: str = prop("The sample name, the uploaded file's name, or \"N files\".")
-    fps: float | None = prop("Only for a video: its frame rate, null when the container gives none.",
+    fps: float | None = prop("Frames a second the times are in: a video's own rate, else the fps option.",
                              optional=True)
 
 
@@ -156,6 +169,8 @@ class Frames:
     ignored: list[str] = prop("Entries that are not frames at all.")
     without_face: list[str] = prop("Frames read in which no face was found.")
     truncated: bool = prop("max_frames stopped the analysis before the end of the input.")
+    duration: float = prop("Seconds of input gone through: frames listed / meta.input.fps (with truncated, the "
+                           "input lasts longer).")
 
 
 @dataclass(frozen=True, kw_only=True)

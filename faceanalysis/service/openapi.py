@@ -39,7 +39,8 @@ def openapi_spec(limits: Limits) -> dict:
     parameters = _option_parameters(components)
     request_body = _request_body(components, limits)
     input_errors = {
-        "400": error("The request is malformed.", ["invalid_request", "invalid_option", "invalid_sequence_name"]),
+        "400": error("The request is malformed.", ["invalid_request", "invalid_option", "unknown_option",
+                                                       "invalid_sequence_name"]),
         "404": error("No such sample.", ["sequence_not_found"]),
         "413": error(f"Too large: request body over {limits.max_content_length} bytes, a zip over its limits, too "
                      "many files, or video frames over the pixel limit.",
@@ -203,13 +204,13 @@ def _request_body(components: Components, limits: Limits) -> dict:
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"type": "object", "required": ["sample"],
+                "schema": {"type": "object", "required": ["sample"], "additionalProperties": False,
                            "properties": {"sample": {**SAMPLE_NAME, "description": "A folder name inside samples/."},
                                           **options}},
                 "example": {"sample": "seqA", "max_frames": 3}},
             "multipart/form-data": {
                 "schema": {
-                    "type": "object",
+                    "type": "object", "additionalProperties": False,
                     "description": f"Exactly one of {', '.join(contract.INPUT_KINDS)}.",
                     "properties": {
                         "sample": SAMPLE_NAME,

@@ -2,6 +2,7 @@
 
 Plain floats and named labels only (no legacy numeric codes, no strings for numbers). Everything comes from
 the ``SequenceResult``: this module only fills in the ``contract`` declarations, which give the JSON its shape.
+Times are in seconds: frame numbers divided by the input's frame rate (a video's own, else the fps option).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
              options: contract.Options) -> contract.Analysis:
     read, provenance = result.source, result.provenance
     settings = Settings(**provenance.settings)
+    fps = source.fps or options.fps
     meta = contract.Meta(
         input=source,
         options=options,
@@ -39,7 +41,8 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
             skipped=[contract.SkippedFrame(name=item.name, reason=item.reason) for item in read.skipped],
             ignored=list(read.ignored),
             without_face=list(result.frames_without_face),
-            truncated=read.truncated),
+            truncated=read.truncated,
+            duration=_number(read.listed / fps)),
         models=provenance.models,
         model_choice=contract.ModelChoice(**settings.model_choice),
         timings_ms=dict(result.timings_ms),
@@ -47,12 +50,12 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
         aggregator=provenance.aggregator,
         tracker=dict(provenance.tracker),
         settings=settings)
-    return contract.Analysis(persons=[_person(person) for person in result.persons],
-                             timeline=_timeline(result) if options.timeline else ABSENT,
+    return contract.Analysis(persons=[_person(person, fps) for person in result.persons],
+                             timeline=_timeline(result, fps) if options.timeline else ABSENT,
                              meta=meta)
 
 
-def _person(person: pipeline.Person) -> contract.Person:
+def _person(person: pipeline.Person, fps: float) -> contract.Person:
     summary = person.summary
     low, high = summary.age_interval
     return contract.Person(
@@ -60,7 +63,9 @@ def _person(person: pipeline.Person) -> contract.Person:
         age=contract.Age(value=_number(summary.age), interval=(_number(low), _number(high))),
         gender=_gender(summary.gender), expression=_expression(summary.expression),
         frames_seen=person.frames_seen, mean_confidence=_number(person.mean_confidence),
-        spans=[(int(first), int(last)) for first, last in person.spans], picture=_picture(person.picture))
+        spans=[(int(first), int(last)) for first, last in person.spans],
+        spans_seconds=[(_number(first / fps), _number(last / fps)) for first, last in person.spans],
+        picture=_picture(person.picture))
 
 
 def _picture(rgb) -> str | None:
@@ -70,7 +75,7 @@ def _picture(rgb) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
-def _timeline(result: pipeline.SequenceResult) -> list[contract.TimelineFrame]:
+def _timeline(result: pipeline.SequenceResult, fps: float) -> list[contract.TimelineFrame]:
     faces = result.faces
     by_frame: dict[int, list[contract.Face]] = {}
     for row in range(len(faces)):
@@ -82,7 +87,8 @@ def _timeline(result: pipeline.SequenceResult) -> list[contract.TimelineFrame]:
             age=_number(faces.age_years[row]),
             gender=_gender(faces.gender[row]),
             expression=_expression(faces.expression[row])))
-    return [contract.TimelineFrame(frame=int(index), name=name, faces=by_frame.get(int(index), []))
+    return [contract.TimelineFrame(frame=int(index), time=_number(index / fps), name=name,
+                                   faces=by_frame.get(int(index), []))
             for index, name in result.source.read]
 
 
