@@ -36,14 +36,27 @@ def test_same_answer_as_before_the_rework(answers, question):
     assert differences(before, answers[question]) == []
 
 
-def test_the_comparison_sees_a_change_in_the_sixth_decimal():
+def test_the_comparison_sees_a_change_beyond_the_processors_rounding():
     before = json.loads(GOLDEN.read_text())["legacy_test"]
+    assert before["body"]["Video_Emo"]["10004"] == "0.948351"
     after = json.loads(json.dumps(before))
-    after["body"]["Video_Emo"]["10004"] = "0.948352"
-    assert differences(before, after) == ["/body/Video_Emo/10004: '0.948351' before, '0.948352' now"]
+    after["body"]["Video_Emo"]["10004"] = "0.950352"          # 2.001e-3 away: over the 2e-3 tolerance
+    assert differences(before, after) == ["/body/Video_Emo/10004: '0.948351' before, '0.950352' now"]
+    after["body"]["Video_Emo"]["10004"] = "0.950350"          # 1.999e-3 away: inside
+    assert differences(before, after) == []
     after = json.loads(json.dumps(before))
     after["body"]["Video_Emo"]["extra"] = "1"
     assert differences(before, after) == ["/body/Video_Emo: new keys ['extra']"]
+
+
+def test_floats_may_differ_by_rounding_only():
+    assert differences({"box": [400.0]}, {"box": [400.0019]}) == []
+    assert differences({"box": [400.0]}, {"box": [400.0021]}) == ["/box[0]: 400.0 before, 400.0021 now"]
+    assert differences({"p": "0.5"}, {"p": "0.5019"}) == []
+    # Not numbers, or numbers of another type, still compare exactly.
+    assert differences({"name": "seqA"}, {"name": "seqB"}) == ["/name: 'seqA' before, 'seqB' now"]
+    assert differences({"n": 3}, {"n": 3.0}) == ["/n: 3 before, 3.0 now"]
+    assert differences({"flag": True}, {"flag": 1}) == ["/flag: True before, 1 now"]
 
 
 def test_new_keys_are_allowed_only_in_meta_and_persons():

@@ -62,7 +62,7 @@ def test_time_measure_reports_every_stage():
 
 
 def test_console_script_analyses_a_folder_as_the_server_does(tmp_path):
-    from golden import GOLDEN
+    from golden import GOLDEN, differences
     # The golden answers are the "tuned" models' (tests/test_golden.py): the same models here.
     command = [str(Path(sys.executable).with_name("faceanalysis")), "analyse", "samples/seqA", "--format", "legacy",
                "--age-gender", "tuned"]
@@ -74,7 +74,7 @@ def test_console_script_analyses_a_folder_as_the_server_does(tmp_path):
     command[2] = str(REPO / "samples" / "seqA")
     result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == json.loads(GOLDEN.read_text())["legacy_test"]["body"]
+    assert differences(json.loads(GOLDEN.read_text())["legacy_test"]["body"], json.loads(result.stdout)) == []
 
 
 def test_console_script_without_a_command_says_how_to_use_it():
