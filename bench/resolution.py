@@ -173,7 +173,7 @@ def _ours_runner(overrides: dict):
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
     from faceanalysis.pipeline.sources import VideoSource
 
-    analyzer = FaceAnalyzer(device="cpu", **overrides).prepare()
+    analyzer = FaceAnalyzer(**{"device": "cpu", **overrides}).prepare()
 
     def run(path: Path, name: str) -> dict:
         result = analyzer.analyse_source(VideoSource(path, name, max_frames=10_000))
