@@ -398,7 +398,7 @@ def compare_persons(results: dict, a: str, b: str) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
-    parser.add_argument("--naive-frames", type=int, default=20, help="frames per clip for naive (default 20)")
+    parser.add_argument("--naive-frames", type=int, default=10, help="frames per clip for naive (default 10)")
     parser.add_argument("--resolutions", nargs="+", choices=tuple(RESOLUTIONS), default=list(RESOLUTIONS))
     parser.add_argument("--clips", nargs="+", default=["office_three", "walking_three", "bedroom_two_children",
                                                        "headpose_two", "armwrestling"])
