@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable
 
 from facecore.errors import AnalysisError
-from facecore.memory import release_memory
 from faceanalysis.service.contract import DONE, FAILED, Job, JobError, JobProgress, Limits
 from faceanalysis.service.schema import ABSENT, to_json
 from faceanalysis.service.store import Claim, JobRow, JobStore, QueueFull, StoreClosed
@@ -166,8 +165,6 @@ class JobQueue:
         except sqlite3.Error:
             log.exception("could not store the outcome of job %s; it runs again after a restart", claim.id)
         finally:
-            del outcome                 # stored by now; its timeline may be large: give its memory back
-            release_memory()
             with self._wake:
                 self._current = None
                 self._wake.notify_all()
