@@ -78,5 +78,5 @@ def test_describe_says_the_size_each_frame_size_was_detected_at(detectors):
 def test_meta_detection_of_an_analysis(analyzer):
     result = analyzer.analyse_folder(SAMPLES / "seqA")
     detection = result.provenance.detection
-    assert detection["max_side"] == analyzer.settings.detect_max_side == 960
+    assert detection["max_side"] == analyzer.settings.detect_max_side == 1280
     assert detection["sizes"] == [{"frame": [640, 480], "detected_at": [640, 480]}]

@@ -80,7 +80,7 @@ def test_no_rows_map_to_no_rows():
 # --------------------------------------------------------------------------- the setting
 
 def test_default_and_off_are_valid():
-    assert Settings().detect_max_side == 960
+    assert Settings().detect_max_side == 1280
     assert Settings(detect_max_side=0).detect_max_side == 0
 
 
@@ -104,7 +104,7 @@ def test_the_flag_sets_it_and_a_bad_value_exits_2(capsys):
     add_model_arguments(parser)
     assert settings_from(parser.parse_args(["--detect-max-side", "0"]), environ={}).detect_max_side == 0
     assert settings_from(parser.parse_args(["--detect-max-side", "960"]), environ={}).detect_max_side == 960
-    assert settings_from(parser.parse_args([]), environ={}).detect_max_side == 960
+    assert settings_from(parser.parse_args([]), environ={}).detect_max_side == 1280
     with pytest.raises(SystemExit) as exited:
         settings_from(parser.parse_args(["--detect-max-side", "100"]), environ={})
     assert exited.value.code == 2

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble", "lifespan")
 EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg")
 DEVICES = ("auto", "cpu", "gpu")
-DETECT_MAX_SIDE = 960
+DETECT_MAX_SIDE = 1280
 MIN_DETECT_SIDE = 128          # a smaller working resolution finds only faces that fill the frame
 
 
@@ -37,7 +37,8 @@ class Settings:
     min_confidence: float = 0.9        # detections below are dropped
     # MTCNN runs on the frame scaled so that its long side is at most this many pixels (0: on the full frame);
     # boxes and landmarks are mapped back and the models crop from the full frame. A face under
-    # min_face_size * long side / detect_max_side pixels is then not found (docs/performance.md: the choice).
+    # min_face_size * long side / detect_max_side pixels is then not found. 1280: up to 1280x720 nothing changes;
+    # 960 lost faces that changed person answers at 720p on the shared clips (docs/performance.md).
     detect_max_side: int = DETECT_MAX_SIDE
     # No margin around the face box, detector box or given crop alike. The fer package pads its detector box
     # by 10 px per side, but on MTCNN boxes that framing is wider than FER2013's: on synthetic camera-motion
