@@ -1,6 +1,6 @@
 """Speed and memory at real resolutions: the shared clips at native size, 1280x720 and 1920x1080.
 
-    python -m bench.resolution [--frames 60] [--naive-frames 20] [--resolutions native 720p 1080p]
+    python -m bench.resolution [--frames 60] [--naive-frames 10] [--resolutions native 720p 1080p]
                                [--clips office_three walking_three ...] [--baseline-tree DIR] [--json FILE]
     python -m bench.resolution --loop 10000 --clips office_three --resolutions 720p --configs ours   # memory
 
