@@ -45,6 +45,7 @@ class ExpressionNetwork:
         # The fer file names its input as a list of one; the project's network takes a plain tensor.
         self._wants_list = isinstance(self._model.input, list)
         self.size = int(self._model.inputs[0].shape[1])
+        self._forward = _compiled(self._model, self.size, self._wants_list)
         if self._model.output_shape[-1] != len(EXPRESSIONS):
             raise ValueError(f"{self.file.path}: expected {len(EXPRESSIONS)} outputs, got {self._model.output_shape}")
 
@@ -57,11 +58,33 @@ class ExpressionNetwork:
                 batch = network_input(grey[start:start + self.max_batch])
                 if flip:            # the crops and their mirror images in one call
                     batch = np.concatenate([batch, batch[:, :, ::-1]])
-                out = np.asarray(self._model([batch] if self._wants_list else batch, training=False))
+                out = np.asarray(self._forward(batch))
                 if flip:
                     out = (out[:len(out) // 2] + out[len(out) // 2:]) / 2
                 outputs.append(out)
         return np.concatenate(outputs) if outputs else np.zeros((0, len(EXPRESSIONS)), np.float32)
+
+
+def _compiled(model, size: int, wants_list: bool):
+    """The network as one compiled TensorFlow function of any batch size, with the numbers of the eager call.
+
+    Called eagerly, Keras dispatches each of the network's ~50-90 layers from Python: on a 2-core CPU that
+    was 30-40% of the expression stage's CPU time (mini-Xception 40%, VGG 28%, 96 crops a call). Graph
+    optimisation (grappler) is switched off for the process: it would fold the batch norms and reorder float
+    sums, moving outputs by ~1e-6, enough to change a 6-decimal answer; without it the function runs the
+    same kernels as the eager call, and the outputs are equal bit for bit (tests/test_expression.py). The
+    only other TensorFlow graph here is MTCNN's pyramid: its detections on 16 seqA frames were equal bit for
+    bit with the optimiser on and off.
+    """
+    import tensorflow as tf
+
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)])
+    def forward(batch):
+        return model([batch] if wants_list else batch, training=False)
+
+    return forward
 
 
 class ExpressionModel:

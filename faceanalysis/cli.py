@@ -48,6 +48,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--aggregator", choices=tuple(AGGREGATORS), help="how faces combine over the sequence")
     group.add_argument("--device", choices=DEVICES, help="where the networks run (default auto)")
     group.add_argument("--batch-size", type=int, help="frames per network call (default 16)")
+    group.add_argument("--detect-max-side", type=int, metavar="PIXELS",
+                       help=f"detect faces on frames scaled to this long side at most; 0: on full frames "
+                            f"(default {Settings.detect_max_side})")
 
 
 def settings_from(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,7 +58,7 @@ def settings_from(args: argparse.Namespace | None = None, environ: Mapping[str, 
     values = environment(environ)
     chosen = {"age_gender": values.get("FACE_AGE_GENDER", "").lower() or None,
               "expression": values.get("FACE_EXPRESSION", "").lower() or None}
-    for name in ("age_gender", "expression", "aggregator", "device", "batch_size"):
+    for name in ("age_gender", "expression", "aggregator", "device", "batch_size", "detect_max_side"):
         if args is not None and getattr(args, name, None) is not None:
             chosen[name] = getattr(args, name)
     try:

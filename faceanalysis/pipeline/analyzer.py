@@ -26,6 +26,7 @@ from facecore.device import Device, select_device
 from facecore.errors import no_face
 from facecore.faces import Aligner, Detections, FaceBatch
 from facecore.frames import Frame, decode_frame, list_frames
+from facecore.memory import release_memory
 from facecore.weights import load_manifest, resolve
 
 from .aggregate import AGGREGATORS
@@ -68,7 +69,8 @@ class FaceAnalyzer:
         self.weights = {key: resolve(key, manifest) for key in manifest}
         self.detector = FaceDetector(self.weights["detector_pnet"], self.weights["detector_rnet"],
                                      self.weights["detector_onet"], min_face_size=self.settings.min_face_size,
-                                     min_confidence=self.settings.min_confidence)
+                                     min_confidence=self.settings.min_confidence,
+                                     max_side=self.settings.detect_max_side)
         self.aligner = Aligner(self.weights["aligner"])
         shared = SharedModels()
         self.models = build_task_models(self.weights, self.settings, shared)
@@ -124,9 +126,13 @@ class FaceAnalyzer:
         return self.analyse_source(FolderSource(list_frames(Path(folder)), stride=stride))
 
     def analyse_source(self, source: FrameSource, progress: Progress | None = None) -> SequenceResult:
-        """Analyse any ordered stream of frames; ``progress`` hears about every batch."""
+        """Analyse any ordered stream of frames; ``progress`` hears about every batch. The memory the
+        analysis freed (frames, pyramids, activations) is handed back to the system before it returns."""
         with self._lock:
-            return self._analyse(source, progress)
+            try:
+                return self._analyse(source, progress)
+            finally:
+                release_memory()
 
     def summarise(self, faces: FaceTable, chosen: np.ndarray) -> FaceSummary:
         """Combine the ``chosen`` rows of ``faces`` into one answer with this analyzer's aggregator."""
@@ -173,6 +179,7 @@ class FaceAnalyzer:
         timer = StageTimer()
         tables = []
         tracking = self.tracker.start()
+        sizes: set[tuple[int, int]] = set()          # frame sizes read, for meta.detection
         started = time.perf_counter()
         with source.open(self.batch_size) as stream, ThreadPoolExecutor(1, thread_name_prefix="detect") as worker:
             if progress is not None:
@@ -182,6 +189,7 @@ class FaceAnalyzer:
                 with timer("read"):
                     batch = next(stream, None)
                 if batch is not None:
+                    sizes.update((frame.rgb.shape[1], frame.rgb.shape[0]) for frame in batch)
                     detection = worker.submit(self._detect, batch, timer)
                 if pending is not None:
                     done, done_detection = pending
@@ -197,12 +205,15 @@ class FaceAnalyzer:
         timings = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return SequenceResult(source=read, faces=faces, summary=summary, persons=persons,
-                              frames_without_face=without_face, provenance=self.provenance(), timings_ms=timings)
+                              frames_without_face=without_face, provenance=self.provenance(sizes),
+                              timings_ms=timings)
 
-    def provenance(self) -> Provenance:
+    def provenance(self, sizes: set | None = None) -> Provenance:
+        """How answers are made; ``sizes``: the (width, height) of the frames read, for the detection entry."""
         return Provenance(settings=self.settings.to_json(), models=self.model_info(),
                           device={"kind": self.device.kind, **self.device.describe()},
-                          aggregator=self.aggregator.name, tracker=self.tracker.describe())
+                          aggregator=self.aggregator.name, tracker=self.tracker.describe(),
+                          detection=self.detector.describe(sizes if sizes is not None else set()))
 
     def _detect(self, batch, timer: StageTimer) -> Detections:
         with timer("detect"):

@@ -6,6 +6,13 @@ same maths, several times faster (see bench/benchmark.py). ``PackageFaceDetector
 is the previous implementation, the ``mtcnn`` package itself; it is kept as the
 reference for tests and the benchmark.
 
+``FaceDetector`` can detect at a working resolution (``max_side``): a frame whose long side is more than
+``max_side`` pixels is scaled down (``cv2.INTER_AREA``) so that its long side is ``max_side``, MTCNN runs on
+that, and boxes and landmarks are mapped back to the full frame, from which every model then crops. The
+pyramid's first level, and so most of the detector's time, is proportional to the pixels it sees; the price is
+that faces smaller than ``min_face_size`` at the working resolution, i.e. ``min_face_size * long side /
+max_side`` pixels at full resolution, are not found (docs/performance.md counts them on real clips).
+
 Both drop pyramid levels under P-Net's 12 px input. The package builds its
 pyramid without accounting for ``min_face_size``, so with a larger minimum
 face the smallest level falls under 12 px, TensorFlow raises, and
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 
 from facecore.device import Device
@@ -70,16 +78,47 @@ def _rows_to_detections(rows: np.ndarray, min_confidence: float) -> Detections:
                       confidence=rows[:, 5].copy(), landmarks=landmarks)
 
 
+def working_size(width: int, height: int, max_side: int) -> tuple[int, int] | None:
+    """(width, height) to detect a frame at, or None when it is detected as it is (``max_side`` 0: always)."""
+    long_side = max(width, height)
+    if not max_side or long_side <= max_side:
+        return None
+    scale = max_side / long_side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def map_back(rows: np.ndarray, scale_x: float, scale_y: float, width: int, height: int) -> np.ndarray:
+    """Package-layout rows found on a scaled frame, in the full frame's pixels (boxes clipped to it as the
+    detector clips them). Box corners and landmarks are scaled as points of the frame's continuous plane."""
+    rows = rows.copy()
+    rows[:, [1, 3]] = np.clip(rows[:, [1, 3]] * scale_x, 0, width - 1)
+    rows[:, [2, 4]] = np.clip(rows[:, [2, 4]] * scale_y, 0, height - 1)
+    rows[:, 6:11] *= scale_x
+    rows[:, 11:16] *= scale_y
+    return rows
+
+
 class FaceDetector:
     """MTCNN on onnxruntime (``mtcnn_fast``): the package's networks and weights, batched and compiled."""
     name = "mtcnn"
 
     def __init__(self, pnet: WeightFile, rnet: WeightFile, onet: WeightFile,
-                 min_face_size: int = 20, min_confidence: float = 0.9) -> None:
+                 min_face_size: int = 20, min_confidence: float = 0.9, max_side: int = 0) -> None:
         self.files = (pnet, rnet, onet)
         self.min_face_size = min_face_size
         self.min_confidence = min_confidence
+        self.max_side = max_side         # detect at a long side of at most this many pixels (0: full frames)
         self._mtcnn: FastMTCNN | None = None
+
+    def describe(self, sizes: "set[tuple[int, int]] | None" = None) -> dict:
+        """What detection used: the limit and, for each frame size seen, the size it was detected at."""
+        out = {"name": self.name, "min_face_size": self.min_face_size, "min_confidence": self.min_confidence,
+               "max_side": self.max_side}
+        if sizes is not None:
+            out["sizes"] = [{"frame": [width, height],
+                             "detected_at": list(working_size(width, height, self.max_side) or (width, height))}
+                            for width, height in sorted(sizes)]
+        return out
 
     def prepare(self, device: Device) -> None:
         # The weight files are the manifest-verified ones; load_weights only unpickles them (joblib + lz4).
@@ -96,8 +135,16 @@ class FaceDetector:
         for index, frame in enumerate(frames):
             groups.setdefault(frame.shape, []).append(index)
         parts = []
-        for indices in groups.values():
-            rows = self._mtcnn.detect([frames[i] for i in indices], min_face_size=self.min_face_size)
+        for shape, indices in groups.items():
+            height, width = shape[:2]
+            chosen = [frames[i] for i in indices]
+            size = working_size(width, height, self.max_side)
+            if size is not None:
+                # The models crop from the full frames: only the detector sees the scaled copies.
+                chosen = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in chosen]
+            rows = self._mtcnn.detect(chosen, min_face_size=self.min_face_size)
+            if size is not None:
+                rows = map_back(rows, width / size[0], height / size[1], width, height)
             rows[:, 0] = np.asarray(indices)[rows[:, 0].astype(np.int64)]
             parts.append(rows)
         rows = np.concatenate(parts, axis=0) if parts else np.empty((0, 16))

@@ -113,6 +113,8 @@ class Provenance:
     device: dict               # {"kind": "CPU" | "GPU", "tensorflow": ..., "onnxruntime": [...]}
     aggregator: str
     tracker: dict
+    # The detector, its working resolution (max_side, 0: full frames) and the size each frame size was detected at.
+    detection: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

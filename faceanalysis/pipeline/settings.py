@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, fields, replace
 AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble", "lifespan")
 EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg")
 DEVICES = ("auto", "cpu", "gpu")
+DETECT_MAX_SIDE = 1280
+MIN_DETECT_SIDE = 128          # a smaller working resolution finds only faces that fill the frame
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class Settings:
     device: str = "auto"               # auto: the GPU when TensorFlow / onnxruntime see one
     min_face_size: int = 20            # pixels; MTCNN's smallest face
     min_confidence: float = 0.9        # detections below are dropped
+    # MTCNN runs on the frame scaled so that its long side is at most this many pixels (0: on the full frame);
+    # boxes and landmarks are mapped back and the models crop from the full frame. A face under
+    # min_face_size * long side / detect_max_side pixels is then not found. 1280: up to 1280x720 nothing changes;
+    # 960 lost faces that changed person answers at 720p on the shared clips (docs/performance.md).
+    detect_max_side: int = DETECT_MAX_SIDE
     # No margin around the face box, detector box or given crop alike. The fer package pads its detector box
     # by 10 px per side, but on MTCNN boxes that framing is wider than FER2013's: on synthetic camera-motion
     # sequences of held-out FER2013 train stills (bench/expression_margin_study.py, 84 stills) sequence
@@ -67,6 +74,9 @@ class Settings:
         _at_least("batch_size", self.batch_size, 1)
         # P-Net's input is 12 px: a smaller minimum face has no pyramid level that can find it.
         _at_least("min_face_size", self.min_face_size, 12)
+        if self.detect_max_side != 0 and self.detect_max_side < MIN_DETECT_SIDE:
+            raise ValueError(f"detect_max_side must be 0 (detect on the full frame) or at least {MIN_DETECT_SIDE}, "
+                             f"not {self.detect_max_side}")
         _at_least("tracker_max_gap", self.tracker_max_gap, 0)
         _at_least("expression_box_margin", self.expression_box_margin, 0)
         _at_least("expression_crop_margin", self.expression_crop_margin, 0)

@@ -13,6 +13,8 @@ No source ever holds more than about two batches decoded.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import zipfile
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -264,6 +266,11 @@ class VideoSource(FrameSource):
             self.expected = min(planned, max_frames) if max_frames is not None else planned
 
     def batches(self, batch_size: int) -> Iterator[list[Frame]]:
+        # Decoding (FFmpeg, and the colour conversion) releases the GIL: in a thread of its own it overlaps
+        # detection and the per-face networks instead of waiting for them.
+        return read_ahead(self._decode(batch_size), name=f"decode {self.label}")
+
+    def _decode(self, batch_size: int) -> Iterator[list[Frame]]:
         capture = cv2.VideoCapture(str(self._path))
         try:
             index, taken, batch = 0, 0, []
@@ -280,7 +287,8 @@ class VideoSource(FrameSource):
                 ok, bgr = capture.read()
                 if not ok:
                     break
-                batch.append(Frame(index, f"frame_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                # In place: the decoder hands over a fresh array per frame, so no second frame-sized copy.
+                batch.append(Frame(index, f"frame_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)))
                 index += 1
                 taken += 1
                 if len(batch) == batch_size:
@@ -292,6 +300,67 @@ class VideoSource(FrameSource):
             self.expected = taken
         finally:
             capture.release()
+
+
+_DONE = object()
+
+
+class read_ahead:
+    """Run ``batches`` in a thread of its own, at most ``depth`` items ahead of the consumer, in order.
+
+    An iterator with ``close()``. An exception raised by ``batches`` is raised to the consumer at the item
+    where it happened, after the items before it. ``close()`` (also when the iteration was never started)
+    stops the thread, which closes ``batches`` itself (its ``finally`` runs there: a video capture is
+    released) before ``close()`` returns.
+    """
+
+    def __init__(self, batches: Iterator, depth: int = 1, name: str = "decode") -> None:
+        self._batches = batches
+        self._items: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._batches:
+                if not self._put((item, None)):
+                    return
+            self._put((_DONE, None))
+        except BaseException as error:         # handed to the consumer, raised there
+            self._put((_DONE, error))
+        finally:
+            self._batches.close()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._items.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> "read_ahead":
+        return self
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        item, error = self._items.get()
+        if item is _DONE:
+            self._finished = True
+            self._thread.join()
+            if error is not None:
+                raise error
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        self._thread.join()
 
 
 def _refuse_entry(name: str) -> str | None:

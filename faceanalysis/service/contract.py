@@ -192,6 +192,8 @@ class Meta:
     device: dict = prop("Where the models run: kind (CPU or GPU) and each runtime's device.")
     aggregator: str = prop("How a person's faces are combined.")
     tracker: dict = prop("How faces are grouped into persons, with its parameters.")
+    detection: dict = prop("How faces were found: the detector, max_side (the working resolution's long side; "
+                           "0: full frames) and, per frame size read, the size it was detected at.")
     settings: Settings = prop("Every setting the analyzer was built with (environment and flags).")
 
 

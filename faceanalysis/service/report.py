@@ -49,6 +49,7 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
         device=dict(provenance.device),
         aggregator=provenance.aggregator,
         tracker=dict(provenance.tracker),
+        detection=dict(provenance.detection),
         settings=settings)
     return contract.Analysis(persons=[_person(person, fps) for person in result.persons],
                              timeline=_timeline(result, fps) if options.timeline else ABSENT,
