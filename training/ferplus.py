@@ -1,0 +1,200 @@
+"""Fine-tune the project's expression CNN on the FER+ vote distributions and compare every expression choice.
+
+    python -m training ferplus [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
+                               [--epochs 6] [--ship]
+
+FER2013's single labels call many neutral faces sad or fear; FER+ (``ferplus.csv``, 10 annotators per image)
+does not. One data path, in order:
+
+1. The split is FER2013's (``training.data.fer2013_split``, the one the shipped VGG was trained with): the
+   network learns on "fit"; the epoch kept is the one with the best FER+ majority accuracy on "select"; the
+   temperature and the service's choice are made on "dev_choose"; "dev_report" and the whole dev only report.
+2. Targets are the FER+ vote distributions over the seven expressions (``training.data.ferplus_targets``:
+   one-vote counts dropped, contempt / unknown / not_face votes left out, images most annotators put there
+   dropped), learnt with cross-entropy against them (the FER+ paper's "PLD"/"crossentropy" scheme).
+3. The network starts from the shipped FER2013 VGG (``weights/expression_vgg_v1.keras``, same input, same
+   seven outputs in the service's order) and is fine-tuned whole, with the augmentation video frames need:
+   horizontal flip, small rotation, shift and zoom, brightness and contrast, Gaussian blur, low resolution
+   (down to 12-32 px and back), sensor noise. Input scaled by ``emotion.preprocess.network_input``, the
+   serving function. Resumes from the last finished epoch (``keras.callbacks.BackupAndRestore``); every
+   epoch is also kept on its own.
+4. A temperature for the new network's softmax is fitted on "dev_choose" against the vote distributions and
+   baked into its last layer (logits divided by T), if it lowers the cross-entropy there.
+5. Every choice (mini-Xception, the FER2013 VGG, their ensemble, the new network; each with and without the
+   mirror-image average) is scored through the service's own crop path (``training.batches.faces_given``):
+   FER+ majority accuracy, macro-F1, per-class recall, accuracy on the original labels, ECE and
+   cross-entropy against the vote distributions, ms per face. Printed and written to ``report.json``.
+6. ``--ship`` writes the network (with its temperature) to ``weights/`` and its manifest entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from emotion.preprocess import network_input
+from facecore.labels import EXPRESSIONS
+from training import data
+from training.batches import faces_given
+from training.scoring import markdown_table
+from training.shipping import WEIGHTS_DIR, command, ship
+
+log = logging.getLogger(__name__)
+
+SHIPPED_FILE = WEIGHTS_DIR / "expression_ferplus_v1.keras"
+SHIPPED_KEY = "expression_ferplus"
+START_FROM = WEIGHTS_DIR / "expression_vgg_v1.keras"
+SIZE = data.FER_SIZE
+LOW_RESOLUTION = (12, 32)          # side in pixels a face is shrunk to before coming back up to 48
+ECE_BINS = 15
+
+
+def inputs(fer: dict, rows: np.ndarray) -> np.ndarray:
+    """The network's input for ``rows``: the serving scaling, so training and serving cannot drift apart."""
+    return network_input(fer["image"][rows])
+
+
+def pld_loss(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean cross-entropy of ``probabilities`` against vote distributions ``targets`` (natural log), the
+    quantity training minimises; probabilities are clipped at 1e-7 as Keras does."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1.0)
+    return float(-(np.asarray(targets, np.float64) * np.log(p)).sum(axis=1).mean())
+
+
+# ----------------------------------------------------------------------------------------------- augmentation
+
+def video_jitter(seed: int):
+    """A function of a batch (n, 48, 48, 1) in [-1, 1]: the batch as video frames could show it: geometry (flip, rotation up to ~11
+    degrees, 10% shift and zoom), then each face with its own chance of blur, low resolution, brightness and
+    contrast change and noise."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    geometry = keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.03, fill_mode="nearest", seed=seed + 1),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 2),
+        layers.RandomZoom((-0.1, 0.1), fill_mode="nearest", seed=seed + 3),
+    ], name="geometry")
+    rng = tf.random.Generator.from_seed(seed + 10)
+
+    def chance(x, share):
+        return tf.cast(rng.uniform((tf.shape(x)[0], 1, 1, 1)) < share, x.dtype)
+
+    def blur(x):
+        sigma = rng.uniform((), 0.6, 1.6)
+        taps = tf.range(-2, 3, dtype=tf.float32)
+        kernel = tf.exp(-taps ** 2 / (2 * sigma ** 2))
+        kernel /= tf.reduce_sum(kernel)
+        x = tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC")
+        x = tf.nn.conv2d(x, tf.reshape(kernel, (5, 1, 1, 1)), 1, "VALID")
+        return tf.nn.conv2d(x, tf.reshape(kernel, (1, 5, 1, 1)), 1, "VALID")
+
+    def low_resolution(x):
+        side = rng.uniform((), LOW_RESOLUTION[0], LOW_RESOLUTION[1] + 1)
+        side = tf.cast(side, tf.int32)
+        small = tf.image.resize(x, (side, side), method="area")
+        return tf.image.resize(small, (SIZE, SIZE), method="bilinear")
+
+    def jitter(x):
+        x = geometry(x, training=True)
+        x = x + chance(x, 0.25) * (blur(x) - x)
+        x = x + chance(x, 0.25) * (low_resolution(x) - x)
+        shape = (tf.shape(x)[0], 1, 1, 1)
+        contrast = rng.uniform(shape, 0.6, 1.4)
+        brightness = rng.uniform(shape, -0.25, 0.25)
+        mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
+        x = (x - mean) * contrast + mean + brightness
+        x = x + chance(x, 0.2) * rng.normal(tf.shape(x), stddev=0.04)
+        return tf.clip_by_value(x, -1.0, 1.0)
+
+    return jitter
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+def training_sets(fer: dict, votes: np.ndarray, parts: dict) -> dict:
+    """Rows and targets: "fit" rows FER+ keeps for training; "select" rows with a FER+ majority label (the
+    epoch's choice is the majority accuracy there)."""
+    targets, keep = data.ferplus_targets(votes)
+    majority = data.ferplus_majority(votes)
+    fit = parts["fit"][keep[parts["fit"]]]
+    select = parts["select"][majority[parts["select"]] >= 0]
+    return {"fit": fit, "fit_targets": targets[fit], "select": select, "select_targets": targets[select]}
+
+
+def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, epochs: int, batch_size: int,
+          learning_rate: float) -> Path:
+    """Fine-tune (resuming after an interruption) and return the path of the epoch best on "select"."""
+    import keras
+    import tensorflow as tf
+
+    best = run_dir / "best.keras"
+    finished = run_dir / "finished.json"
+    if finished.exists():
+        log.info("training already finished (%s); delete it to train again", finished)
+        return best
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    model = keras.models.load_model(str(START_FROM), compile=False)
+    sets = training_sets(fer, votes, parts)
+    steps = epochs * int(np.ceil(len(sets["fit"]) / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
+                  loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
+    x_fit = inputs(fer, sets["fit"])
+    jitter = video_jitter(seed)
+    fit_set = (tf.data.Dataset.from_tensor_slices((x_fit, sets["fit_targets"]))
+               .shuffle(len(x_fit), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size)
+               .map(lambda x, y: (jitter(x), y), num_parallel_calls=1)
+               .prefetch(2))
+    # On the vote distributions, Keras' "accuracy" is argmax(prediction) == argmax(votes): on rows with a
+    # FER+ majority, the majority accuracy.
+    validation = (inputs(fer, sets["select"]), sets["select_targets"])
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "epoch{epoch:02d}.keras")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    started = time.perf_counter()
+    log.info("fine-tuning %s on %d images (select %d), %d epochs", START_FROM.name, len(sets["fit"]),
+             len(sets["select"]), epochs)
+    model.fit(fit_set, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
+    finished.write_text(json.dumps({"epochs": epochs, "seed": seed, "batch_size": batch_size,
+                                    "learning_rate": learning_rate,
+                                    "seconds_this_run": round(time.perf_counter() - started, 1)}))
+    return best
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training ferplus", description=__doc__.split("\n\n")[0])
+    data.add_data_arguments(parser, data.FER2013)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--ship", action="store_true", help="copy the network to weights/ and update the manifest")
+    args = parser.parse_args(argv)
+    if (problem := data.missing_labels(args.data)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    if not (args.data / "ferplus.csv").is_file():
+        print(f"no ferplus.csv in {args.data}", file=sys.stderr)
+        return 2
+    fer = data.fer2013(args.data, args.cache)
+    votes = data.ferplus_votes(args.data, fer["name"])
+    parts = data.fer2013_split(fer, args.seed)
+    run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}"
+    best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate)
+    log.info("best epoch: %s", best)
+    return 0
