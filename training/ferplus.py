@@ -1,7 +1,7 @@
 """Fine-tune the project's expression CNN on the FER+ vote distributions and compare every expression choice.
 
     python -m training ferplus [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
-                               [--epochs 6] [--ship]
+                               [--epochs 4] [--frozen-blocks 2] [--ship]
 
 FER2013's single labels call many neutral faces sad or fear; FER+ (``ferplus.csv``, 10 annotators per image)
 does not. One data path, in order:
@@ -133,8 +133,10 @@ def training_sets(fer: dict, votes: np.ndarray, parts: dict) -> dict:
 
 
 def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, epochs: int, batch_size: int,
-          learning_rate: float) -> Path:
-    """Fine-tune (resuming after an interruption) and return the path of the epoch best on "select"."""
+          learning_rate: float, frozen_blocks: int) -> Path:
+    """Fine-tune (resuming after an interruption) and return the path of the epoch best on "select". The
+    first ``frozen_blocks`` conv blocks keep the FER2013 weights (edges and textures, which the new labels do
+    not change; frozen, the batch norms stay in inference mode and a step costs about a third less)."""
     import keras
     import tensorflow as tf
 
@@ -146,6 +148,9 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     model = keras.models.load_model(str(START_FROM), compile=False)
+    for layer in model.layers:
+        if layer.name[:1] == "b" and layer.name[1:2].isdigit() and int(layer.name[1]) < frozen_blocks:
+            layer.trainable = False
     sets = training_sets(fer, votes, parts)
     steps = epochs * int(np.ceil(len(sets["fit"]) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
@@ -162,7 +167,7 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     # FER+ majority, the majority accuracy.
     validation = (inputs(fer, sets["select"]), sets["select_targets"])
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=100),
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "epoch{epoch:02d}.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
@@ -172,15 +177,172 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
              len(sets["select"]), epochs)
     model.fit(fit_set, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
     finished.write_text(json.dumps({"epochs": epochs, "seed": seed, "batch_size": batch_size,
-                                    "learning_rate": learning_rate,
+                                    "learning_rate": learning_rate, "frozen_blocks": frozen_blocks,
                                     "seconds_this_run": round(time.perf_counter() - started, 1)}))
     return best
+
+
+# ----------------------------------------------------------------------------------------------- calibration
+
+def calibration_error(targets: np.ndarray, probabilities: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error against vote distributions: faces binned by their top probability
+    (``bins`` equal bins over [0, 1], the top edge in the last bin); per bin, the gap between the mean top
+    probability and the mean share of annotators who chose that top class; the gaps weighted by the bins'
+    shares of faces."""
+    probabilities = np.asarray(probabilities, np.float64)
+    top = probabilities.argmax(axis=1)
+    confidence = probabilities[np.arange(len(top)), top]
+    agreement = np.asarray(targets, np.float64)[np.arange(len(top)), top]
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    error = 0.0
+    for number in range(bins):
+        inside = which == number
+        if inside.any():
+            error += inside.mean() * abs(confidence[inside].mean() - agreement[inside].mean())
+    return float(error)
+
+
+def tempered(passes: list[np.ndarray], temperature: float) -> np.ndarray:
+    """The mean over ``passes`` (each (n, 7) softmax probabilities, e.g. a crop and its mirror image) of the
+    softmax of their logits divided by ``temperature``: what the network gives once ``with_temperature`` has
+    baked ``temperature`` into its last layer."""
+    out = 0.0
+    for probabilities in passes:
+        logits = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)) / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        out = out + np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return out / len(passes)
+
+
+TEMPERATURES = np.round(np.arange(0.5, 3.001, 0.05), 2)
+
+
+def fit_temperature(targets: np.ndarray, passes: list[np.ndarray]) -> tuple[float, dict]:
+    """The temperature in ``TEMPERATURES`` with the lowest cross-entropy against ``targets``, and the loss
+    at 1 and at the chosen one (1 wins a tie)."""
+    losses = {float(t): pld_loss(targets, tempered(passes, t)) for t in TEMPERATURES}
+    chosen = min(losses, key=lambda t: (round(losses[t], 6), abs(t - 1.0)))
+    return chosen, {"loss_at_1": losses[1.0], "loss_chosen": losses[chosen]}
+
+
+def with_temperature(model, temperature: float):
+    """``model`` (softmax last layer named "expression") with its logits divided by ``temperature``: the last
+    layer's kernel and bias divided, nothing else changed."""
+    layer = model.get_layer("expression")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel / temperature, bias / temperature])
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- comparison
+
+def candidates(network_file: Path, flip: bool) -> dict:
+    """Every expression choice of the service (the settings' ``expression``), with the new network read from
+    ``network_file``; the mirror-image average as ``flip``; crop margins as the service's defaults."""
+    from dataclasses import replace
+
+    from emotion.model import NETWORK_KEYS, ExpressionModel
+    from faceanalysis.pipeline.settings import Settings
+    from facecore.device import select_device
+    from facecore.weights import resolve
+    keys = {"mini-xception": NETWORK_KEYS["mini-xception"], "vgg": NETWORK_KEYS["vgg"],
+            "ensemble": NETWORK_KEYS["ensemble"], "ferplus": (SHIPPED_KEY,)}
+    vgg = resolve("expression_vgg")
+    files = {"expression": resolve("expression"), "expression_vgg": vgg,
+             SHIPPED_KEY: replace(vgg, key=SHIPPED_KEY, file=network_file.name, path=network_file)}
+    settings = Settings()
+    device = select_device("cpu")
+    models = {}
+    for which, names in keys.items():
+        model = ExpressionModel([files[name] for name in names], flip=flip,
+                                box_margin=settings.expression_box_margin, crop_margin=settings.expression_crop_margin)
+        model.prepare(device)
+        models[which + ("+flip" if flip else "")] = model
+    return models
+
+
+def scores(probabilities: np.ndarray, fer: dict, votes: np.ndarray, rows: np.ndarray) -> dict:
+    """The figures of one model's (n, 7) ``probabilities`` over ``rows``: FER+ majority accuracy, macro-F1
+    and per-class recall on rows with a majority label; accuracy on FER2013's own labels on every row;
+    cross-entropy and ECE against the vote distributions on rows FER+ keeps."""
+    from training import metrics
+    predicted = probabilities.argmax(axis=1)
+    majority = data.ferplus_majority(votes[rows])
+    scored = majority >= 0
+    targets, keep = data.ferplus_targets(votes[rows])
+    per_class = metrics.per_class_scores(majority[scored], predicted[scored], len(EXPRESSIONS))
+    return {"n_majority": int(scored.sum()),
+            "ferplus_accuracy": metrics.accuracy(majority[scored], predicted[scored]),
+            "ferplus_macro_f1": metrics.macro_f1(majority[scored], predicted[scored], len(EXPRESSIONS)),
+            "recall": {name: round(row["recall"], 4) for name, row in zip(EXPRESSIONS, per_class)},
+            "support": {name: row["support"] for name, row in zip(EXPRESSIONS, per_class)},
+            "original_accuracy": metrics.accuracy(fer["label"][rows], predicted),
+            "n_votes": int(keep.sum()),
+            "vote_cross_entropy": pld_loss(targets[keep], probabilities[keep]),
+            "ece": calibration_error(targets[keep], probabilities[keep])}
+
+
+def ms_per_face(models: dict, faces, repeats: int = 3) -> dict:
+    """Best-of-``repeats`` milliseconds per face of each model on the same crops, models interleaved so that
+    a change of machine load falls on all of them alike."""
+    best = {name: float("inf") for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            faces._chips.clear()            # the crops are part of the cost: each model makes its own
+            started = time.perf_counter()
+            model.run(faces)
+            best[name] = min(best[name], (time.perf_counter() - started) * 1000 / len(faces))
+    return best
+
+
+def compare(fer: dict, votes: np.ndarray, parts: dict, network_file: Path, timing_faces: int = 512) -> dict:
+    """Every candidate, with and without the mirror image, scored on the dev parts through the service's
+    crop path, and timed on the same ``timing_faces`` dev crops."""
+    dev = parts["dev"]
+    position = {row: number for number, row in enumerate(dev)}
+    faces = faces_given(fer["image"][dev])
+    table, timing = {}, {}
+    for flip in (False, True):
+        models = candidates(network_file, flip)
+        for name, model in models.items():
+            probabilities = model.run(faces)
+            table[name] = {part: scores(probabilities[[position[row] for row in parts[part]]], fer, votes, parts[part])
+                           for part in ("dev_choose", "dev_report", "dev")}
+        timing.update(ms_per_face(models, faces_given(fer["image"][dev[:timing_faces]])))
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    for name in table:
+        table[name]["ms_per_face"] = round(timing[name], 3)
+    return {"table": table, "load": " ".join(load), "timing_faces": min(timing_faces, len(dev))}
+
+
+def chosen(table: dict) -> str:
+    """The candidate with the best FER+ majority accuracy on "dev_choose", macro-F1 breaking a tie."""
+    return max(table, key=lambda name: (table[name]["dev_choose"]["ferplus_accuracy"],
+                                        table[name]["dev_choose"]["ferplus_macro_f1"]))
+
+
+def format_table(table: dict, part: str = "dev") -> str:
+    header = ["model", "FER+ acc", "macro-F1", "neutral rec", "original acc", "ECE", "votes CE", "ms/face"]
+    rows = []
+    for name, row in table.items():
+        figures = row[part]
+        rows.append([name] + [f"{value:.3f}" for value in (
+            figures["ferplus_accuracy"], figures["ferplus_macro_f1"], figures["recall"]["neutral"],
+            figures["original_accuracy"], figures["ece"], figures["vote_cross_entropy"], row["ms_per_face"])])
+    return markdown_table(header, rows)
+
+
+def format_recall(table: dict, part: str = "dev") -> str:
+    header = ["model"] + list(EXPRESSIONS)
+    return markdown_table(header, [[name] + [f"{row[part]['recall'][e]:.2f}" for e in EXPRESSIONS]
+                                   for name, row in table.items()])
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m training ferplus", description=__doc__.split("\n\n")[0])
     data.add_data_arguments(parser, data.FER2013)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--frozen-blocks", type=int, default=2, help="conv blocks kept as trained on FER2013")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--ship", action="store_true", help="copy the network to weights/ and update the manifest")
@@ -194,7 +356,8 @@ def main(argv: list[str]) -> int:
     fer = data.fer2013(args.data, args.cache)
     votes = data.ferplus_votes(args.data, fer["name"])
     parts = data.fer2013_split(fer, args.seed)
-    run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}"
-    best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate)
+    run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}_f{args.frozen_blocks}"
+    best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
+                 args.frozen_blocks)
     log.info("best epoch: %s", best)
     return 0
