@@ -62,6 +62,12 @@ def inputs(fer: dict, rows: np.ndarray) -> np.ndarray:
     return network_input(fer["image"][rows])
 
 
+def LOSS():
+    """The loss training compiles: cross-entropy against the vote distributions (``pld_loss`` in Keras)."""
+    import keras
+    return keras.losses.CategoricalCrossentropy()
+
+
 def pld_loss(targets: np.ndarray, probabilities: np.ndarray) -> float:
     """Mean cross-entropy of ``probabilities`` against vote distributions ``targets`` (natural log), the
     quantity training minimises; probabilities are clipped at 1e-7 as Keras does."""
@@ -155,7 +161,7 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     steps = epochs * int(np.ceil(len(sets["fit"]) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
-                  loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
+                  loss=LOSS(), metrics=["accuracy"])
     x_fit = inputs(fer, sets["fit"])
     jitter = video_jitter(seed)
     fit_set = (tf.data.Dataset.from_tensor_slices((x_fit, sets["fit_targets"]))
@@ -236,28 +242,28 @@ def with_temperature(model, temperature: float):
 
 # ----------------------------------------------------------------------------------------------- comparison
 
-def candidates(network_file: Path, flip: bool) -> dict:
-    """Every expression choice of the service (the settings' ``expression``), with the new network read from
-    ``network_file``; the mirror-image average as ``flip``; crop margins as the service's defaults."""
+def candidates(networks: dict[str, Path], flip: bool) -> dict:
+    """Every expression choice of the service (the settings' ``expression``) plus one model per entry of
+    ``networks`` (name: a .keras file not yet shipped); the mirror-image average as ``flip``; crop margins as
+    the service's defaults."""
     from dataclasses import replace
 
     from emotion.model import NETWORK_KEYS, ExpressionModel
     from faceanalysis.pipeline.settings import Settings
     from facecore.device import select_device
     from facecore.weights import resolve
-    keys = {"mini-xception": NETWORK_KEYS["mini-xception"], "vgg": NETWORK_KEYS["vgg"],
-            "ensemble": NETWORK_KEYS["ensemble"], "ferplus": (SHIPPED_KEY,)}
-    vgg = resolve("expression_vgg")
-    files = {"expression": resolve("expression"), "expression_vgg": vgg,
-             SHIPPED_KEY: replace(vgg, key=SHIPPED_KEY, file=network_file.name, path=network_file)}
+    files = {key: resolve(key) for key in ("expression", "expression_vgg")}
+    choices = {name: [files[key] for key in NETWORK_KEYS[name]] for name in ("mini-xception", "vgg", "ensemble")}
+    for name, path in networks.items():
+        choices[name] = [replace(files["expression_vgg"], key=SHIPPED_KEY, file=path.name, path=path)]
     settings = Settings()
     device = select_device("cpu")
     models = {}
-    for which, names in keys.items():
-        model = ExpressionModel([files[name] for name in names], flip=flip,
-                                box_margin=settings.expression_box_margin, crop_margin=settings.expression_crop_margin)
+    for name, weights in choices.items():
+        model = ExpressionModel(weights, flip=flip, box_margin=settings.expression_box_margin,
+                                crop_margin=settings.expression_crop_margin)
         model.prepare(device)
-        models[which + ("+flip" if flip else "")] = model
+        models[name + ("+flip" if flip else "")] = model
     return models
 
 
@@ -295,7 +301,7 @@ def ms_per_face(models: dict, faces, repeats: int = 3) -> dict:
     return best
 
 
-def compare(fer: dict, votes: np.ndarray, parts: dict, network_file: Path, timing_faces: int = 512) -> dict:
+def compare(fer: dict, votes: np.ndarray, parts: dict, networks: dict[str, Path], timing_faces: int = 512) -> dict:
     """Every candidate, with and without the mirror image, scored on the dev parts through the service's
     crop path, and timed on the same ``timing_faces`` dev crops."""
     dev = parts["dev"]
@@ -303,7 +309,7 @@ def compare(fer: dict, votes: np.ndarray, parts: dict, network_file: Path, timin
     faces = faces_given(fer["image"][dev])
     table, timing = {}, {}
     for flip in (False, True):
-        models = candidates(network_file, flip)
+        models = candidates(networks, flip)
         for name, model in models.items():
             probabilities = model.run(faces)
             table[name] = {part: scores(probabilities[[position[row] for row in parts[part]]], fer, votes, parts[part])
@@ -338,6 +344,41 @@ def format_recall(table: dict, part: str = "dev") -> str:
                                    for name, row in table.items()])
 
 
+def network_passes(network_file: Path, grey: np.ndarray, flip: bool) -> list[np.ndarray]:
+    """The network's probabilities on ``grey`` crops and, with ``flip``, on their mirror images: the passes
+    the service averages."""
+    from dataclasses import replace
+
+    from emotion.model import ExpressionNetwork
+    from facecore.device import select_device
+    from facecore.weights import resolve
+    network = ExpressionNetwork(replace(resolve("expression_vgg"), key=SHIPPED_KEY, path=network_file))
+    network.prepare(select_device("cpu"))
+    passes = [network.probabilities(grey)]
+    if flip:
+        passes.append(network.probabilities(grey[:, :, ::-1].copy()))
+    return passes
+
+
+def calibrate(best: Path, fer: dict, votes: np.ndarray, parts: dict, run_dir: Path) -> tuple[Path, dict]:
+    """The temperature fitted on "dev_choose" (with the service's mirror-image setting), baked into a copy of
+    ``best``; the copy's path and the fit's figures."""
+    import keras
+
+    from faceanalysis.pipeline.settings import Settings
+    settings = Settings()
+    rows = parts["dev_choose"]
+    targets, keep = data.ferplus_targets(votes[rows])
+    grey = faces_given(fer["image"][rows[keep]]).square_grey_crops(SIZE, settings.expression_crop_margin)
+    temperature, fit = fit_temperature(targets[keep], network_passes(best, grey, settings.expression_flip))
+    tempered_file = run_dir / "tempered.keras"
+    with_temperature(keras.models.load_model(str(best), compile=False), temperature).save(str(tempered_file))
+    log.info("temperature %.2f on dev_choose: cross-entropy %.4f -> %.4f", temperature, fit["loss_at_1"],
+             fit["loss_chosen"])
+    return tempered_file, {"temperature": temperature, "n": int(keep.sum()),
+                           **{name: round(value, 4) for name, value in fit.items()}}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m training ferplus", description=__doc__.split("\n\n")[0])
     data.add_data_arguments(parser, data.FER2013)
@@ -345,6 +386,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--frozen-blocks", type=int, default=2, help="conv blocks kept as trained on FER2013")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--score-now", action="store_true",
+                        help="score the best epoch so far without training (a run still going or stopped)")
     parser.add_argument("--ship", action="store_true", help="copy the network to weights/ and update the manifest")
     args = parser.parse_args(argv)
     if (problem := data.missing_labels(args.data)) is not None:
@@ -357,7 +400,69 @@ def main(argv: list[str]) -> int:
     votes = data.ferplus_votes(args.data, fer["name"])
     parts = data.fer2013_split(fer, args.seed)
     run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}_f{args.frozen_blocks}"
-    best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
-                 args.frozen_blocks)
-    log.info("best epoch: %s", best)
+    if args.score_now:
+        best = run_dir / "best.keras"
+    else:
+        best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
+                     args.frozen_blocks)
+    tempered_file, calibration = calibrate(best, fer, votes, parts, run_dir)
+    result = compare(fer, votes, parts, {"ferplus-T1": best, "ferplus": tempered_file})
+    table = result["table"]
+    for part in ("dev_choose", "dev_report", "dev"):
+        print(f"\n{part} (load {result['load']})\n{format_table(table, part)}\n\n{format_recall(table, part)}")
+    print(f"\nchosen on dev_choose: {chosen(table)}; temperature {calibration}")
+    history = run_dir / "history.csv"
+    finished = run_dir / "finished.json"
+    report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": args.seed,
+              "calibration": calibration, **result, "chosen": chosen(table),
+              "finished": json.loads(finished.read_text()) if finished.exists() else None,
+              "history": history.read_text(encoding="utf-8") if history.exists() else ""}
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    if args.ship:
+        ship_network(tempered_file, report, parts)
     return 0
+
+
+def ship_network(network_file: Path, report: dict, parts: dict) -> None:
+    """The tempered network as ``SHIPPED_FILE`` and its manifest entry, with the dev figures of ``report``."""
+    import keras
+
+    from faceanalysis.pipeline.settings import Settings
+    # Loaded without compiling, the model has no optimizer: the file holds the weights alone.
+    keras.models.load_model(str(network_file), compile=False).save(str(SHIPPED_FILE))
+    flip = "+flip" if Settings().expression_flip else ""
+
+    def figures(row: dict) -> dict:
+        return {"ferplus_accuracy": round(row["ferplus_accuracy"], 4), "ferplus_macro_f1": round(row["ferplus_macro_f1"], 4),
+                "recall": row["recall"], "original_accuracy": round(row["original_accuracy"], 4),
+                "ece": round(row["ece"], 4), "vote_cross_entropy": round(row["vote_cross_entropy"], 4)}
+
+    table = report["table"]
+    names = [name for name in table if name.endswith(flip) and (flip or "+flip" not in name)]
+    ship(SHIPPED_KEY, SHIPPED_FILE,
+         model="the project's VGG-style expression CNN fine-tuned on the FER+ vote distributions (python -m "
+               "training ferplus): 48x48 grey in [-1, 1], 7 expressions in the service's order, softmax "
+               "temperature fitted on FER2013 dev_choose baked into the last layer",
+         license_text="Research use only: trained on FER2013 images (published for research with no licence; "
+                      "the weights inherit that) with FER+ labels (microsoft/FERPlus, MIT)",
+         training={
+             "data": "FER2013 train split images (../shared/data/fer2013) with the FER+ votes of ferplus.csv "
+                     "(10 annotators per image)",
+             "terms": "FER2013 research use; FER+ labels MIT",
+             "command": report["command"],
+             "seed": report["seed"],
+             "start": "weights/expression_vgg_v1.keras",
+             "targets": "votes of 1 dropped; contempt, unknown and not_face votes left out of the 7-way target; "
+                        "images whose remaining votes are not mostly the 7 expressions dropped",
+             "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} (epoch) of "
+                       f"train; dev_choose {len(parts['dev_choose'])} (temperature, choice) / dev_report "
+                       f"{len(parts['dev_report'])}"),
+             "finished": report["finished"],
+             "calibration": report["calibration"],
+             "chosen_on_dev_choose": report["chosen"],
+             "dev": {name: figures(table[name]["dev"]) for name in names},
+             "dev_report": {name: figures(table[name]["dev_report"]) for name in names},
+             "ms_per_face": {name: table[name]["ms_per_face"] for name in names},
+             "load": report["load"],
+             "trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+         })

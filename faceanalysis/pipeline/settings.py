@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 # Which models answer, per group of tasks (the registry maps each (task, choice) to a factory).
 AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble", "lifespan")
-EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg")
+EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg", "ferplus")
 DEVICES = ("auto", "cpu", "gpu")
 
 
