@@ -103,3 +103,43 @@ def test_ferplus_votes_line_up_with_the_fer2013_files():
     plurality = votes[sad & ~dropped].argmax(axis=1)
     assert (plurality == data.FERPLUS_COLUMNS.index("neutral")).sum() == 2902
     assert (plurality == data.FERPLUS_COLUMNS.index("sadness")).sum() == 2228
+
+
+def test_shipped_network_is_a_repository_file_with_its_data_and_terms():
+    from facecore.weights import load_manifest, resolve
+    manifest = load_manifest()
+    entry = manifest[ferplus.SHIPPED_KEY]
+    assert entry["package"] is None and entry["file"] == ferplus.SHIPPED_FILE.name
+    assert "FER2013 research use" in entry["training"]["terms"] and "FER+ labels MIT" in entry["training"]["terms"]
+    assert entry["training"]["command"].startswith("python -m training ferplus")
+    weight = resolve(ferplus.SHIPPED_KEY, manifest)                 # raises on a wrong sha256
+    assert weight.path == ferplus.SHIPPED_FILE and weight.path.stat().st_size < 10_000_000
+
+
+@pytest.mark.skipif(not HAS_FER, reason="needs ../shared/data/fer2013 with ferplus.csv (research data)")
+def test_shipped_network_beats_the_former_default_on_ferplus_dev():
+    """All FER2013 dev (PublicTest) images with a FER+ majority label, never trained on, through the service's
+    crop path with the service's mirror-image setting: the figures the manifest records."""
+    from faceanalysis.pipeline.registry import build_task_models
+    from faceanalysis.pipeline.settings import Settings
+    from facecore.weights import load_manifest, resolve
+    fer = data.read_labels(data.FER2013, {"file": str, "emotion": EXPRESSIONS, "split": str})
+    dev = np.flatnonzero(fer["split"] == "dev")
+    majority = data.ferplus_majority(data.ferplus_votes(data.FER2013, fer["file"][dev]))
+    scored = dev[majority >= 0]
+    from facecore.frames import decode_frame
+    faces = faces_given([decode_frame(data.FER2013 / name) for name in fer["file"][scored]])
+    weights = {key: resolve(key) for key in load_manifest()}
+    accuracy, neutral = {}, {}
+    for which in ("ensemble", "ferplus"):
+        model = build_task_models(weights, Settings(expression=which))["expression"]
+        model.prepare(CPU)
+        predicted = model.run(faces).argmax(axis=1)
+        accuracy[which] = float((predicted == majority[majority >= 0]).mean())
+        is_neutral = majority[majority >= 0] == EXPRESSIONS.index("neutral")
+        neutral[which] = float((predicted[is_neutral] == EXPRESSIONS.index("neutral")).mean())
+    assert accuracy["ferplus"] > accuracy["ensemble"] and neutral["ferplus"] > neutral["ensemble"], (accuracy, neutral)
+    recorded = load_manifest()[ferplus.SHIPPED_KEY]["training"]["dev"]
+    flip = "+flip" if Settings().expression_flip else ""
+    assert accuracy["ferplus"] == pytest.approx(recorded["ferplus" + flip]["ferplus_accuracy"], abs=1e-3)
+    assert accuracy["ensemble"] == pytest.approx(recorded["ensemble" + flip]["ferplus_accuracy"], abs=1e-3)

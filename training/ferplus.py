@@ -344,6 +344,21 @@ def format_recall(table: dict, part: str = "dev") -> str:
                                    for name, row in table.items()])
 
 
+def epochs_run(history: Path) -> dict:
+    """How many epochs the run has finished and which one was kept (best FER+ majority accuracy on "select"),
+    from its ``history.csv``; a run stopped early says so here."""
+    import csv
+    if not history.exists():
+        return {}
+    with open(history, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {"finished": 0}
+    kept = max(rows, key=lambda row: float(row["val_accuracy"]))
+    return {"finished": len(rows), "kept": int(kept["epoch"]) + 1,
+            "select_ferplus_accuracy": [round(float(row["val_accuracy"]), 4) for row in rows]}
+
+
 def network_passes(network_file: Path, grey: np.ndarray, flip: bool) -> list[np.ndarray]:
     """The network's probabilities on ``grey`` crops and, with ``flip``, on their mirror images: the passes
     the service averages."""
@@ -414,6 +429,7 @@ def main(argv: list[str]) -> int:
     history = run_dir / "history.csv"
     finished = run_dir / "finished.json"
     report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": args.seed,
+              "epochs": args.epochs, "epochs_run": epochs_run(history),
               "calibration": calibration, **result, "chosen": chosen(table),
               "finished": json.loads(finished.read_text()) if finished.exists() else None,
               "history": history.read_text(encoding="utf-8") if history.exists() else ""}
@@ -457,7 +473,8 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
              "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} (epoch) of "
                        f"train; dev_choose {len(parts['dev_choose'])} (temperature, choice) / dev_report "
                        f"{len(parts['dev_report'])}"),
-             "finished": report["finished"],
+             "epochs": report["epochs"],
+             "epochs_run": report["epochs_run"],
              "calibration": report["calibration"],
              "chosen_on_dev_choose": report["chosen"],
              "dev": {name: figures(table[name]["dev"]) for name in names},
