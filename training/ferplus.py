@@ -301,24 +301,74 @@ def ms_per_face(models: dict, faces, repeats: int = 3) -> dict:
     return best
 
 
-def compare(fer: dict, votes: np.ndarray, parts: dict, networks: dict[str, Path], timing_faces: int = 512) -> dict:
-    """Every candidate, with and without the mirror image, scored on the dev parts through the service's
-    crop path, and timed on the same ``timing_faces`` dev crops."""
+def network_outputs(networks: dict, faces, margin: float) -> dict:
+    """Each network's probabilities on the service's crops of ``faces`` and on their mirror images, run once:
+    {name: [plain, mirrored]}. Every choice is a mean of these, as ``ExpressionModel`` takes it."""
+    from facecore.device import select_device
+    device = select_device("cpu")
+    out = {}
+    for name, network in networks.items():
+        network.prepare(device)
+        grey = faces.square_grey_crops(network.size, margin)
+        out[name] = [network.probabilities(grey), network.probabilities(grey[:, :, ::-1].copy())]
+    return out
+
+
+def choice_probabilities(outputs: dict, temperature: float) -> dict:
+    """Every choice with and without the mirror image, from ``network_outputs`` of the mini-Xception
+    ("expression"), the FER2013 VGG ("expression_vgg") and the new network before its temperature ("new"):
+    per network the mean over its passes, then the mean over the choice's networks (``ExpressionModel``)."""
+    def one(name, flip):
+        passes = outputs[name] if flip else outputs[name][:1]
+        return sum(passes) / len(passes)
+
+    table = {}
+    for flip in (False, True):
+        suffix = "+flip" if flip else ""
+        table["mini-xception" + suffix] = one("expression", flip)
+        table["vgg" + suffix] = one("expression_vgg", flip)
+        table["ensemble" + suffix] = (one("expression", flip) + one("expression_vgg", flip)) / 2
+        table["ferplus-T1" + suffix] = one("new", flip)
+        table["ferplus" + suffix] = tempered(outputs["new"] if flip else outputs["new"][:1], temperature)
+    return table
+
+
+def compare(fer: dict, votes: np.ndarray, parts: dict, best: Path, run_dir: Path, timing_faces: int = 128) -> dict:
+    """Every choice, with and without the mirror image, scored on the dev parts from the service's crops (each
+    network run once per crop and mirror image), the new network's temperature fitted on "dev_choose" first;
+    the service's own ``ExpressionModel`` is checked to give the same on the first faces, and timed on
+    ``timing_faces`` crops with the mirror image, as served."""
+    from dataclasses import replace
+
+    from emotion.model import ExpressionNetwork
+    from faceanalysis.pipeline.settings import Settings
+    from facecore.weights import resolve
+    settings = Settings()
     dev = parts["dev"]
     position = {row: number for number, row in enumerate(dev)}
     faces = faces_given(fer["image"][dev])
-    table, timing = {}, {}
-    for flip in (False, True):
-        models = candidates(networks, flip)
-        for name, model in models.items():
-            probabilities = model.run(faces)
-            table[name] = {part: scores(probabilities[[position[row] for row in parts[part]]], fer, votes, parts[part])
-                           for part in ("dev_choose", "dev_report", "dev")}
-        timing.update(ms_per_face(models, faces_given(fer["image"][dev[:timing_faces]])))
+    vgg = resolve("expression_vgg")
+    networks = {"expression": ExpressionNetwork(resolve("expression")), "expression_vgg": ExpressionNetwork(vgg),
+                "new": ExpressionNetwork(replace(vgg, key=SHIPPED_KEY, file=best.name, path=best))}
+    outputs = network_outputs(networks, faces, settings.expression_crop_margin)
+    targets, keep = data.ferplus_targets(votes[parts["dev_choose"]])
+    choose = np.asarray([position[row] for row in parts["dev_choose"][keep]])
+    tempered_file, calibration = calibrate(best, [out[choose] for out in outputs["new"]], targets[keep],
+                                           settings.expression_flip, run_dir)
+    probabilities = choice_probabilities(outputs, calibration["temperature"])
+    models = candidates({"ferplus": tempered_file}, flip=True)
+    check = faces_given(fer["image"][dev[:16]])
+    for name, model in models.items():
+        if not np.allclose(model.run(check), probabilities[name][:16], atol=1e-4):
+            raise RuntimeError(f"{name}: the service's model does not give what was scored")
+    table = {name: {part: scores(values[[position[row] for row in parts[part]]], fer, votes, parts[part])
+                    for part in ("dev_choose", "dev_report", "dev")} for name, values in probabilities.items()}
+    timing = ms_per_face(models, faces_given(fer["image"][dev[:timing_faces]]), repeats=1)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     for name in table:
-        table[name]["ms_per_face"] = round(timing[name], 3)
-    return {"table": table, "load": " ".join(load), "timing_faces": min(timing_faces, len(dev))}
+        table[name]["ms_per_face"] = round(timing[name], 3) if name in timing else None
+    return {"table": table, "load": " ".join(load), "timing_faces": min(timing_faces, len(dev)),
+            "calibration": calibration, "tempered_file": str(tempered_file)}
 
 
 def chosen(table: dict) -> str:
@@ -334,7 +384,8 @@ def format_table(table: dict, part: str = "dev") -> str:
         figures = row[part]
         rows.append([name] + [f"{value:.3f}" for value in (
             figures["ferplus_accuracy"], figures["ferplus_macro_f1"], figures["recall"]["neutral"],
-            figures["original_accuracy"], figures["ece"], figures["vote_cross_entropy"], row["ms_per_face"])])
+            figures["original_accuracy"], figures["ece"], figures["vote_cross_entropy"])]
+                    + [f"{row['ms_per_face']:.1f}" if row["ms_per_face"] is not None else "-"])
     return markdown_table(header, rows)
 
 
@@ -359,38 +410,17 @@ def epochs_run(history: Path) -> dict:
             "select_ferplus_accuracy": [round(float(row["val_accuracy"]), 4) for row in rows]}
 
 
-def network_passes(network_file: Path, grey: np.ndarray, flip: bool) -> list[np.ndarray]:
-    """The network's probabilities on ``grey`` crops and, with ``flip``, on their mirror images: the passes
-    the service averages."""
-    from dataclasses import replace
-
-    from emotion.model import ExpressionNetwork
-    from facecore.device import select_device
-    from facecore.weights import resolve
-    network = ExpressionNetwork(replace(resolve("expression_vgg"), key=SHIPPED_KEY, path=network_file))
-    network.prepare(select_device("cpu"))
-    passes = [network.probabilities(grey)]
-    if flip:
-        passes.append(network.probabilities(grey[:, :, ::-1].copy()))
-    return passes
-
-
-def calibrate(best: Path, fer: dict, votes: np.ndarray, parts: dict, run_dir: Path) -> tuple[Path, dict]:
-    """The temperature fitted on "dev_choose" (with the service's mirror-image setting), baked into a copy of
-    ``best``; the copy's path and the fit's figures."""
+def calibrate(best: Path, outputs: list[np.ndarray], targets: np.ndarray, flip: bool, run_dir: Path):
+    """The temperature fitted against vote distributions ``targets`` on the new network's ``outputs`` (its
+    passes on the same faces, the mirror image's with ``flip``), baked into a copy of ``best``; the copy's
+    path and the fit's figures."""
     import keras
-
-    from faceanalysis.pipeline.settings import Settings
-    settings = Settings()
-    rows = parts["dev_choose"]
-    targets, keep = data.ferplus_targets(votes[rows])
-    grey = faces_given(fer["image"][rows[keep]]).square_grey_crops(SIZE, settings.expression_crop_margin)
-    temperature, fit = fit_temperature(targets[keep], network_passes(best, grey, settings.expression_flip))
+    temperature, fit = fit_temperature(targets, outputs if flip else outputs[:1])
     tempered_file = run_dir / "tempered.keras"
     with_temperature(keras.models.load_model(str(best), compile=False), temperature).save(str(tempered_file))
     log.info("temperature %.2f on dev_choose: cross-entropy %.4f -> %.4f", temperature, fit["loss_at_1"],
              fit["loss_chosen"])
-    return tempered_file, {"temperature": temperature, "n": int(keep.sum()),
+    return tempered_file, {"temperature": temperature, "n": len(targets),
                            **{name: round(value, 4) for name, value in fit.items()}}
 
 
@@ -420,8 +450,8 @@ def main(argv: list[str]) -> int:
     else:
         best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
                      args.frozen_blocks)
-    tempered_file, calibration = calibrate(best, fer, votes, parts, run_dir)
-    result = compare(fer, votes, parts, {"ferplus-T1": best, "ferplus": tempered_file})
+    result = compare(fer, votes, parts, best, run_dir)
+    calibration, tempered_file = result.pop("calibration"), Path(result.pop("tempered_file"))
     table = result["table"]
     for part in ("dev_choose", "dev_report", "dev"):
         print(f"\n{part} (load {result['load']})\n{format_table(table, part)}\n\n{format_recall(table, part)}")
@@ -479,7 +509,7 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
              "chosen_on_dev_choose": report["chosen"],
              "dev": {name: figures(table[name]["dev"]) for name in names},
              "dev_report": {name: figures(table[name]["dev_report"]) for name in names},
-             "ms_per_face": {name: table[name]["ms_per_face"] for name in names},
+             "ms_per_face": {name: table[name]["ms_per_face"] for name in names if table[name]["ms_per_face"]},
              "load": report["load"],
              "trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
          })
