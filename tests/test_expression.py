@@ -76,8 +76,8 @@ def test_unknown_choice_is_refused():
         Settings(expression="bogus")
 
 
-def test_default_is_the_ensemble():
-    assert Settings().expression == "ensemble"
+def test_default_is_the_ferplus_network():
+    assert Settings().expression == "ferplus"
 
 
 @pytest.mark.skipif(data.missing_labels(data.FER2013) is not None,

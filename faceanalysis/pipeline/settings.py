@@ -25,9 +25,11 @@ class Settings:
     # embeds every face (~75 ms per face on a CPU core: ~35 -> ~10 frames/s). "dlib" is the choice for uses
     # that UTKFace's non-commercial terms exclude (its weights are CC0).
     age_gender: str = "lifespan"
-    # The mean of the mini-Xception and the project's VGG: the most accurate on FER2013 dev_choose
-    # (training/expression.py). "mini-xception" runs only MIT weights.
-    expression: str = "ensemble"
+    # The project's VGG fine-tuned on the FER+ vote distributions: the best FER+ majority accuracy and
+    # macro-F1 on FER2013 dev_choose, at the cost of one 48-px network (training/ferplus.py, docs/expression.md).
+    # "ensemble" (the mini-Xception and the FER2013 VGG) was the default before; "mini-xception" runs only
+    # MIT weights.
+    expression: str = "ferplus"
     aggregator: str = "confidence_weighted_mean"
     batch_size: int = 16               # frames per detector / network call
     device: str = "auto"               # auto: the GPU when TensorFlow / onnxruntime see one
