@@ -18,10 +18,11 @@ does not. One data path, in order:
    (down to 12-32 px and back), sensor noise. Input scaled by ``emotion.preprocess.network_input``, the
    serving function. Resumes from the last finished epoch (``keras.callbacks.BackupAndRestore``); every
    epoch is also kept on its own.
-4. A temperature for the new network's softmax is fitted on "dev_choose" against the vote distributions and
-   baked into its last layer (logits divided by T), if it lowers the cross-entropy there.
+4. A temperature for the new network's softmax is fitted on "dev_choose" against the vote distributions
+   (grid 0.5-3.0; 1 unless another lowers the cross-entropy) and baked into its last layer (logits / T).
 5. Every choice (mini-Xception, the FER2013 VGG, their ensemble, the new network; each with and without the
-   mirror-image average) is scored through the service's own crop path (``training.batches.faces_given``):
+   mirror-image average) is scored on the service's own crops (``training.batches.faces_given``), each network
+   run once per crop and mirror image and combined as ``ExpressionModel`` does (checked against it):
    FER+ majority accuracy, macro-F1, per-class recall, accuracy on the original labels, ECE and
    cross-entropy against the vote distributions, ms per face. Printed and written to ``report.json``.
 6. ``--ship`` writes the network (with its temperature) to ``weights/`` and its manifest entry.
