@@ -7,8 +7,12 @@ Two networks, both 7 expressions in ``EXPRESSIONS`` order, both fed grey crops s
   preprocessing it applies: squared face box grown by a margin, grey, 64x64, scaled to [-1, 1].
 - ``expression_vgg``: the project's VGG-style network trained from scratch on FER2013 (48x48,
   ``training/expression.py``, ``weights/expression_vgg_v1.keras``).
+- ``expression_ferplus``: that network fine-tuned on the FER+ vote distributions of the same images, with
+  video augmentation and a fitted softmax temperature (``training/ferplus.py``,
+  ``weights/expression_ferplus_v1.keras``).
 
-The settings' ``expression`` picks ``mini-xception``, ``vgg`` or ``ensemble`` (the mean of the two), keyed
+The settings' ``expression`` picks ``mini-xception``, ``vgg``, ``ensemble`` (the mean of those two) or
+``ferplus``, keyed
 in ``NETWORK_KEYS`` (``faceanalysis.pipeline.registry``); the crop margin and the mirror-image average are
 settings too (``faceanalysis.pipeline.settings`` explains the defaults).
 """
@@ -24,7 +28,7 @@ from facecore.weights import WeightFile
 from .preprocess import network_input
 
 NETWORK_KEYS = {"mini-xception": ("expression",), "vgg": ("expression_vgg",),
-                "ensemble": ("expression", "expression_vgg")}
+                "ensemble": ("expression", "expression_vgg"), "ferplus": ("expression_ferplus",)}
 
 
 class ExpressionNetwork:

@@ -51,7 +51,7 @@ def test_project_network_is_a_repository_file_checked_by_sha256():
 def test_every_choice_gives_probabilities_and_sees_the_smile(seq_a_faces, which):
     model = prepared(which)
     assert [network.size for network in model.networks] == {"mini-xception": [64], "vgg": [48],
-                                                           "ensemble": [64, 48]}[which]
+                                                           "ensemble": [64, 48], "ferplus": [48]}[which]
     assert [network.file.key for network in model.networks] == list(NETWORK_KEYS[which])
     probabilities = model.run(seq_a_faces)
     assert probabilities.shape == (len(seq_a_faces), 7) and np.isfinite(probabilities).all()
@@ -88,8 +88,8 @@ def test_unknown_choice_is_refused():
         Settings(expression="bogus")
 
 
-def test_default_is_the_ensemble():
-    assert Settings().expression == "ensemble"
+def test_default_is_the_ferplus_network():
+    assert Settings().expression == "ferplus"
 
 
 @pytest.mark.skipif(data.missing_labels(data.FER2013) is not None,

@@ -2,6 +2,7 @@
 
     python -m training heads [options]        age and gender heads on UTKFace (training/heads.py)
     python -m training expression [options]   the expression CNN on FER2013 (training/expression.py)
+    python -m training ferplus [options]      that CNN fine-tuned on the FER+ votes (training/ferplus.py)
 
 ``python -m training TRAINER --help`` lists a trainer's options.
 """
@@ -12,9 +13,9 @@ import argparse
 import sys
 
 from faceanalysis.cli import setup_logging
-from training import expression, heads
+from training import expression, ferplus, heads
 
-TRAINERS = {"heads": heads.main, "expression": expression.main}
+TRAINERS = {"heads": heads.main, "expression": expression.main, "ferplus": ferplus.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,3 +149,65 @@ def fer2013_split(data: dict, seed: int) -> dict[str, np.ndarray]:
     choose, report = stratified_split(dev, data["label"][dev], 0.5, seed)
     return {"fit": np.sort(fit), "select": np.sort(select), "dev": dev,
             "dev_choose": np.sort(choose), "dev_report": np.sort(report)}
+
+
+# ----------------------------------------------------------------------------------------------- FER+ votes
+
+# ferplus.csv's vote columns, in its order. The first seven are the service's expressions under other names;
+# the last three have no legacy code.
+FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                   "contempt", "unknown", "not_face")
+FERPLUS_EXPRESSION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
+                      "anger": "angry", "disgust": "disgust", "fear": "fear"}
+# Column index of each of the service's expressions, in ``EXPRESSIONS`` order.
+FERPLUS_ORDER = np.asarray([FERPLUS_COLUMNS.index(next(column for column, name in FERPLUS_EXPRESSION.items()
+                                                       if name == expression)) for expression in EXPRESSIONS])
+FERPLUS_OUTLIER_VOTES = 1        # a count this small is one annotator's slip (FER+ paper), not a reading
+
+
+def ferplus_votes(data_dir: Path, files: np.ndarray) -> np.ndarray:
+    """(n, 10) int vote counts of ``ferplus.csv`` in ``FERPLUS_COLUMNS`` order, row for row with ``files``
+    (``labels.csv`` names); an image FER+ dropped (empty votes, or absent) has all-zero votes."""
+    by_file = {}
+    with open(data_dir / "ferplus.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row[FERPLUS_COLUMNS[0]].strip():
+                by_file[row["file"]] = [int(row[column]) for column in FERPLUS_COLUMNS]
+    empty = [0] * len(FERPLUS_COLUMNS)
+    return np.asarray([by_file.get(str(name), empty) for name in files], dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
+
+
+def _counted(votes: np.ndarray) -> np.ndarray:
+    votes = np.asarray(votes, dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
+    return np.where(votes > FERPLUS_OUTLIER_VOTES, votes, 0)
+
+
+def ferplus_targets(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training target of each image and whether it is trained on at all.
+
+    Counts of one vote are dropped first (one annotator's slip, as the FER+ paper does). The target is the
+    remaining votes of the seven expressions, normalised, in ``EXPRESSIONS`` order: contempt, unknown and
+    not_face votes are left out (the legacy contract has no code for them). An image is trained on only when
+    those seven hold more than half of its remaining votes; an image most annotators called contempt, unknown
+    or not a face teaches nothing about the seven. Returns ((n, 7) float32, (n,) bool); a dropped image's
+    target is all zero."""
+    counted = _counted(votes)
+    seven = counted[:, FERPLUS_ORDER]
+    inside = seven.sum(axis=1)
+    keep = 2 * inside > counted.sum(axis=1)
+    targets = np.zeros(seven.shape, np.float32)
+    targets[keep] = seven[keep] / inside[keep, None]
+    return targets, keep
+
+
+def ferplus_majority(votes: np.ndarray) -> np.ndarray:
+    """The FER+ "majority" label of each image in ``EXPRESSIONS`` order, or -1 where it has none that the
+    service can be scored on: after dropping one-vote counts, the label is the column holding more than half of
+    the remaining votes (the FER+ paper's protocol); -1 where no column does, or where it is contempt, unknown
+    or not_face."""
+    counted = _counted(votes)
+    top = counted.argmax(axis=1)
+    has_majority = 2 * counted.max(axis=1) > counted.sum(axis=1)
+    to_service = np.full(len(FERPLUS_COLUMNS), -1, np.int64)
+    to_service[FERPLUS_ORDER] = np.arange(len(EXPRESSIONS))
+    return np.where(has_majority, to_service[top], -1)

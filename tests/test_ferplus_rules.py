@@ -1,0 +1,155 @@
+"""The FER+ rules of the expression trainer on hand-made votes: which votes make the 7-way target, which images
+are trained on, which have a majority label to be scored on, the loss against the votes, the calibration error
+and the temperature. Every expected value is worked out by hand in the comments.
+
+Vote columns (ferplus.csv): neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown,
+not_face. Target order (the service's): angry, disgust, fear, happy, sad, surprise, neutral."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from facecore.labels import EXPRESSIONS
+from training import data, ferplus
+
+A, D, F, H, S, U, N = range(7)          # indices in EXPRESSIONS
+
+
+def votes(neutral=0, happiness=0, surprise=0, sadness=0, anger=0, disgust=0, fear=0, contempt=0, unknown=0,
+          not_face=0):
+    return np.asarray([[neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, not_face]])
+
+
+def target(**shares) -> np.ndarray:
+    out = np.zeros(7, np.float32)
+    for name, share in shares.items():
+        out[EXPRESSIONS.index(name)] = share
+    return out
+
+
+def test_columns_map_to_the_service_order():
+    assert [data.FERPLUS_COLUMNS[column] for column in data.FERPLUS_ORDER] == [
+        "anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
+
+
+# ----------------------------------------------------------------------------------------------- targets
+
+@pytest.mark.parametrize("counts, expected", [
+    # 6 neutral, 3 happy: 6/9 and 3/9
+    (votes(neutral=6, happiness=3, sadness=1), target(neutral=6 / 9, happy=3 / 9)),      # the lone sad vote dropped
+    (votes(neutral=5, happiness=3, sadness=2), target(neutral=0.5, happy=0.3, sad=0.2)),  # two votes count
+    (votes(anger=10), target(angry=1.0)),
+])
+def test_target_is_the_normalised_votes_with_single_votes_dropped(counts, expected):
+    targets, keep = data.ferplus_targets(counts)
+    assert keep.tolist() == [True]
+    np.testing.assert_allclose(targets[0], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("counts, kept, expected", [
+    # contempt votes leave the target: 6 neutral of 6 counted expression votes -> neutral 1.0; 6 of 10 > half
+    (votes(neutral=6, contempt=4), True, target(neutral=1.0)),
+    # 5 of 10 is not more than half: dropped
+    (votes(neutral=5, contempt=5), False, target()),
+    (votes(neutral=4, contempt=6), False, target()),
+    # unknown / not_face: 5 of 9 counted (the lone not_face vote dropped) is more than half
+    (votes(neutral=5, unknown=4, not_face=1), True, target(neutral=1.0)),
+    (votes(neutral=5, unknown=5), False, target()),
+    # 4 neutral + 2 happy = 6 of 10: kept, target 4/6 and 2/6
+    (votes(neutral=4, happiness=2, not_face=4), True, target(neutral=4 / 6, happy=2 / 6)),
+    (votes(neutral=3, not_face=7), False, target()),
+    # an image FER+ dropped (no votes) is not trained on
+    (votes(), False, target()),
+])
+def test_contempt_unknown_and_not_face_leave_the_target_and_drop_images_they_dominate(counts, kept, expected):
+    targets, keep = data.ferplus_targets(counts)
+    assert keep.tolist() == [kept]
+    np.testing.assert_allclose(targets[0], expected, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- majority
+
+@pytest.mark.parametrize("counts, label", [
+    (votes(neutral=6, happiness=3, sadness=1), N),     # 6 of 9 counted
+    (votes(neutral=5, happiness=4, sadness=1), N),     # 5 of 9 once the lone sad vote is dropped
+    (votes(neutral=5, happiness=3, sadness=2), -1),    # 5 of 10: not more than half
+    (votes(neutral=5, happiness=5), -1),
+    (votes(happiness=9, fear=1), H),
+    (votes(anger=4, disgust=6), D),
+    (votes(neutral=2, contempt=8), -1),                # contempt has no legacy code
+    (votes(neutral=2, unknown=6, not_face=2), -1),
+    (votes(not_face=10), -1),
+    (votes(), -1),
+])
+def test_majority_label_needs_more_than_half_of_the_counted_votes(counts, label):
+    assert data.ferplus_majority(counts).tolist() == [label]
+
+
+# ----------------------------------------------------------------------------------------------- loss
+
+def test_vote_distribution_loss_on_hand_made_votes():
+    targets = np.zeros((2, 7))
+    targets[0, [N, H]] = 0.5
+    targets[1, S] = 1.0
+    probabilities = np.zeros((2, 7))
+    probabilities[0, [N, H, F]] = 0.25, 0.25, 0.5     # -(0.5 ln 0.25 + 0.5 ln 0.25) = ln 4
+    probabilities[1, S] = 1.0                           # -(1 ln 1) = 0
+    assert ferplus.pld_loss(targets, probabilities) == pytest.approx(math.log(4) / 2, abs=1e-9)
+    # the loss is lowest where the prediction is the vote distribution itself: (ln 2 + 0) / 2
+    assert ferplus.pld_loss(targets, targets) == pytest.approx(math.log(2) / 2, abs=1e-6)
+    probabilities[1, [S, A]] = 0.0, 1.0                 # a voted class at 0 costs -ln(1e-7)
+    assert ferplus.pld_loss(targets, probabilities) == pytest.approx((math.log(4) - math.log(1e-7)) / 2, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- calibration
+
+def face(top_class: int, confidence: float, agreement: float) -> tuple[np.ndarray, np.ndarray]:
+    """One face's probabilities (the rest spread evenly) and votes (``agreement`` on its top class)."""
+    probabilities = np.full(7, (1 - confidence) / 6)
+    probabilities[top_class] = confidence
+    shares = np.zeros(7)
+    shares[top_class] = agreement
+    shares[(top_class + 1) % 7] = 1 - agreement
+    return probabilities, shares
+
+
+def test_calibration_error_compares_confidence_with_the_annotators_share():
+    (p1, t1), (p2, t2) = face(N, 0.9, 0.6), face(H, 0.5, 0.5)
+    # bins of 1/15: 0.9 -> bin 13, 0.5 -> bin 7; 0.5 * |0.9 - 0.6| + 0.5 * |0.5 - 0.5| = 0.15
+    assert ferplus.calibration_error(np.stack([t1, t2]), np.stack([p1, p2])) == pytest.approx(0.15)
+    assert ferplus.calibration_error(np.stack([t1, t1]), np.stack([p1, p1])) == pytest.approx(0.3)
+
+
+def test_a_confidence_of_one_falls_in_the_last_bin():
+    (p1, t1), (p2, t2) = face(N, 1.0, 0.8), face(H, 0.94, 1.0)
+    # both in bin 14 (0.94 * 15 = 14.1): |0.97 - 0.9| = 0.07; a 16th bin for 1.0 would give 0.5*0.2 + 0.5*0.06
+    assert ferplus.calibration_error(np.stack([t1, t2]), np.stack([p1, p2])) == pytest.approx(0.07)
+    p3, t3 = face(H, 14 / 15 - 1e-6, 1.0)
+    # just below 14/15 is bin 13: 0.5 * 0.2 + 0.5 * (1 - 0.9333...)
+    assert ferplus.calibration_error(np.stack([t1, t3]), np.stack([p1, p3])) == pytest.approx(
+        0.1 + 0.5 * (1 - 14 / 15), abs=1e-5)
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_temperature_divides_the_logits_of_every_pass_before_the_average():
+    p = softmax(np.array([[2.0, 0, 0, 0, 0, 0, 0]]))
+    assert ferplus.tempered([p], 2.0)[0, 0] == pytest.approx(math.e / (math.e + 6))   # softmax of [1, 0, ...]
+    assert np.allclose(ferplus.tempered([p], 1.0), p)
+    mirror = softmax(np.array([[0.0, 2, 0, 0, 0, 0, 0]]))
+    assert ferplus.tempered([p, mirror], 2.0)[0, 0] == pytest.approx((math.e / (math.e + 6) + 1 / (math.e + 6)) / 2)
+
+
+def test_fitted_temperature_is_the_one_that_made_the_votes():
+    logits = np.random.default_rng(0).normal(0, 2, (200, 7))
+    p = softmax(logits)
+    assert ferplus.fit_temperature(softmax(logits / 2.0), [p])[0] == 2.0
+    assert ferplus.fit_temperature(softmax(logits / 0.7), [p])[0] == 0.7
+    chosen, fit = ferplus.fit_temperature(p, [p])
+    assert chosen == 1.0 and fit["loss_chosen"] == fit["loss_at_1"]
