@@ -4,11 +4,12 @@
     python -m bench.real_footage.label apply --out /tmp/labels/NAME --decisions FILE
 
 ``propose`` runs, on every 5th frame from 0, a permissive MTCNN (the project's detector with its stage thresholds
-lowered to 0.5 / 0.5 / 0.5, faces from 12 px, kept from confidence 0.5) and adds the boxes of a pipeline answer
+lowered to 0.5 / 0.5 / 0.5 or ``--threshold``, faces from 12 px, kept from the same confidence) and adds the boxes of a pipeline answer
 (``--answers``, the v2 JSON with a timeline) that the permissive pass did not find. Candidates are numbered c1, c2,
 ... over the clip and chained into draft tracks (T1, T2, ...) by overlap between consecutive sampled frames
 (IoU >= 0.3), only to make labelling quicker. It writes ``candidates.csv``, ``frames_NN.png`` (the frames, boxes
-numbered) and ``tracks_NN.png`` (each draft track's crops in a row, numbered).
+numbered) and ``tracks_NN.png`` (each draft track's crops in a row, numbered). The frames carry a grid every 50 px (numbered
+every 100) to read the box of a face no detector found.
 
 ``apply`` turns a decisions file written by looking at the sheets into the truth CSV rows. One decision a line::
 
@@ -43,27 +44,26 @@ from bench.real_footage.truth import EXPRESSIONS, KINDS, TRUTH, TruthBox, write_
 
 log = logging.getLogger(__name__)
 
-PERMISSIVE = {"THRESHOLD_PNET": 0.5, "THRESHOLD_RNET": 0.5, "THRESHOLD_ONET": 0.5}
+PERMISSIVE = ("THRESHOLD_PNET", "THRESHOLD_RNET", "THRESHOLD_ONET")
 MIN_FACE = 12
-MIN_CONFIDENCE = 0.5
 TRACK_IOU = 0.3
 SHEET_COLUMNS, SHEET_ROWS, SHEET_WIDTH = 4, 3, 420
 CROP, CROPS_PER_ROW, TRACK_ROWS = 72, 16, 12
 
 
-def permissive_detector():
+def permissive_detector(threshold: float = 0.5):
     from faceanalysis.pipeline import mtcnn_fast
     from faceanalysis.pipeline.analyzer import FaceAnalyzer  # noqa: F401  (weights manifest)
     from faceanalysis.pipeline.detector import FaceDetector
     from facecore.device import select_device
     from facecore.weights import load_manifest, resolve
 
-    for name, value in PERMISSIVE.items():
-        setattr(mtcnn_fast, name, value)
+    for name in PERMISSIVE:
+        setattr(mtcnn_fast, name, threshold)
     manifest = load_manifest()
     weights = {key: resolve(key, manifest) for key in manifest}
     detector = FaceDetector(weights["detector_pnet"], weights["detector_rnet"], weights["detector_onet"],
-                            min_face_size=MIN_FACE, min_confidence=MIN_CONFIDENCE)
+                            min_face_size=MIN_FACE, min_confidence=threshold)
     detector.prepare(select_device("cpu"))
     return detector
 
@@ -76,11 +76,12 @@ def pipeline_boxes(answer_path: Path | None) -> dict[int, list[tuple[list[float]
             for entry in answer.get("timeline", [])}
 
 
-def propose(clip: Path, out: Path, answer_path: Path | None, step: int = STEP) -> None:
+def propose(clip: Path, out: Path, answer_path: Path | None, step: int = STEP, threshold: float = 0.5,
+            width: int = SHEET_WIDTH, region=None, columns: int = SHEET_COLUMNS) -> None:
     import cv2
 
     out.mkdir(parents=True, exist_ok=True)
-    detector = permissive_detector()
+    detector = permissive_detector(threshold)
     answered = pipeline_boxes(answer_path)
     frames = list(read_frames(clip, step))
     rows, number = [], 0
@@ -109,15 +110,15 @@ def propose(clip: Path, out: Path, answer_path: Path | None, step: int = STEP) -
                              "confidence": round(float(confidence), 4), "pipeline_person": person,
                              "source": "pipeline"})
     _draft_tracks(rows, step)
-    height, width = frames[0][1].shape[:2] if frames else (0, 0)
+    frame_height, frame_width = frames[0][1].shape[:2] if frames else (0, 0)
     with open(out / "candidates.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["cand"])
         writer.writeheader()
         writer.writerows({**row, **{key: round(float(row[key]), 1) for key in ("x1", "y1", "x2", "y2")}}
                          for row in rows)
-    (out / "clip.json").write_text(json.dumps({"clip": str(clip), "width": width, "height": height, "step": step,
+    (out / "clip.json").write_text(json.dumps({"clip": str(clip), "width": frame_width, "height": frame_height, "step": step,
                                                "frames": [index for index, _ in frames]}))
-    _frame_sheets(frames, rows, out, cv2)
+    _frame_sheets(frames, rows, out, cv2, width, region, columns)
     _track_sheets(frames, rows, out, cv2)
     log.info("%s: %d sampled frames, %d candidates, %d draft tracks", clip.name, len(frames), len(rows),
              len({row["track"] for row in rows}))
@@ -146,10 +147,28 @@ def _draft_tracks(rows: list[dict], step: int) -> None:
         previous = current
 
 
-def _draw(image, rows, cv2, scale):
+def _draw(image, rows, cv2, scale, region=None):
+    left, top = (region[0], region[1]) if region else (0, 0)
+    if region:
+        image = image[region[1]:region[3], region[0]:region[2]]
     canvas = cv2.cvtColor(cv2.resize(image, None, fx=scale, fy=scale), cv2.COLOR_RGB2BGR)
+    # A grid every 50 px of the frame (labelled every 100) to read the box of a face the detectors missed.
+    for value in range(50, 4000, 50):
+        strong = value % 100 == 0
+        colour = (255, 128, 0) if strong else (160, 90, 0)
+        if left < value < left + image.shape[1]:
+            x = int((value - left) * scale)
+            cv2.line(canvas, (x, 0), (x, canvas.shape[0]), colour, 1)
+            if strong:
+                cv2.putText(canvas, str(value), (x + 1, canvas.shape[0] - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 200), 1)
+        if top < value < top + image.shape[0]:
+            y = int((value - top) * scale)
+            cv2.line(canvas, (0, y), (canvas.shape[1], y), colour, 1)
+            if strong:
+                cv2.putText(canvas, str(value), (1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 200), 1)
     for row in rows:
-        box = [int(round(float(row[key]) * scale)) for key in ("x1", "y1", "x2", "y2")]
+        box = [int(round((float(row[key]) - (left if key[0] == "x" else top)) * scale))
+               for key in ("x1", "y1", "x2", "y2")]
         colour = (0, 255, 0) if row["source"] == "permissive" else (0, 0, 255)
         cv2.rectangle(canvas, tuple(box[:2]), tuple(box[2:]), colour, 1)
         cv2.putText(canvas, f"{row['cand']}", (box[0], max(box[1] - 2, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
@@ -157,19 +176,19 @@ def _draw(image, rows, cv2, scale):
     return canvas
 
 
-def _frame_sheets(frames, rows, out: Path, cv2) -> None:
-    per_sheet = SHEET_COLUMNS * SHEET_ROWS
+def _frame_sheets(frames, rows, out: Path, cv2, width: int, region=None, columns: int = SHEET_COLUMNS) -> None:
+    per_sheet = columns * SHEET_ROWS
     for sheet, start in enumerate(range(0, len(frames), per_sheet)):
         tiles = []
         for index, image in frames[start:start + per_sheet]:
-            scale = SHEET_WIDTH / image.shape[1]
-            tile = _draw(image, [r for r in rows if r["frame"] == index], cv2, scale)
+            scale = width / ((region[2] - region[0]) if region else image.shape[1])
+            tile = _draw(image, [r for r in rows if r["frame"] == index], cv2, scale, region)
             cv2.putText(tile, f"f{index}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 2, cv2.LINE_AA)
             cv2.putText(tile, f"f{index}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
             tiles.append(tile)
-        while len(tiles) % SHEET_COLUMNS:
+        while len(tiles) % columns:
             tiles.append(np.zeros_like(tiles[0]))
-        grid = np.vstack([np.hstack(tiles[i:i + SHEET_COLUMNS]) for i in range(0, len(tiles), SHEET_COLUMNS)])
+        grid = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
         cv2.imwrite(str(out / f"frames_{sheet:02d}.png"), grid)
 
 
@@ -283,6 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("clip", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--answers", type=Path, help="a v2 answer JSON with a timeline, whose boxes are added")
+    p.add_argument("--threshold", type=float, default=0.5, help="each MTCNN stage's threshold and the kept "
+                   "confidence (lower: more candidates on blurred or turned faces)")
+    p.add_argument("--width", type=int, default=SHEET_WIDTH, help="each frame's width on the sheets")
+    p.add_argument("--columns", type=int, default=SHEET_COLUMNS, help="frames per row of a sheet")
+    p.add_argument("--region", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"),
+                   help="show only this part of the frames (where the people are), larger")
     a = sub.add_parser("apply")
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--decisions", type=Path, required=True)
@@ -290,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "propose":
-        propose(args.clip, args.out, args.answers)
+        propose(args.clip, args.out, args.answers, threshold=args.threshold, width=args.width,
+                region=args.region, columns=args.columns)
     else:
         boxes, expressions = apply(args.out, args.decisions)
         name = write_truth(args.out, boxes, expressions, args.truth)
