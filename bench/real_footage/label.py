@@ -120,6 +120,7 @@ def propose(clip: Path, out: Path, answer_path: Path | None, step: int = STEP, t
                                                "frames": [index for index, _ in frames]}))
     _frame_sheets(frames, rows, out, cv2, width, region, columns)
     _track_sheets(frames, rows, out, cv2)
+    _candidate_sheets(frames, rows, out, cv2)
     log.info("%s: %d sampled frames, %d candidates, %d draft tracks", clip.name, len(frames), len(rows),
              len({row["track"] for row in rows}))
 
@@ -222,6 +223,40 @@ def _track_sheets(frames, rows, out: Path, cv2) -> None:
                             (0, 255, 255) if row["source"] == "permissive" else (0, 0, 255), 1)
             block.append(row_img)
         cv2.imwrite(str(out / f"tracks_{sheet:02d}.png"), np.vstack(block))
+
+
+def _crop(image, row, cv2):
+    x1, y1, x2, y2 = (float(row[key]) for key in ("x1", "y1", "x2", "y2"))
+    # Some context around the box: a face is easier to tell from a hand with its surroundings.
+    pad = 0.25 * max(x2 - x1, y2 - y1)
+    left, top = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
+    right, bottom = int(min(x2 + pad, image.shape[1])), int(min(y2 + pad, image.shape[0]))
+    crop = image[top:bottom, left:right]
+    if crop.size == 0:
+        return None
+    return cv2.cvtColor(cv2.resize(crop, (CROP, CROP)), cv2.COLOR_RGB2BGR)
+
+
+def _candidate_sheets(frames, rows, out: Path, cv2) -> None:
+    """Every candidate's crop in number order, with its number, frame and draft track: the quickest view when the
+    draft tracks are short (fast motion, many false candidates)."""
+    images = dict(frames)
+    per_row, per_sheet = CROPS_PER_ROW, CROPS_PER_ROW * TRACK_ROWS
+    for sheet, start in enumerate(range(0, len(rows), per_sheet)):
+        chunk = rows[start:start + per_sheet]
+        height = -(-len(chunk) // per_row) * (CROP + 24)
+        canvas = np.full((height, per_row * CROP, 3), 40, np.uint8)
+        for k, row in enumerate(chunk):
+            crop = _crop(images[row["frame"]], row, cv2)
+            x, y = (k % per_row) * CROP, (k // per_row) * (CROP + 24)
+            if crop is not None:
+                canvas[y:y + CROP, x:x + CROP] = crop
+            colour = (0, 255, 255) if row["source"] == "permissive" else (0, 0, 255)
+            cv2.putText(canvas, f"c{row['cand']} f{row['frame']}", (x + 2, y + CROP + 10), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.33, colour, 1)
+            cv2.putText(canvas, f"T{row['track']} {float(row['x2']) - float(row['x1']):.0f}px", (x + 2, y + CROP + 21),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.33, (200, 200, 200), 1)
+        cv2.imwrite(str(out / f"candidates_{sheet:02d}.png"), canvas)
 
 
 def apply(out: Path, decisions: Path) -> tuple[list[TruthBox], dict[tuple[int, int], str]]:
