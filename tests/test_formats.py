@@ -117,7 +117,11 @@ def test_persons_are_plain_numbers_rounded_to_6_places():
     first, second = report()["persons"]
     assert first == {"id": 1, "primary": True, "age": {"value": 29.4, "interval": [19.8, 40.7]},
                      "gender": {"male": 0.468152, "female": 0.531848}, "expression": EXPRESSION_JSON,
-                     "frames_seen": 2, "mean_confidence": 0.99, "spans": [[0, 0], [2, 2]], "picture": None}
+                     "frames_seen": 2, "mean_confidence": 0.99, "spans": [[0, 0], [2, 2]], "picture": None,
+                     # a Person made without quality: weight 1, nothing measured
+                     "confidence": 1.0, "quality": {"weight": 1.0, "size": None, "sharpness": None, "yaw": None,
+                                                    "brightness": None, "frontal": None},
+                     "gender_uncertain": False}
     assert {key: second[key] for key in ("id", "primary", "age", "gender", "frames_seen", "mean_confidence",
                                          "spans")} == {
         "id": 2, "primary": False, "age": {"value": 64.25, "interval": [60.1, 70.0]},

@@ -91,8 +91,22 @@ class Age:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PersonQuality:
+    """How well the person's faces were seen (medians over their faces)."""
+    weight: float = prop("Mean face quality weight, 0.1 (small, blurred, turned or dark) to 1 (good).",
+                         minimum=0, maximum=1)
+    size: float | None = prop("Median shorter side of the face box, pixels.")
+    sharpness: float | None = prop("Median variance of the Laplacian of the 48 px grey face crop (under ~40: "
+                                   "blurred).")
+    yaw: float | None = prop("Median head turn, rough degrees from the 5 landmarks (0: facing the camera).")
+    brightness: float | None = prop("Median mean grey level of the face, 0 to 1.")
+    frontal: float | None = prop("Share of the faces seen roughly frontal.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Person:
-    """One identity, followed across cuts and returns, their faces combined into one answer."""
+    """One identity, followed across cuts and returns, their faces combined into one answer (each face weighted
+    by its detection confidence and its quality)."""
     id: int = prop("1, 2, ... in order of first appearance.")
     primary: bool = prop("The person seen in most frames.")
     age: Age
@@ -103,12 +117,18 @@ class Person:
     spans: list[tuple[int, int]] = prop("Where the person was seen: [first, last] frame of each run of analysed "
                                         "frames in which they were, in order (frame numbers as in the timeline).")
     picture: str | None = prop("The person's most confident face, 64x64 JPEG as a data: URL (null if none).")
+    confidence: float = prop("How far this person's answer can be trusted, 0 to 1: the sum of their ten best "
+                             "face quality weights over ten (1: ten good faces).", minimum=0, maximum=1)
+    quality: PersonQuality
+    gender_uncertain: bool = prop("The more likely gender has under 0.7: show it as uncertain (children, poor "
+                                  "faces).")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Face:
     """One face in one frame."""
-    person: int = prop("The id of the person it belongs to.")
+    person: int = prop("The id of the person it belongs to; 0 for a short track that is not listed "
+                       "(meta.persons_unlisted).")
     box: tuple[float, float, float, float] = prop("x1, y1, x2, y2 pixels.")
     confidence: float = prop("Face-detection confidence.")
     landmarks: list[tuple[float | None, float | None]] = prop(
@@ -161,6 +181,13 @@ class ModelChoice:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Unlisted:
+    """Tracks with fewer face frames than min_frames: not listed as persons, never primary."""
+    tracks: int
+    frames: int = prop("Face frames they hold together (their faces have person 0 in the timeline).")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Meta:
     """How the answer was made."""
     input: Input
@@ -172,6 +199,10 @@ class Meta:
     device: dict = prop("Where the models run: kind (CPU or GPU) and each runtime's device.")
     aggregator: str = prop("How a person's faces are combined.")
     tracker: dict = prop("How faces are grouped into persons, with its parameters.")
+    persons_unlisted: Unlisted
+    faces_rejected: dict[str, int] = prop("Detections the face gate found not to be faces, per reason: "
+                                          "geometry (landmarks), blank (no detail), doubtful (low detection "
+                                          "confidence, and no face there for the second opinion).")
     settings: Settings = prop("Every setting the analyzer was built with (environment and flags).")
 
 
