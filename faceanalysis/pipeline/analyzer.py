@@ -299,6 +299,11 @@ class FaceAnalyzer:
         found = tracking.finish(self.embedder.embed_chips)
         faces.person = np.asarray([found.of_tracklet[int(tracklet)] for tracklet in faces.person], np.int64)
         persons, unlisted, tracked_primary = self._persons(faces, read, found)
+        if unlisted.tracks:
+            # Short tracks are counted, not answered: their faces leave the table (and the timeline).
+            faces = faces.take(np.flatnonzero(faces.person != 0))
+            with_face = set(faces.frame_name)
+            without_face = tuple(name for _, name in read.read if name not in with_face)
         primary = next(person for person in persons if person.primary)
         # The legacy answer is about one person: the one seen in most frames, all of their faces, weighted by
         # detection confidence only (the legacy contract's answer does not change with the quality weights).
@@ -312,7 +317,7 @@ class FaceAnalyzer:
                  ) -> tuple[tuple[Person, ...], Unlisted, int]:
         """The listed persons (persons.py: evidence, confidence, quality), renumbered 1, 2, ... in order of first
         appearance, the unlisted tracks, and the primary's id in ``found``; the faces of unlisted tracks get
-        person 0."""
+        person 0 (``_combine`` then drops them)."""
         position = {index: number for number, (index, _) in enumerate(read.read)}
         ids = sorted(set(faces.person.tolist()))
         seen = {pid: sorted({position[int(index)] for index in faces.frame[faces.person == pid]}) for pid in ids}

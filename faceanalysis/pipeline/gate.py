@@ -1,19 +1,24 @@
-"""The face gate: which detections are faces. MTCNN on real footage also boxes hands, hair and dark wall.
+"""The face gate: which detections are faces. MTCNN on real footage also boxes hands, hair, mugs and dark wall.
 
-A detection is a face when all of these hold (``FaceGate.check``; each threshold is a field below, and
-docs/real-footage.md, "How persons are formed", says on which labelled detections it was chosen):
+``FaceGate.check`` gives each detection a verdict (each threshold is a field below; docs/real-footage.md, "How
+persons are formed", says on which labelled detections it was chosen):
 
-- **geometry** of its 5 landmarks, with the eye line turned level (``quality.pose``): the mouth is below the
-  eyes (``min_mouth_height`` eye distances at least, ``max_mouth_height`` at most), the eye distance is a
-  plausible share of the box width (``eye_share``), and the nose is not far outside the eyes (``max_yaw``;
-  a profile keeps its nose near one eye, a hand's "nose" lands anywhere);
-- **sharpness**: the 48 px grey crop has some detail (``min_sharpness``): a flat patch of wall has none;
-- **confidence**: at least ``sure_confidence``, or, below it, a **second opinion** agrees: dlib's HOG frontal
-  face detector (its model is built into dlib) finds a face in the crop around the box. Only the doubtful
-  detections pay for the second opinion.
+- ``geometry``: rejected, the 5 landmarks, with the eye line turned level (``quality.pose``), cannot be a face:
+  the mouth is not ``min_mouth_height`` to ``max_mouth_height`` eye distances below the eyes, the eye distance
+  is not a plausible share of the box width (``eye_share``), or the nose is far outside the eyes (``max_yaw``;
+  a profile keeps its nose near one eye). The bounds are wide: on the labelled clips MTCNN's landmarks look
+  like a face's even on a hand, so this only removes the impossible;
+- ``blank``: rejected, the 48 px grey crop has no detail (``min_sharpness``: a flat patch of wall);
+- ``face``: the gate is **sure**: detection confidence at least ``sure_confidence``, or, below it, a **second
+  opinion** agrees: dlib's HOG frontal face detector (its model is built into dlib) finds a face in the crop
+  around the box, turned so that the eyes are level. Only the doubtful detections pay for the second opinion;
+- ``doubtful``: neither. On the labelled clips every hand, watch, mug and wall MTCNN boxed is doubtful, and so
+  are some real faces (blurred, looking down, small).
 
-Rejected detections are not faces: they are neither tracked nor answered, and ``meta.faces_rejected`` counts
-them. ``check`` is pure numpy on arrays, so every rule is tested on both sides of its threshold.
+Rejected detections are dropped before tracking (``meta.faces_rejected`` counts them). Doubtful ones are tracked
+and answered like the others (a face blurred by motion in the middle of a track is still that person's), but a
+person is listed only with at least one sure face (``persons.listed``): a track that is doubtful in every frame
+is a hand or a wall. ``check`` is pure numpy on arrays, so every rule is tested on both sides of its threshold.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   ``MIN_SURE`` face the gate is sure of (detection confidence at least its ``sure_confidence``, or its second
   opinion agrees): a track of hands or wall is doubtful in every frame. If no track qualifies, the one seen in
   most frames is listed, so that every analysis that found a face answers someone. Shorter tracks are counted
-  (``Unlisted``), their faces belong to no person, and they are never primary.
+  (``Unlisted``), their faces leave the answer (the timeline too), and they are never primary.
 - **Confidence** (``confidence``): the sum of the person's ten best face quality weights (``quality.weight``,
   0.1 to 1) over ten: 1 for ten good faces, 0.5 for five good faces or ten half-good ones, down to 0.01 for
   one poor face.

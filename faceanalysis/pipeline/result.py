@@ -34,7 +34,6 @@ class FaceTable:
     gender: np.ndarray        # (n, 2) male, female
     expression: np.ndarray    # (n, 7) in EXPRESSIONS order
     person: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (n,) person id, 0 = not tracked
-    # or a short track that is not listed (below min_frames)
     # (n, 6) per-face quality (quality.py): QUALITY_COLUMNS; a table made without it has NaN and weight 1
     quality: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
     # (n,) bool: the face gate is sure it is a face (confidence, or the second opinion); True where not gated
@@ -63,6 +62,12 @@ class FaceTable:
         arrays = {key: np.concatenate([getattr(part, key) for part in parts])
                   for key in cls.__dataclass_fields__ if key != "frame_name"}
         return cls(frame_name=names, **arrays)
+
+    def take(self, rows: np.ndarray) -> "FaceTable":
+        """The table of the given rows, in that order."""
+        rows = np.asarray(rows, np.int64)
+        arrays = {key: getattr(self, key)[rows] for key in self.__dataclass_fields__ if key != "frame_name"}
+        return FaceTable(frame_name=[self.frame_name[row] for row in rows], **arrays)
 
     def rows(self) -> list[dict]:
         """One plain dict per face, ready for csv, JSON or a DataFrame."""

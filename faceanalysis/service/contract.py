@@ -127,8 +127,7 @@ class Person:
 @dataclass(frozen=True, kw_only=True)
 class Face:
     """One face in one frame."""
-    person: int = prop("The id of the person it belongs to; 0 for a short track that is not listed "
-                       "(meta.persons_unlisted).")
+    person: int = prop("The id of the person it belongs to.")
     box: tuple[float, float, float, float] = prop("x1, y1, x2, y2 pixels.")
     confidence: float = prop("Face-detection confidence.")
     landmarks: list[tuple[float | None, float | None]] = prop(
@@ -184,7 +183,8 @@ class ModelChoice:
 class Unlisted:
     """Tracks with fewer face frames than min_frames: not listed as persons, never primary."""
     tracks: int
-    frames: int = prop("Face frames they hold together (their faces have person 0 in the timeline).")
+    frames: int = prop("Faces they hold together (not in the timeline; their frames count as without_face "
+                       "when no listed person is in them).")
 
 
 @dataclass(frozen=True, kw_only=True)
