@@ -68,7 +68,8 @@ PURE_FILES = frozenset({"test_aggregate.py", "test_age_interval.py", "test_frame
                         "test_formats.py", "test_service_rules.py", "test_metrics.py", "test_tracking.py",
                         "test_tracking_rules.py", "test_tracking_metrics.py", "test_lifespan.py",
                         "test_lifespan_metrics.py", "test_batch_rules.py",
-                        "test_person_head.py", "test_runtime_shutdown.py", "test_person_rules.py"})
+                        "test_person_head.py", "test_runtime_shutdown.py", "test_person_rules.py",
+                        "test_real_footage_metrics.py", "test_real_footage_truth.py"})
 HEAVY_FIXTURES = frozenset({"analyzer", "sample_results", "client", "server"})
 
 

@@ -37,6 +37,26 @@ def commit_of(checkout: Path) -> str:
         return "unknown"
 
 
+def answer_for(analyzer, clip: Path, max_frames: int = 10000) -> dict:
+    """The v2 answer (timeline included) of a prepared ``FaceAnalyzer`` on a video file, as the service gives it
+    for an upload with ``timeline=true``, plus ``bench``: frames read, seconds and frames/s of the analysis."""
+    from faceanalysis.pipeline.sources import VideoSource
+    from faceanalysis.service.contract import Input, Limits
+    from faceanalysis.service.inputs import parse_options
+    from faceanalysis.service.report import build_report
+
+    # Every other option at the service's declared default, as a request that sets only these two gets it.
+    options = parse_options({"timeline": "true", "max_frames": max_frames}, Limits())
+    started = time.perf_counter()
+    source = VideoSource(clip, clip.name, stride=options.stride, max_frames=options.max_frames)
+    result = analyzer.analyse_source(source)
+    answer = build_report(result, Input(kind="video", name=clip.name, fps=source.fps), options)
+    seconds = time.perf_counter() - started
+    frames = answer["meta"]["frames"]["read"]
+    answer["bench"] = {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 3)}
+    return answer
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, required=True, help="the tree whose faceanalysis answers")
@@ -50,10 +70,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
-    from faceanalysis.pipeline.sources import VideoSource
-    from faceanalysis.service.contract import Input, Limits
-    from faceanalysis.service.inputs import parse_options
-    from faceanalysis.service.report import build_report
     import faceanalysis
     if not Path(faceanalysis.__file__).resolve().is_relative_to(checkout):
         raise SystemExit(f"faceanalysis came from {faceanalysis.__file__}, not from {checkout}")
@@ -62,18 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     commit = commit_of(checkout)
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in args.clips:
-        # Every other option at the service's declared default, as a request that sets only these two gets it.
-        options = parse_options({"timeline": "true", "max_frames": args.max_frames}, Limits())
-        started = time.perf_counter()
-        source = VideoSource(clip, clip.name, stride=options.stride, max_frames=options.max_frames)
-        result = analyzer.analyse_source(source)
-        answer = build_report(result, Input(kind="video", name=clip.name, fps=source.fps), options)
-        seconds = time.perf_counter() - started
-        frames = answer["meta"]["frames"]["read"]
-        answer["bench"] = {"checkout": str(checkout), "commit": commit, "frames": frames,
-                           "seconds": round(seconds, 3), "fps": round(frames / seconds, 3),
-                           "loadavg": Path("/proc/loadavg").read_text().split()[:3]
-                           if Path("/proc/loadavg").exists() else None}
+        answer = answer_for(analyzer, clip, args.max_frames)
+        frames, seconds = answer["bench"]["frames"], answer["bench"]["seconds"]
+        answer["bench"].update(checkout=str(checkout), commit=commit,
+                               loadavg=Path("/proc/loadavg").read_text().split()[:3]
+                               if Path("/proc/loadavg").exists() else None)
         (args.out / f"{clip.name}.json").write_text(json.dumps(answer))
         log.info("%s: %d frames, %d persons, %.1f s (%.2f frames/s)", clip.name, frames, len(answer["persons"]),
                  seconds, frames / seconds)
