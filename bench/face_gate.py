@@ -80,9 +80,11 @@ def main(argv=None) -> None:
     parser.add_argument("--truth", type=Path, default=REPO / "bench" / "real_footage" / "truth")
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared" / "clips")
     parser.add_argument("--save", type=Path, help="write every labelled detection's features here (.npz)")
+    parser.add_argument("--min-confidence", type=float, default=0.9,
+                        help="the detector's threshold (the service's 0.9; lower it for more, harder non-faces)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    analyzer = FaceAnalyzer(device="cpu").prepare()
+    analyzer = FaceAnalyzer(device="cpu", min_confidence=args.min_confidence).prepare()
     gate = analyzer.gate or FaceGate()
     hog = analyzer._second_opinion
     rows = defaultdict(list)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from facecore.frames import SkippedFrame
-from faceanalysis.pipeline.result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
+from faceanalysis.pipeline.result import (FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary,
+                                         Unlisted)
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service.contract import Input, Options
 from faceanalysis.service.legacy import legacy_result
@@ -196,3 +197,22 @@ def test_a_video_input_carries_its_frame_rate():
     answer = build_report(sequence(), Input(kind="video", name="clip.mp4", fps=None),
                           Options(timeline=False, max_frames=3, stride=1))
     assert answer["meta"]["input"] == {"kind": "video", "name": "clip.mp4", "fps": None}
+
+
+def test_person_quality_confidence_and_meta_counts_of_short_tracks_and_rejected_faces():
+    result = sequence()
+    measured = Person(id=1, primary=True, summary=summary(30.0, gender=[0.35, 0.65]), frames_seen=2,
+                      mean_confidence=0.9, confidence=0.123456789, gender_uncertain=True,
+                      quality={"weight": 0.5, "size": 41.5, "sharpness": 123.4567891, "yaw": 12.0,
+                               "brightness": 0.4, "frontal": 0.75})
+    with_counts = SequenceResult(source=result.source, faces=result.faces, summary=result.summary, persons=(measured,),
+                                 frames_without_face=(), provenance=result.provenance,
+                                 unlisted=Unlisted(tracks=3, frames=7), faces_rejected={"geometry": 2, "blank": 1})
+    answer = json.loads(json.dumps(build_report(with_counts, Input(kind="sample", name="seqX"),
+                                                Options(timeline=False, max_frames=3, stride=1))))
+    (person,) = answer["persons"]
+    assert person["confidence"] == 0.123457 and person["gender_uncertain"] is True
+    assert person["quality"] == {"weight": 0.5, "size": 41.5, "sharpness": 123.456789, "yaw": 12.0,
+                                 "brightness": 0.4, "frontal": 0.75}
+    assert answer["meta"]["persons_unlisted"] == {"tracks": 3, "frames": 7}
+    assert answer["meta"]["faces_rejected"] == {"blank": 1, "geometry": 2}

@@ -96,7 +96,7 @@ class PersonQuality:
     weight: float = prop("Mean face quality weight, 0.1 (small, blurred, turned or dark) to 1 (good).",
                          minimum=0, maximum=1)
     size: float | None = prop("Median shorter side of the face box, pixels.")
-    sharpness: float | None = prop("Median variance of the Laplacian of the 48 px grey face crop (under ~40: "
+    sharpness: float | None = prop("Median variance of the Laplacian of the 48 px grey face crop (under ~25: "
                                    "blurred).")
     yaw: float | None = prop("Median head turn, rough degrees from the 5 landmarks (0: facing the camera).")
     brightness: float | None = prop("Median mean grey level of the face, 0 to 1.")
@@ -181,7 +181,8 @@ class ModelChoice:
 
 @dataclass(frozen=True, kw_only=True)
 class Unlisted:
-    """Tracks with fewer face frames than min_frames: not listed as persons, never primary."""
+    """Tracks with fewer face frames than min_frames, or without one face the gate is sure of: not listed as
+    persons, never primary."""
     tracks: int
     frames: int = prop("Faces they hold together (not in the timeline; their frames count as without_face "
                        "when no listed person is in them).")
@@ -200,9 +201,8 @@ class Meta:
     aggregator: str = prop("How a person's faces are combined.")
     tracker: dict = prop("How faces are grouped into persons, with its parameters.")
     persons_unlisted: Unlisted
-    faces_rejected: dict[str, int] = prop("Detections the face gate found not to be faces, per reason: "
-                                          "geometry (landmarks), blank (no detail), doubtful (low detection "
-                                          "confidence, and no face there for the second opinion).")
+    faces_rejected: dict[str, int] = prop("Detections the face gate dropped as not faces, per reason: geometry "
+                                          "(the landmarks cannot be a face's), blank (the crop has no detail).")
     settings: Settings = prop("Every setting the analyzer was built with (environment and flags).")
 
 
