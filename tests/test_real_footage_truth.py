@@ -47,3 +47,26 @@ def test_identities_file_names_only_labelled_clips_and_no_identity_twice():
         rows = [(row["clip"], row["identity"]) for row in csv.DictReader(handle)]
     assert len(rows) == len(set(rows))
     assert {clip for clip, _ in rows} <= set(CLIPS)
+
+
+def test_labelling_decisions_become_truth_rows(tmp_path):
+    from bench.real_footage.label import apply
+
+    (tmp_path / "candidates.csv").write_text(
+        "cand,frame,x1,y1,x2,y2,confidence,pipeline_person,source,track\n"
+        "1,0,10,10,50,50,0.99,,permissive,1\n"
+        "2,0,60,10,70,20,0.60,,permissive,2\n"
+        "3,5,12,10,52,50,0.98,,permissive,1\n")
+    decisions = tmp_path / "decisions.txt"
+    decisions.write_text("T1 1   # the track\nT2 not_face\nc3 unsure 1\nexpr T1 happy\n"
+                         "hand 5 2 80 10 100 40\nhand 0 small 1 1 9 9\n")
+    boxes, expressions = apply(tmp_path, decisions)
+    rows = [(b.frame, b.identity, b.kind, b.source) for b in boxes]
+    # c3's own line wins over its track's; a hand-drawn face keeps its identity, a small one gets 0.
+    assert rows == [(0, 0, "small", "hand"), (0, 1, "face", "detector"), (0, 0, "not_face", "detector"),
+                    (5, 1, "unsure", "detector"), (5, 2, "face", "hand")]
+    # The expression of track 1 is kept only on its faces: frame 0, not the unsure box of frame 5.
+    assert expressions == {(0, 1): "happy"}
+    decisions.write_text("T1 1\n")
+    with pytest.raises(SystemExit, match="2"):
+        apply(tmp_path, decisions)
