@@ -99,7 +99,7 @@ def test_small_and_unsure_faces_are_left_out_and_not_faces_count_as_false():
 
 def test_a_labelled_frame_without_a_face_makes_every_answer_on_it_false():
     truth = clip([], [0])
-    answer = {"timeline": [{"frame": 0, "faces": [face(1, strip(0, 10))]}, {"frame": 1, "faces": [face(1, strip(0, 10))]}]}
+    answer = {"timeline": [{"frame": f, "faces": [face(1, strip(0, 10))]} for f in (0, 1)]}
     # Frame 1 is not labelled: not scored. Frame 0 is, and has no truth box: one IDFP, IDF1 0.
     scores = id_scores(frame_records(truth, answer))
     assert (scores["idtp"], scores["idfp"], scores["idfn"], scores["idf1"]) == (0, 1, 0, 0.0)

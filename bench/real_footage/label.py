@@ -3,13 +3,14 @@
     python -m bench.real_footage.label propose CLIP_PATH --out /tmp/labels/NAME [--answers ANSWER.json]
     python -m bench.real_footage.label apply --out /tmp/labels/NAME --decisions FILE
 
-``propose`` runs, on every 5th frame from 0, a permissive MTCNN (the project's detector with its stage thresholds
-lowered to 0.5 / 0.5 / 0.5 or ``--threshold``, faces from 12 px, kept from the same confidence) and adds the boxes of a pipeline answer
-(``--answers``, the v2 JSON with a timeline) that the permissive pass did not find. Candidates are numbered c1, c2,
-... over the clip and chained into draft tracks (T1, T2, ...) by overlap between consecutive sampled frames
+``propose`` runs, on every 5th frame from 0, a permissive MTCNN (the project's detector with its three stage
+thresholds lowered to 0.5, or to ``--threshold``, faces from 12 px, kept from the same confidence) and adds the
+boxes of a pipeline answer (``--answers``, the v2 JSON with a timeline) that the permissive pass did not find.
+Candidates are numbered c1, c2, ... over the clip and chained into draft tracks (T1, T2, ...) by overlap between consecutive sampled frames
 (IoU >= 0.3), only to make labelling quicker. It writes ``candidates.csv``, ``frames_NN.png`` (the frames, boxes
-numbered) and ``tracks_NN.png`` (each draft track's crops in a row, numbered). The frames carry a grid every 50 px (numbered
-every 100) to read the box of a face no detector found.
+numbered), ``tracks_NN.png`` (each draft track's crops in a row, numbered) and ``candidates_NN.png`` (every crop
+in number order). The frames carry a grid every 50 px (numbered every 100) to read the box of a face no detector
+found; ``--region`` shows only part of the frames, larger.
 
 ``apply`` turns a decisions file written by looking at the sheets into the truth CSV rows. One decision a line::
 
@@ -116,8 +117,8 @@ def propose(clip: Path, out: Path, answer_path: Path | None, step: int = STEP, t
         writer.writeheader()
         writer.writerows({**row, **{key: round(float(row[key]), 1) for key in ("x1", "y1", "x2", "y2")}}
                          for row in rows)
-    (out / "clip.json").write_text(json.dumps({"clip": str(clip), "width": frame_width, "height": frame_height, "step": step,
-                                               "frames": [index for index, _ in frames]}))
+    (out / "clip.json").write_text(json.dumps({"clip": str(clip), "width": frame_width, "height": frame_height,
+                                               "step": step, "frames": [index for index, _ in frames]}))
     _frame_sheets(frames, rows, out, cv2, width, region, columns)
     _track_sheets(frames, rows, out, cv2)
     _candidate_sheets(frames, rows, out, cv2)
@@ -161,7 +162,8 @@ def _draw(image, rows, cv2, scale, region=None):
             x = int((value - left) * scale)
             cv2.line(canvas, (x, 0), (x, canvas.shape[0]), colour, 1)
             if strong:
-                cv2.putText(canvas, str(value), (x + 1, canvas.shape[0] - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 200), 1)
+                cv2.putText(canvas, str(value), (x + 1, canvas.shape[0] - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                            (0, 0, 200), 1)
         if top < value < top + image.shape[0]:
             y = int((value - top) * scale)
             cv2.line(canvas, (0, y), (canvas.shape[1], y), colour, 1)
@@ -207,16 +209,9 @@ def _track_sheets(frames, rows, out: Path, cv2) -> None:
             row_img = np.full((CROP + 14, label_width + CROPS_PER_ROW * CROP, 3), 40, np.uint8)
             cv2.putText(row_img, f"T{track}", (2, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
             for k, row in enumerate(members):
-                image = images[row["frame"]]
-                x1, y1, x2, y2 = (float(row[key]) for key in ("x1", "y1", "x2", "y2"))
-                # Some context around the box: a face is easier to tell from a hand with its surroundings.
-                pad = 0.25 * max(x2 - x1, y2 - y1)
-                left, top = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
-                right, bottom = int(min(x2 + pad, image.shape[1])), int(min(y2 + pad, image.shape[0]))
-                crop = image[top:bottom, left:right]
-                if crop.size == 0:
+                crop = _crop(images[row["frame"]], row, cv2)
+                if crop is None:
                     continue
-                crop = cv2.cvtColor(cv2.resize(crop, (CROP, CROP)), cv2.COLOR_RGB2BGR)
                 x = label_width + k * CROP
                 row_img[:CROP, x:x + CROP] = crop
                 cv2.putText(row_img, f"{row['cand']}", (x + 2, CROP + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35,

@@ -70,8 +70,9 @@ def frame_records(truth, answer: dict) -> list[dict]:
         matched_faces = {p for _, p in pairs}
         for t, box in enumerate(boxes):
             p = matched_truth.get(t)
+            matched = faces[p] if p is not None else None
             records.append({"frame": frame, "truth": box.identity, "kind": box.kind,
-                            "person": faces[p]["person"] if p is not None else None, "face": faces[p] if p is not None else None})
+                            "person": matched["person"] if matched else None, "face": matched})
         for p, face in enumerate(faces):
             if p not in matched_faces:
                 records.append({"frame": frame, "truth": None, "kind": None, "person": face["person"], "face": face})
