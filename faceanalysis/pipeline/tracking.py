@@ -289,13 +289,15 @@ def handovers(spans: list[Span], embeddings: list[np.ndarray], cuts: list[int], 
     label = np.arange(count)
     successor = np.full(count, -1)
     cuts = np.asarray(sorted(cuts), np.int64)
+    lasts = np.asarray([span.last for span in spans], np.int64)
     for b in sorted(range(count), key=lambda n: (spans[n].first, n)):
         later = spans[b]
         best, best_key = -1, None
-        for a in range(count):
+        # Only tracklets that ended in the gap before this one started (a long video has many tracklets).
+        for a in np.flatnonzero((lasts < later.first) & (lasts >= later.first - tracker.handover_gap)).tolist():
             earlier = spans[a]
             gap = later.first - earlier.last
-            if a == b or successor[a] >= 0 or not 0 < gap <= tracker.handover_gap:
+            if a == b or successor[a] >= 0:
                 continue
             if ((cuts > earlier.last) & (cuts <= later.first)).any():
                 continue
