@@ -95,7 +95,7 @@ def score_answers(names: list[str], folder: Path) -> tuple[dict, list]:
         answer = json.loads(path.read_text())
         row = metrics.score_clip(truth_files.load(name), answer)
         bench = answer.get("bench", {})
-        row.update(frames=bench.get("frames", answer["meta"]["frames"]["read"]), seconds=bench.get("seconds"),
+        row.update(frames=bench.get("frames"), seconds=bench.get("seconds"),
                    fps=bench.get("fps"), commit=bench.get("commit"), loadavg=bench.get("loadavg"))
         pairs += row["expression_pairs"]
         rows[name] = row

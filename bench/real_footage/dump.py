@@ -39,20 +39,30 @@ def commit_of(checkout: Path) -> str:
 
 def answer_for(analyzer, clip: Path, max_frames: int = 10000) -> dict:
     """The v2 answer (timeline included) of a prepared ``FaceAnalyzer`` on a video file, as the service gives it
-    for an upload with ``timeline=true``, plus ``bench``: frames read, seconds and frames/s of the analysis."""
+    for an upload with ``timeline=true`` (its ``no_face`` error as an answer with no person and an empty timeline, plus
+    the error), plus ``bench``: frames read, seconds and frames/s of the analysis."""
     from faceanalysis.pipeline.sources import VideoSource
     from faceanalysis.service.contract import Input, Limits
     from faceanalysis.service.inputs import parse_options
     from faceanalysis.service.report import build_report
+    from facecore.errors import AnalysisError
 
     # Every other option at the service's declared default, as a request that sets only these two gets it.
     options = parse_options({"timeline": "true", "max_frames": max_frames}, Limits())
     started = time.perf_counter()
     source = VideoSource(clip, clip.name, stride=options.stride, max_frames=options.max_frames)
-    result = analyzer.analyse_source(source)
-    answer = build_report(result, Input(kind="video", name=clip.name, fps=source.fps), options)
+    try:
+        result = analyzer.analyse_source(source)
+    except AnalysisError as error:
+        if error.code != "no_face":
+            raise
+        # The service's 422 answer: no person, nothing on the timeline; the frames it went through still count.
+        answer = {"error": {"code": error.code, "message": str(error)}, "persons": [], "timeline": []}
+        frames = source.expected or 0
+    else:
+        answer = build_report(result, Input(kind="video", name=clip.name, fps=source.fps), options)
+        frames = answer["meta"]["frames"]["read"]
     seconds = time.perf_counter() - started
-    frames = answer["meta"]["frames"]["read"]
     answer["bench"] = {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 3)}
     return answer
 
