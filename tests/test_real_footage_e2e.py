@@ -14,9 +14,11 @@ CLIP = SHARED_CLIPS / "walking_three.gif"
 
 
 @pytest.fixture(scope="module")
-def walking(analyzer):
+def walking(request):
     if not CLIP.is_file():
         pytest.skip(f"{CLIP} is absent (the shared clips sit beside the checkout)")
+    # The models are loaded only when the clip is there.
+    analyzer = request.getfixturevalue("analyzer")
     return score_clip(truth_files.load(CLIP.name), answer_for(analyzer, CLIP))
 
 
