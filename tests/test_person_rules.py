@@ -297,3 +297,18 @@ def test_the_gallery_replaces_its_worst_chip_with_a_better_face():
     # 0.5 and 0.3 fill it; 0.2 is worse than both; 0.9 replaces 0.3; 0.4 is worse than 0.5 and 0.9
     assert tracklet.chip_quality == [0.5, 0.9]
     assert [row[0] for row in tracklet.chip_inputs] == [0, 3]
+
+
+@pytest.mark.parametrize("far, continued", [(0.8, True), (0.81, False)])
+def test_differ_is_the_average_over_all_pairs_of_chips(far, continued):
+    # chips 0, 0 against 0.5 and far: pairs 0.5, far, 0.5, far; mean (0.5 + far) / 2, 0.65 at far 0.8
+    spans = [Span(0, 10, square(0), square(0)), Span(12, 20, square(0), square(0))]
+    a, b = np.zeros((2, 128)), np.zeros((2, 128))
+    b[:, 0] = [0.5, far]
+    assert chain(spans, [a, b]) == ([0, 0] if continued else [0, 1])
+
+
+@pytest.mark.parametrize("y, continued", [(50.0, True), (51.0, False)])
+def test_the_distance_counts_the_vertical_offset(y, continued):
+    spans = [Span(0, 10, square(0), square(0)), Span(12, 20, square(0) + [0, y, 0, y], square(0) + [0, y, 0, y])]
+    assert chain(spans) == ([0, 0] if continued else [0, 1])
