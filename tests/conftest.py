@@ -71,7 +71,8 @@ PURE_FILES = frozenset({"test_aggregate.py", "test_age_interval.py", "test_frame
                         "test_person_head.py", "test_runtime_shutdown.py",
                         "test_frame_limit.py", "test_referrer_policy.py", "test_shutdown_refusal.py",
                         "test_hostile_rules.py",
-                        "test_working_resolution_rules.py", "test_ferplus_rules.py"})
+                        "test_working_resolution_rules.py", "test_ferplus_rules.py",
+                        "test_person_rules.py", "test_real_footage_metrics.py", "test_real_footage_truth.py"})
 HEAVY_FIXTURES = frozenset({"analyzer", "sample_results", "client", "server"})
 
 

@@ -42,7 +42,8 @@ PACKAGES = ("facecore", "age", "gender", "emotion", "faceanalysis", "training")
 # Module -> the fast test files run against its mutants (tests/conftest.py PURE_FILES).
 MODULES = {
     "faceanalysis/pipeline/aggregate.py": ("tests/test_aggregate.py",),
-    "faceanalysis/pipeline/tracking.py": ("tests/test_tracking.py", "tests/test_tracking_rules.py"),
+    "faceanalysis/pipeline/tracking.py": ("tests/test_tracking.py", "tests/test_tracking_rules.py",
+                                          "tests/test_person_rules.py"),
     "age/distribution.py": ("tests/test_age_interval.py", "tests/test_lifespan.py"),
     "facecore/frames.py": ("tests/test_frames.py",),
     "faceanalysis/service/inputs.py": ("tests/test_inputs.py",),

@@ -11,6 +11,7 @@ from faceanalysis.pipeline.aggregate import (AGGREGATORS, ConfidenceWeightedAggr
                                     TrimmedMeanAggregator)
 from faceanalysis.pipeline.analyzer import FaceAnalyzer, _primary_faces
 from faceanalysis.pipeline.result import FaceTable, SourceSummary
+from faceanalysis.pipeline.settings import Settings
 from faceanalysis.pipeline.tracking import Persons
 from facecore.frames import natural_key
 from test_age_interval import Ages
@@ -170,7 +171,14 @@ def bare_analyzer(rule=ConfidenceWeightedAggregator) -> FaceAnalyzer:
     analyzer = FaceAnalyzer.__new__(FaceAnalyzer)
     analyzer.aggregator = rule()
     analyzer.models = {"age": Ages()}
+    # one frame is evidence enough here: these tests are about combining (test_persons_evidence below is not)
+    analyzer.settings = Settings(min_frames=1)
     return analyzer
+
+
+def persons_of(analyzer: FaceAnalyzer, faces: FaceTable, read: SourceSummary, tracked: Persons):
+    """The listed persons ``_persons`` answers."""
+    return analyzer._persons(faces, read, tracked)[0]
 
 
 def face_table(persons: list[int], frames: list[int], confidence: list[float]) -> FaceTable:
@@ -199,14 +207,14 @@ def found(pictures: dict) -> Persons:
 def test_primary_is_the_person_seen_in_most_frames():
     # Person 1 appears first but in 2 frames; person 2 is in 3.
     faces = face_table(persons=[1, 1, 2, 2, 2], frames=[0, 1, 2, 3, 4], confidence=[0.9] * 5)
-    persons = bare_analyzer()._persons(faces, read_frames([0, 1, 2, 3, 4]), found({}))
+    persons = persons_of(bare_analyzer(), faces, read_frames([0, 1, 2, 3, 4]), found({}))
     assert [(person.id, person.frames_seen, person.primary) for person in persons] == [(1, 2, False), (2, 3, True)]
     assert persons[1].summary.age == 40.0 and persons[0].summary.age == 30.0     # each from their own faces only
 
 
 def test_a_tie_in_frames_goes_to_the_person_who_appeared_first():
     faces = face_table(persons=[2, 1, 2, 1], frames=[0, 0, 1, 1], confidence=[0.9] * 4)
-    persons = bare_analyzer()._persons(faces, read_frames([0, 1]), found({}))
+    persons = persons_of(bare_analyzer(), faces, read_frames([0, 1]), found({}))
     assert [(person.id, person.primary) for person in persons] == [(1, True), (2, False)]
 
 
@@ -214,7 +222,7 @@ def test_frames_seen_spans_and_mean_confidence_count_analysed_frames():
     # Every 10th frame analysed (stride 10): person 1 in positions 0, 1, 2 and 4, so spans are [0, 20] and
     # [40, 40] in frame numbers; position 3 (frame 30) had no face of theirs.
     faces = face_table(persons=[1, 1, 1, 1], frames=[0, 10, 20, 40], confidence=[1.0, 0.5, 1.0, 0.5])
-    (person,) = bare_analyzer()._persons(faces, read_frames([0, 10, 20, 30, 40]), found({7: "picture"}))
+    (person,) = persons_of(bare_analyzer(), faces, read_frames([0, 10, 20, 30, 40]), found({7: "picture"}))
     assert person.frames_seen == 4 and person.spans == ((0, 20), (40, 40))
     assert person.mean_confidence == pytest.approx(0.75)
     assert person.primary and person.picture is None            # pictures are keyed by person id
@@ -224,8 +232,8 @@ def test_a_persons_answer_is_the_aggregator_over_their_faces():
     # Ages 30 (confidence 0.9) and 40 (confidence 0.1) for one person: weighted 31, plain 35.
     faces = face_table(persons=[1, 2], frames=[0, 1], confidence=[0.9, 0.1])
     faces.person = np.array([1, 1])
-    weighted = bare_analyzer()._persons(faces, read_frames([0, 1]), found({}))[0].summary
-    plain = bare_analyzer(MeanAggregator)._persons(faces, read_frames([0, 1]), found({}))[0].summary
+    weighted = persons_of(bare_analyzer(), faces, read_frames([0, 1]), found({}))[0].summary
+    plain = persons_of(bare_analyzer(MeanAggregator), faces, read_frames([0, 1]), found({}))[0].summary
     assert weighted.age == pytest.approx(31.0) and plain.age == pytest.approx(35.0)
     assert weighted.age_interval[0] <= weighted.age <= weighted.age_interval[1]
 
@@ -249,12 +257,45 @@ def test_a_person_with_embedded_faces_gets_the_person_heads_age_and_gender_and_t
     analyzer = bare_analyzer()
     analyzer.person_head = OneBinHead()
     samples = {1: (np.array([[1.0, 2.0]]), np.array([[3.0]]))}             # person 2 has none (small faces)
-    first, second = analyzer._persons(faces, read_frames([0, 1]), Persons(
+    first, second = persons_of(analyzer, faces, read_frames([0, 1]), Persons(
         of_tracklet={}, pictures={}, tracklets=2, embedded=1, samples=samples))
     assert analyzer.person_head.read == [([[1.0, 2.0]], [[3.0]])]
     assert first.summary.age == pytest.approx(70.0) and first.summary.gender.tolist() == [0.1, 0.9]
     assert first.summary.age_interval[0] <= 70 <= first.summary.age_interval[1]
-    frames_only = bare_analyzer()._persons(faces, read_frames([0, 1]), found({}))
+    frames_only = persons_of(bare_analyzer(), faces, read_frames([0, 1]), found({}))
     assert first.summary.expression.tolist() == frames_only[0].summary.expression.tolist()
     assert second.summary.age == pytest.approx(frames_only[1].summary.age)
     assert second.summary.gender.tolist() == frames_only[1].summary.gender.tolist()
+
+
+# --- evidence: who is listed ---------------------------------------------------------------------------------------
+
+def test_persons_evidence_lists_only_tracks_with_min_frames_and_a_sure_face():
+    # Tracks 1 (frames 0-5), 2 (frames 1-2: too short), 3 (frames 2-7, no face the gate is sure of) and 4
+    # (frames 3-8): with min_frames 5 only 1 and 4 are listed, renumbered 1 and 2; the faces of 2 and 3 get 0.
+    tracks = [1] * 6 + [2] * 2 + [3] * 6 + [4] * 6
+    frames = list(range(0, 6)) + [1, 2] + list(range(2, 8)) + list(range(3, 9))
+    faces = face_table(tracks, frames, [0.9] * len(tracks))
+    faces.sure = np.asarray([track != 3 for track in tracks])
+    analyzer = bare_analyzer()
+    analyzer.settings = Settings(min_frames=5)
+    listed, unlisted, primary = analyzer._persons(faces, read_frames(list(range(9))), found({}))
+    assert [(person.id, person.frames_seen) for person in listed] == [(1, 6), (2, 6)]
+    assert (unlisted.tracks, unlisted.frames) == (2, 8)
+    assert faces.person.tolist() == [1] * 6 + [0] * 8 + [2] * 6
+    assert primary == 1 and listed[0].primary and not listed[1].primary     # a tie: who appeared first
+    analyzer.settings = Settings(min_frames=6)
+    listed, unlisted, _ = analyzer._persons(face_table(tracks, frames, [0.9] * len(tracks)),
+                                            read_frames(list(range(9))), found({}))
+    assert len(listed) == 3 and unlisted.tracks == 1          # 7 frames: 6 are enough for tracks 1, 3, 4
+
+
+def test_persons_answers_weigh_faces_by_quality_and_carry_confidence():
+    # Ages 30 (quality 1) and 40 (quality 0.1), same detection confidence: (30 + 4) / 1.1 = 30.909...
+    faces = face_table(persons=[1, 2], frames=[0, 1], confidence=[0.9, 0.9])
+    faces.person = np.array([1, 1])
+    faces.quality[:, -1] = [1.0, 0.1]
+    (person,) = persons_of(bare_analyzer(), faces, read_frames([0, 1]), found({}))
+    assert person.summary.age == pytest.approx(34.0 / 1.1)
+    assert person.confidence == pytest.approx(0.11)
+    assert person.quality["weight"] == pytest.approx(0.55)

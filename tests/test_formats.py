@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from facecore.frames import SkippedFrame
-from faceanalysis.pipeline.result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
+from faceanalysis.pipeline.result import (FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary,
+                                         Unlisted)
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service.contract import Input, Options
 from faceanalysis.service.legacy import legacy_result
@@ -119,7 +120,11 @@ def test_persons_are_plain_numbers_rounded_to_6_places():
     assert first == {"id": 1, "primary": True, "age": {"value": 29.4, "interval": [19.8, 40.7]},
                      "gender": {"male": 0.468152, "female": 0.531848}, "expression": EXPRESSION_JSON,
                      "frames_seen": 2, "mean_confidence": 0.99, "spans": [[0, 0], [2, 2]],
-                     "spans_seconds": [[0.0, 0.0], [0.2, 0.2]], "picture": None}
+                     "spans_seconds": [[0.0, 0.0], [0.2, 0.2]], "picture": None,
+                     # a Person made without quality: weight 1, nothing measured
+                     "confidence": 1.0, "quality": {"weight": 1.0, "size": None, "sharpness": None, "yaw": None,
+                                                    "brightness": None, "frontal": None},
+                     "gender_uncertain": False}
     assert {key: second[key] for key in ("id", "primary", "age", "gender", "frames_seen", "mean_confidence",
                                          "spans", "spans_seconds")} == {
         "id": 2, "primary": False, "age": {"value": 64.25, "interval": [60.1, 70.0]},
@@ -200,3 +205,22 @@ def test_a_video_input_carries_its_frame_rate():
     # A container without a rate: the times are at the fps option's.
     assert [entry["time"] for entry in answer["timeline"]] == [0.0, 0.04, 0.08]
     assert answer["meta"]["frames"]["duration"] == 0.2
+
+
+def test_person_quality_confidence_and_meta_counts_of_short_tracks_and_rejected_faces():
+    result = sequence()
+    measured = Person(id=1, primary=True, summary=summary(30.0, gender=[0.35, 0.65]), frames_seen=2,
+                      mean_confidence=0.9, confidence=0.123456789, gender_uncertain=True,
+                      quality={"weight": 0.5, "size": 41.5, "sharpness": 123.4567891, "yaw": 12.0,
+                               "brightness": 0.4, "frontal": 0.75})
+    with_counts = SequenceResult(source=result.source, faces=result.faces, summary=result.summary, persons=(measured,),
+                                 frames_without_face=(), provenance=result.provenance,
+                                 unlisted=Unlisted(tracks=3, frames=7), faces_rejected={"geometry": 2, "blank": 1})
+    answer = json.loads(json.dumps(build_report(with_counts, Input(kind="sample", name="seqX", fps=None),
+                                                Options(timeline=False, max_frames=3, stride=1, fps=25.0))))
+    (person,) = answer["persons"]
+    assert person["confidence"] == 0.123457 and person["gender_uncertain"] is True
+    assert person["quality"] == {"weight": 0.5, "size": 41.5, "sharpness": 123.456789, "yaw": 12.0,
+                                 "brightness": 0.4, "frontal": 0.75}
+    assert answer["meta"]["persons_unlisted"] == {"tracks": 3, "frames": 7}
+    assert answer["meta"]["faces_rejected"] == {"blank": 1, "geometry": 2}

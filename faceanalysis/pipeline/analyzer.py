@@ -31,17 +31,20 @@ from facecore.weights import load_manifest, resolve
 
 from .aggregate import AGGREGATORS
 from .detector import FaceDetector
+from . import persons as person_rules
+from .gate import BLANK, GEOMETRY, PASSED, FaceGate, HogOpinion
+from .quality import measure
 from .registry import SharedModels, build_person_head, build_task_models, face_embedder
-from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
+from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary, Unlisted
 from .settings import Settings
 from .sources import FolderSource, FrameSource
-from .tracking import Persons, Tracker, TrackingRun
+from .tracking import SIGNATURE_CROP, Persons, Tracker, TrackingRun
 
 log = logging.getLogger(__name__)
 
 # A copy of samples/seqA/frame_0001.jpg (public-domain photo, see samples/README.md).
 WARMUP_FACE = Path(__file__).resolve().parents[2] / "weights" / "warmup_face.jpg"
-STAGES = ("read", "detect", "align", "age", "gender", "expression", "aggregate")
+STAGES = ("read", "detect", "gate", "align", "age", "gender", "expression", "aggregate")
 # Called after every batch with (frames done, frames expected or None when the source cannot tell).
 Progress = Callable[[int, "int | None"], None]
 
@@ -84,6 +87,8 @@ class FaceAnalyzer:
                                cut_threshold=s.tracker_cut_threshold,
                                appearance_threshold=s.tracker_appearance_threshold,
                                identity_distance=s.tracker_identity_distance)
+        self.gate = FaceGate() if s.face_gate else None
+        self._second_opinion: HogOpinion | None = None
         self.device: Device | None = None
         self.load_seconds = 0.0
         self.ready = False          # True once every model is loaded and warmed
@@ -112,6 +117,8 @@ class FaceAnalyzer:
         for part in parts:
             if part is not None:
                 part.prepare(self.device)
+        if self.gate is not None and self.gate.second_opinion:
+            self._second_opinion = HogOpinion()
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
         self.ready = True
@@ -134,9 +141,10 @@ class FaceAnalyzer:
             finally:
                 release_memory()
 
-    def summarise(self, faces: FaceTable, chosen: np.ndarray) -> FaceSummary:
-        """Combine the ``chosen`` rows of ``faces`` into one answer with this analyzer's aggregator."""
-        weights = faces.confidence[chosen]
+    def summarise(self, faces: FaceTable, chosen: np.ndarray, by_quality: bool = False) -> FaceSummary:
+        """Combine the ``chosen`` rows of ``faces`` into one answer with this analyzer's aggregator, each face
+        weighted by its detection confidence, and with ``by_quality`` also by its quality weight."""
+        weights = faces.confidence[chosen] * (faces.weight[chosen] if by_quality else 1.0)
         combine = self.aggregator.combine
         age_distribution = combine(faces.age[chosen], weights)
         age_model = self.models["age"]
@@ -201,18 +209,22 @@ class FaceAnalyzer:
                 pending = (batch, detection)
             read = stream.summary()
         with timer("aggregate"):
-            faces, summary, persons, without_face = self._combine(read, tables, tracking)
+            faces, summary, persons, without_face, unlisted, rejected = self._combine(read, tables, tracking)
         timings = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return SequenceResult(source=read, faces=faces, summary=summary, persons=persons,
                               frames_without_face=without_face, provenance=self.provenance(sizes),
-                              timings_ms=timings)
+                              timings_ms=timings, unlisted=unlisted, faces_rejected=rejected)
 
     def provenance(self, sizes: set | None = None) -> Provenance:
         """How answers are made; ``sizes``: the (width, height) of the frames read, for the detection entry."""
+        tracker = self.tracker.describe()
+        if self.gate is not None:
+            tracker["face_gate"] = self.gate.describe()
+        tracker["min_frames"] = self.settings.min_frames
         return Provenance(settings=self.settings.to_json(), models=self.model_info(),
                           device={"kind": self.device.kind, **self.device.describe()},
-                          aggregator=self.aggregator.name, tracker=self.tracker.describe(),
+                          aggregator=self.aggregator.name, tracker=tracker,
                           detection=self.detector.describe(sizes if sizes is not None else set()))
 
     def _detect(self, batch, timer: StageTimer) -> Detections:
@@ -226,6 +238,13 @@ class FaceAnalyzer:
         if detections is None:
             detections = self._detect(batch, timer)
         faces = FaceBatch(frames=frames, detections=detections, whole_image_faces=whole_image_faces)
+        with timer("gate"):
+            grey = faces.square_grey_crops(SIGNATURE_CROP, 0.0)
+            quality = measure(detections.boxes, detections.landmarks, grey)
+            sure = np.ones(len(detections), bool)
+            if self.gate is not None and not whole_image_faces and len(detections):
+                faces, quality, sure = self._gate(faces, quality, grey, tracking)
+                detections = faces.detections
         with timer("align"):
             faces.shapes = self.aligner.run(frames, detections)
         outputs = {}
@@ -236,7 +255,7 @@ class FaceAnalyzer:
         if tracking is not None:
             with timer("aggregate"):
                 person_inputs = self.person_head.face_inputs(faces) if self.person_head is not None else None
-                tracklet = tracking.add(faces, person_inputs)
+                tracklet = tracking.add(faces, person_inputs, quality.weight)
         if as_persons and self.person_head is not None and len(detections):
             with timer("aggregate"):
                 outputs["age"], outputs["gender"] = self.person_head.run_each(
@@ -247,7 +266,35 @@ class FaceAnalyzer:
             boxes=detections.boxes, confidence=detections.confidence, landmarks=detections.landmarks,
             primary=_primary_faces(detections.frame, detections.boxes),
             age=outputs["age"], age_years=self.models["age"].expected_age(outputs["age"]),
-            gender=outputs["gender"], expression=outputs["expression"], person=tracklet)
+            gender=outputs["gender"], expression=outputs["expression"], person=tracklet,
+            quality=quality.table(), sure=sure)
+
+    def _gate(self, faces: FaceBatch, quality, grey: np.ndarray, tracking: TrackingRun | None):
+        """The batch without the detections whose geometry or detail rules out a face (counted on ``tracking``,
+        when given), their quality, and whether the gate is sure each kept one is a face (``persons.listed``
+        lists a person only with a sure face)."""
+        detections = faces.detections
+        agrees = None
+        doubtful = self.gate.doubtful(detections.confidence)
+        if doubtful.any() and self._second_opinion is not None:
+            agrees = np.zeros(len(detections), bool)
+            agrees[doubtful] = self._second_opinion(faces.frames, detections.frame[doubtful],
+                                                    detections.boxes[doubtful], detections.landmarks[doubtful])
+        reason = self.gate.check(detections.boxes, detections.confidence, detections.landmarks,
+                                 quality.sharpness, agrees)
+        dropped = (reason == GEOMETRY) | (reason == BLANK)
+        keep = np.flatnonzero(~dropped)
+        sure = reason[keep] == PASSED
+        if tracking is not None:
+            for why in reason[dropped]:
+                tracking.rejected[why] = tracking.rejected.get(why, 0) + 1
+        if len(keep) == len(detections):
+            return faces, quality, sure
+        kept = Detections(frame=detections.frame[keep], boxes=detections.boxes[keep],
+                          confidence=detections.confidence[keep], landmarks=detections.landmarks[keep])
+        gated = FaceBatch(frames=faces.frames, detections=kept, whole_image_faces=faces.whole_image_faces)
+        gated.cached(("grey", SIGNATURE_CROP, 0.0), lambda: grey[keep])
+        return gated, quality.take(keep), sure
 
     def _combine(self, read: SourceSummary, tables: list[FaceTable], tracking: TrackingRun):
         """Persons from the tracklets, their answers, the legacy answer, frames without a face."""
@@ -261,29 +308,53 @@ class FaceAnalyzer:
                           f"({len(skipped)} unreadable) in sequence {read.label!r}{first}")
         found = tracking.finish(self.embedder.embed_chips)
         faces.person = np.asarray([found.of_tracklet[int(tracklet)] for tracklet in faces.person], np.int64)
-        persons = self._persons(faces, read, found)
+        persons, unlisted, tracked_primary = self._persons(faces, read, found)
+        if unlisted.tracks:
+            # Short tracks are counted, not answered: their faces leave the table (and the timeline).
+            faces = faces.take(np.flatnonzero(faces.person != 0))
+            with_face = set(faces.frame_name)
+            without_face = tuple(name for _, name in read.read if name not in with_face)
         primary = next(person for person in persons if person.primary)
-        # The legacy answer is about one person: the one seen in most frames, all of their faces.
+        # The legacy answer is about one person: the one seen in most frames, all of their faces, weighted by
+        # detection confidence only (the legacy contract's answer does not change with the quality weights).
         faces.primary = faces.person == primary.id
-        return faces, primary.summary, persons, without_face
+        legacy = self.summarise(faces, faces.primary)
+        if tracked_primary in found.samples:
+            legacy = self._person_answer(legacy, *found.samples[tracked_primary])
+        return faces, legacy, persons, without_face, unlisted, dict(tracking.rejected)
 
-    def _persons(self, faces: FaceTable, read: SourceSummary, found: Persons) -> tuple[Person, ...]:
+    def _persons(self, faces: FaceTable, read: SourceSummary, found: Persons
+                 ) -> tuple[tuple[Person, ...], Unlisted, int]:
+        """The listed persons (persons.py: evidence, confidence, quality), renumbered 1, 2, ... in order of first
+        appearance, the unlisted tracks, and the primary's id in ``found``; the faces of unlisted tracks get
+        person 0 (``_combine`` then drops them)."""
         position = {index: number for number, (index, _) in enumerate(read.read)}
         ids = sorted(set(faces.person.tolist()))
         seen = {pid: sorted({position[int(index)] for index in faces.frame[faces.person == pid]}) for pid in ids}
+        required = person_rules.required_frames(self.settings.min_frames, len(read.read))
+        sure = {pid: len({int(index) for index in faces.frame[(faces.person == pid) & faces.sure]}) for pid in ids}
+        kept = person_rules.listed({pid: len(seen[pid]) for pid in ids}, sure, required)
+        short = [pid for pid in ids if pid not in kept]
+        unlisted = Unlisted(tracks=len(short), frames=int(np.isin(faces.person, short).sum()))
+        renumber = {pid: number for number, pid in enumerate(kept, start=1)}
+        old_ids = faces.person
+        faces.person = np.asarray([renumber.get(int(pid), 0) for pid in old_ids], np.int64)
         # The primary person is the one seen in most frames; a tie goes to the one who appeared first.
-        primary = min(ids, key=lambda pid: (-len(seen[pid]), pid))
+        primary = min(kept, key=lambda pid: (-len(seen[pid]), pid))
         persons = []
-        for pid in ids:
-            chosen = faces.person == pid
+        for pid in kept:
+            chosen = old_ids == pid
             spans = tuple((read.read[first][0], read.read[last][0]) for first, last in _runs(seen[pid]))
-            summary = self.summarise(faces, chosen)
+            summary = self.summarise(faces, chosen, by_quality=True)
             if pid in found.samples:
                 summary = self._person_answer(summary, *found.samples[pid])
-            persons.append(Person(id=pid, primary=pid == primary, summary=summary,
+            persons.append(Person(id=renumber[pid], primary=pid == primary, summary=summary,
                                   frames_seen=len(seen[pid]), mean_confidence=float(faces.confidence[chosen].mean()),
-                                  spans=spans, picture=found.pictures.get(pid)))
-        return tuple(persons)
+                                  spans=spans, picture=found.pictures.get(pid),
+                                  confidence=person_rules.confidence(faces.weight[chosen]),
+                                  quality=person_rules.quality_summary(faces.quality[chosen]),
+                                  gender_uncertain=person_rules.gender_uncertain(summary.gender)))
+        return tuple(persons), unlisted, primary
 
     def _person_answer(self, frames: FaceSummary, inputs: np.ndarray, embeddings: np.ndarray) -> FaceSummary:
         """The person head's age and gender over the person's embedded faces; expression stays the frames'."""

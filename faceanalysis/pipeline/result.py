@@ -17,6 +17,9 @@ from facecore.frames import SkippedFrame
 from facecore.labels import EXPRESSIONS, GENDERS, dominant
 
 
+QUALITY_COLUMNS = ("size", "sharpness", "yaw", "pitch", "brightness", "weight")
+
+
 @dataclass
 class FaceTable:
     """Every face detected in the sequence, one row each (batch-first, Py-Feat style)."""
@@ -31,10 +34,24 @@ class FaceTable:
     gender: np.ndarray        # (n, 2) male, female
     expression: np.ndarray    # (n, 7) in EXPRESSIONS order
     person: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (n,) person id, 0 = not tracked
+    # (n, 6) per-face quality (quality.py): QUALITY_COLUMNS; a table made without it has NaN and weight 1
+    quality: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
+    # (n,) bool: the face gate is sure it is a face (confidence, or the second opinion); True where not gated
+    sure: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def __post_init__(self) -> None:
         if len(self.person) != len(self.frame):
             self.person = np.zeros(len(self.frame), np.int64)
+        if len(self.quality) != len(self.frame):
+            self.quality = np.full((len(self.frame), len(QUALITY_COLUMNS)), np.nan)
+            self.quality[:, QUALITY_COLUMNS.index("weight")] = 1.0
+        if len(self.sure) != len(self.frame):
+            self.sure = np.ones(len(self.frame), bool)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(n,) quality weight of every face (quality.weight), 1 where not measured."""
+        return self.quality[:, QUALITY_COLUMNS.index("weight")]
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -45,6 +62,12 @@ class FaceTable:
         arrays = {key: np.concatenate([getattr(part, key) for part in parts])
                   for key in cls.__dataclass_fields__ if key != "frame_name"}
         return cls(frame_name=names, **arrays)
+
+    def take(self, rows: np.ndarray) -> "FaceTable":
+        """The table of the given rows, in that order."""
+        rows = np.asarray(rows, np.int64)
+        arrays = {key: getattr(self, key)[rows] for key in self.__dataclass_fields__ if key != "frame_name"}
+        return FaceTable(frame_name=[self.frame_name[row] for row in rows], **arrays)
 
     def rows(self) -> list[dict]:
         """One plain dict per face, ready for csv, JSON or a DataFrame."""
@@ -92,6 +115,16 @@ class Person:
     mean_confidence: float
     spans: tuple[tuple[int, int], ...] = ()     # (first, last) frame index of each run of analysed frames seen
     picture: np.ndarray | None = None           # the most confident face, 64x64 RGB
+    confidence: float = 1.0                     # how far the answer can be trusted (analyzer.person_confidence)
+    quality: dict = field(default_factory=dict)     # summary of the faces' quality (analyzer.quality_summary)
+    gender_uncertain: bool = False              # the more likely gender is below GENDER_SURE
+
+
+@dataclass(frozen=True)
+class Unlisted:
+    """Short tracks: persons with fewer usable face frames than ``min_frames``, not listed."""
+    tracks: int = 0
+    frames: int = 0                             # face frames they hold together
 
 
 @dataclass(frozen=True)
@@ -126,6 +159,8 @@ class SequenceResult:
     frames_without_face: tuple[str, ...]
     provenance: Provenance
     timings_ms: dict = field(default_factory=dict)
+    unlisted: Unlisted = Unlisted()
+    faces_rejected: dict = field(default_factory=dict)     # the face gate's reason -> detections rejected
 
     @property
     def frames_read(self) -> int:

@@ -60,6 +60,11 @@ class Settings:
     tracker_cut_threshold: float = 0.15        # frame thumbnail change (0..1) that is a shot cut
     tracker_appearance_threshold: float = 0.55     # face crop correlation below which someone else is there
     tracker_identity_distance: float = 0.5     # embedding distance (average linkage) up to which tracklets merge
+    # Real footage (docs/real-footage.md, "How persons are formed"): the face gate drops detections that are not
+    # faces (gate.py); a person is listed only with at least min_frames face frames (fewer when fewer frames
+    # were read); shorter tracks are counted in meta.persons_unlisted.
+    face_gate: bool = True
+    min_frames: int = 5
 
     def __post_init__(self) -> None:
         from .aggregate import AGGREGATORS
@@ -80,6 +85,7 @@ class Settings:
             raise ValueError(f"detect_max_side must be 0 (detect on the full frame) or at least {MIN_DETECT_SIDE}, "
                              f"not {self.detect_max_side}")
         _at_least("tracker_max_gap", self.tracker_max_gap, 0)
+        _at_least("min_frames", self.min_frames, 1)
         _at_least("expression_box_margin", self.expression_box_margin, 0)
         _at_least("expression_crop_margin", self.expression_crop_margin, 0)
         if not 0 <= self.min_confidence <= 1:

@@ -52,11 +52,21 @@ class Tracker:
     samples: int = 3                     # chips kept per tracklet for its embedding
     sample_every: int = 15               # analysed frames between two chips of a tracklet
     min_embed_side: int = 40             # pixels
+    # Hand-over within a shot (``handovers``): a tracklet that starts at most ``handover_gap`` analysed frames
+    # after another ended, with no cut between, its first box's centre within ``handover_distance`` box sides
+    # of the other's last box and its side within ``handover_size`` times the other's, continues it unless
+    # both have embeddings farther apart than ``handover_differ``.
+    handover_gap: int = 45
+    handover_distance: float = 1.0
+    handover_size: float = 1.6
+    handover_differ: float = 0.65
 
     def describe(self) -> dict:
         return {"name": "tracklets_identity", "min_iou": self.min_iou, "max_gap": self.max_gap,
                 "cut_threshold": self.cut_threshold, "appearance_threshold": self.appearance_threshold,
-                "identity_distance": self.identity_distance, "min_embed_side": self.min_embed_side}
+                "identity_distance": self.identity_distance, "min_embed_side": self.min_embed_side,
+                "handover_gap": self.handover_gap, "handover_distance": self.handover_distance,
+                "handover_size": self.handover_size, "handover_differ": self.handover_differ}
 
     def start(self) -> "TrackingRun":
         return TrackingRun(self)
@@ -72,7 +82,10 @@ class Tracklet:
     positions: list[int] = field(default_factory=list)
     chips: list[np.ndarray] = field(default_factory=list)
     chip_inputs: list[np.ndarray] = field(default_factory=list)   # the person head's inputs of each chip's face
+    chip_quality: list[float] = field(default_factory=list)       # each chip's face quality (quality.weight)
     last_sample: int = -10 ** 9
+    first_box: np.ndarray | None = None   # box at birth
+    shot: int = 0                         # shot cuts seen before its birth
     best_confidence: float = -1.0
     picture: np.ndarray | None = None     # the most confident face, FACE_THUMBNAIL square, RGB
 
@@ -102,10 +115,15 @@ class TrackingRun:
         self._previous_thumbnail: np.ndarray | None = None
         self._position = 0                 # analysed frames so far: gaps count frames that were analysed
         self.cuts: list[int] = []          # positions where a shot cut was seen
+        self._quality: np.ndarray | None = None    # the current batch's face quality (``add``)
+        self.rejected: dict[str, int] = {}          # the face gate's reason -> detections it rejected
 
-    def add(self, faces, inputs: np.ndarray | None = None) -> np.ndarray:
+    def add(self, faces, inputs: np.ndarray | None = None, quality: np.ndarray | None = None) -> np.ndarray:
         """Tracklet ids for the faces of the next batch of analysed frames (a ``FaceBatch`` with its shapes).
-        ``inputs`` (one row per face): what the person head reads of each face, kept with every chip."""
+        ``inputs`` (one row per face): what the person head reads of each face, kept with every chip.
+        ``quality`` (one weight per face, ``quality.weight``): the gallery keeps each tracklet's best faces;
+        without it every face counts as 1 and the first ones are kept."""
+        self._quality = quality
         detections = faces.detections
         ids = np.zeros(len(detections), np.int64)
         grey = faces.square_grey_crops(SIGNATURE_CROP, 0.0) if len(detections) else None
@@ -165,7 +183,7 @@ class TrackingRun:
             tracklet = chosen.get(face)
             if tracklet is None:
                 tracklet = Tracklet(id=len(self.tracklets) + 1, box=boxes[face], position=position,
-                                    signature=signatures[face])
+                                    signature=signatures[face], first_box=boxes[face], shot=len(self.cuts))
                 self.tracklets.append(tracklet)
                 self._open[tracklet.id] = tracklet
             else:
@@ -177,19 +195,33 @@ class TrackingRun:
         return out
 
     def _keep(self, tracklet: Tracklet, position: int, row: int, faces, inputs: np.ndarray | None) -> None:
-        """Keep a chip for the embedding when one is due, and the most confident face as the picture."""
+        """Keep the most confident face as the picture, and the tracklet's best faces as its gallery: a chip
+        when one is due (``sample_every`` analysed frames after the last), in a free place or instead of the
+        gallery's worst chip when this face's quality is higher."""
         x1, y1, x2, y2 = faces.detections.boxes[row]
         confidence = float(faces.detections.confidence[row])
         if confidence > tracklet.best_confidence:
             tracklet.best_confidence = confidence
             tracklet.picture = faces.square_rgb_crop(row, FACE_THUMBNAIL)
         big_enough = min(x2 - x1, y2 - y1) >= self.tracker.min_embed_side
-        if big_enough and len(tracklet.chips) < self.tracker.samples \
-                and position - tracklet.last_sample >= self.tracker.sample_every:
-            tracklet.chips.append(faces.aligned_chip(row, CHIP_SIZE, CHIP_PADDING))
+        if not big_enough or position - tracklet.last_sample < self.tracker.sample_every:
+            return
+        quality = float(self._quality[row]) if self._quality is not None else 1.0
+        if len(tracklet.chips) < self.tracker.samples:
+            place = len(tracklet.chips)
+            tracklet.chips.append(None)
+            tracklet.chip_quality.append(quality)
             if inputs is not None:
-                tracklet.chip_inputs.append(inputs[row])
-            tracklet.last_sample = position
+                tracklet.chip_inputs.append(None)
+        else:
+            place = int(np.argmin(tracklet.chip_quality))
+            if quality <= tracklet.chip_quality[place]:
+                return
+            tracklet.chip_quality[place] = quality
+        tracklet.chips[place] = faces.aligned_chip(row, CHIP_SIZE, CHIP_PADDING)
+        if inputs is not None:
+            tracklet.chip_inputs[place] = inputs[row]
+        tracklet.last_sample = position
 
     def finish(self, embed: Callable[[np.ndarray], np.ndarray]) -> Persons:
         """Merge tracklets into persons; ``embed`` maps (n, 150, 150, 3) chips to (n, 128) embeddings."""
@@ -202,10 +234,19 @@ class TrackingRun:
             embeddings = embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
             embedded = len(chips)
         if len(tracklets) > 1:
-            groups = merge_tracklets([embeddings[[i for i, owner in enumerate(owners) if owner == number]]
-                                      for number in range(len(tracklets))],
-                                     [set(tracklet.positions) for tracklet in tracklets],
-                                     self.tracker.identity_distance)
+            chip_sets = [embeddings[[i for i, owner in enumerate(owners) if owner == number]]
+                         for number in range(len(tracklets))]
+            chain = handovers([Span(tracklet.positions[0], tracklet.positions[-1], tracklet.first_box, tracklet.box)
+                               for tracklet in tracklets], chip_sets, self.cuts, self.tracker)
+            units = sorted(set(chain.tolist()))
+            unit_groups = merge_tracklets(
+                [np.concatenate([chip_sets[n] for n in range(len(tracklets)) if chain[n] == unit])
+                 for unit in units],
+                [set().union(*(tracklet.positions for n, tracklet in enumerate(tracklets) if chain[n] == unit))
+                 for unit in units],
+                self.tracker.identity_distance)
+            groups = np.asarray([units[int(unit_groups[units.index(int(chain[n]))])]
+                                 for n in range(len(tracklets))], np.int64)
         else:
             groups = np.zeros(len(tracklets), np.int64)
         # Persons are numbered by first appearance; tracklets are already in that order.
@@ -226,6 +267,72 @@ class TrackingRun:
                 samples[person] = (inputs[mine], embeddings[mine])
         return Persons(of_tracklet=of_tracklet, pictures=pictures, tracklets=len(tracklets), embedded=embedded,
                        samples=samples)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where and when a tracklet was: first and last analysed frame, first and last box."""
+    first: int
+    last: int
+    first_box: np.ndarray
+    last_box: np.ndarray
+
+
+def handovers(spans: list[Span], embeddings: list[np.ndarray], cuts: list[int], tracker: Tracker) -> np.ndarray:
+    """Chain label per tracklet (the label of its chain's first tracklet): tracklet B continues tracklet A when
+    B starts after A ended, at most ``handover_gap`` analysed frames later, with no shot cut between, where A
+    was (centres at most ``handover_distance`` times the larger box side apart, sides within ``handover_size``
+    times each other), unless both have embeddings and their average distance is above ``handover_differ``.
+    A tracklet continues at most one and is continued by at most one: among several, the nearest in time,
+    then in place (then the earlier tracklet)."""
+    count = len(spans)
+    label = np.arange(count)
+    successor = np.full(count, -1)
+    cuts = np.asarray(sorted(cuts), np.int64)
+    lasts = np.asarray([span.last for span in spans], np.int64)
+    for b in sorted(range(count), key=lambda n: (spans[n].first, n)):
+        later = spans[b]
+        best, best_key = -1, None
+        # Only tracklets that ended in the gap before this one started (a long video has many tracklets).
+        for a in np.flatnonzero((lasts < later.first) & (lasts >= later.first - tracker.handover_gap)).tolist():
+            earlier = spans[a]
+            gap = later.first - earlier.last
+            if a == b or successor[a] >= 0:
+                continue
+            if ((cuts > earlier.last) & (cuts <= later.first)).any():
+                continue
+            side_a = _side(earlier.last_box)
+            side_b = _side(later.first_box)
+            if max(side_a, side_b) > tracker.handover_size * max(min(side_a, side_b), 1e-9):
+                continue
+            distance = float(np.linalg.norm(_centre(earlier.last_box) - _centre(later.first_box)))
+            if distance > tracker.handover_distance * max(side_a, side_b):
+                continue
+            if len(embeddings[a]) and len(embeddings[b]) and \
+                    _average_distance(embeddings[a], embeddings[b]) > tracker.handover_differ:
+                continue
+            key = (gap, distance, a)
+            if best_key is None or key < best_key:
+                best, best_key = a, key
+        if best >= 0:
+            successor[best] = b
+            label[b] = label[best]
+    return label
+
+
+def _side(box) -> float:
+    x1, y1, x2, y2 = (float(value) for value in box)
+    return max(x2 - x1, y2 - y1)
+
+
+def _centre(box) -> np.ndarray:
+    x1, y1, x2, y2 = (float(value) for value in box)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+
+
+def _average_distance(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).mean())
 
 
 def merge_tracklets(embeddings: list[np.ndarray], positions: list[set[int]], threshold: float) -> np.ndarray:

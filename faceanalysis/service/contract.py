@@ -106,8 +106,22 @@ class Age:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PersonQuality:
+    """How well the person's faces were seen (medians over their faces)."""
+    weight: float = prop("Mean face quality weight, 0.1 (small, blurred, turned or dark) to 1 (good).",
+                         minimum=0, maximum=1)
+    size: float | None = prop("Median shorter side of the face box, pixels.")
+    sharpness: float | None = prop("Median variance of the Laplacian of the 48 px grey face crop (under ~25: "
+                                   "blurred).")
+    yaw: float | None = prop("Median head turn, rough degrees from the 5 landmarks (0: facing the camera).")
+    brightness: float | None = prop("Median mean grey level of the face, 0 to 1.")
+    frontal: float | None = prop("Share of the faces seen roughly frontal.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Person:
-    """One identity, followed across cuts and returns, their faces combined into one answer."""
+    """One identity, followed across cuts and returns, their faces combined into one answer (each face weighted
+    by its detection confidence and its quality)."""
     id: int = prop("1, 2, ... in order of first appearance.")
     primary: bool = prop("The person seen in most frames.")
     age: Age
@@ -120,6 +134,11 @@ class Person:
     spans_seconds: list[tuple[float, float]] = prop("The spans in seconds from the start: [first, last] frame "
                                                     "divided by meta.input.fps.")
     picture: str | None = prop("The person's most confident face, 64x64 JPEG as a data: URL (null if none).")
+    confidence: float = prop("How far this person's answer can be trusted, 0 to 1: the sum of their ten best "
+                             "face quality weights over ten (1: ten good faces).", minimum=0, maximum=1)
+    quality: PersonQuality
+    gender_uncertain: bool = prop("The more likely gender has under 0.7: show it as uncertain (children, poor "
+                                  "faces).")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +200,15 @@ class ModelChoice:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Unlisted:
+    """Tracks with fewer face frames than min_frames, or without one face the gate is sure of: not listed as
+    persons, never primary."""
+    tracks: int
+    frames: int = prop("Faces they hold together (not in the timeline; their frames count as without_face "
+                       "when no listed person is in them).")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Meta:
     """How the answer was made."""
     input: Input
@@ -194,6 +222,9 @@ class Meta:
     tracker: dict = prop("How faces are grouped into persons, with its parameters.")
     detection: dict = prop("How faces were found: the detector, max_side (the working resolution's long side; "
                            "0: full frames) and, per frame size read, the size it was detected at.")
+    persons_unlisted: Unlisted
+    faces_rejected: dict[str, int] = prop("Detections the face gate dropped as not faces, per reason: geometry "
+                                          "(the landmarks cannot be a face's), blank (the crop has no detail).")
     settings: Settings = prop("Every setting the analyzer was built with (environment and flags).")
 
 

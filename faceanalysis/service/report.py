@@ -50,6 +50,8 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
         aggregator=provenance.aggregator,
         tracker=dict(provenance.tracker),
         detection=dict(provenance.detection),
+        persons_unlisted=contract.Unlisted(tracks=result.unlisted.tracks, frames=result.unlisted.frames),
+        faces_rejected={reason: int(count) for reason, count in sorted(result.faces_rejected.items())},
         settings=settings)
     return contract.Analysis(persons=[_person(person, fps) for person in result.persons],
                              timeline=_timeline(result, fps) if options.timeline else ABSENT,
@@ -66,7 +68,15 @@ def _person(person: pipeline.Person, fps: float) -> contract.Person:
         frames_seen=person.frames_seen, mean_confidence=_number(person.mean_confidence),
         spans=[(int(first), int(last)) for first, last in person.spans],
         spans_seconds=[(_number(first / fps), _number(last / fps)) for first, last in person.spans],
-        picture=_picture(person.picture))
+        picture=_picture(person.picture),
+        confidence=_number(person.confidence),
+        quality=contract.PersonQuality(**{key: _number(value) for key, value in person.quality.items()})
+        if person.quality else _UNKNOWN_QUALITY,
+        gender_uncertain=person.gender_uncertain)
+
+
+_UNKNOWN_QUALITY = contract.PersonQuality(weight=1.0, size=None, sharpness=None, yaw=None, brightness=None,
+                                          frontal=None)
 
 
 def _picture(rgb) -> str | None:
