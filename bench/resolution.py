@@ -190,8 +190,9 @@ def _ours_runner(overrides: dict):
 
 
 def _dominant(expression) -> str:
-    from facecore.labels import EXPRESSIONS
     import numpy as np
+
+    from facecore.labels import EXPRESSIONS
     return EXPRESSIONS[int(np.argmax(expression))]
 
 
@@ -354,7 +355,8 @@ def fps(row: dict) -> float:
 
 def print_table(results: dict) -> None:
     print(f"\n{'resolution':<10} {'clip':<24} {'size':>9} {'config':<8} {'frames':>6} {'faces/fr':>8} "
-          f"{'fps':>6} {'x naive':>7} | ms/frame: CPU    " + " ".join(f"{s[:6]:>6}" for s in STAGES) + " | peak/after RSS MB")
+          f"{'fps':>6} {'x naive':>7} | ms/frame: CPU    " + " ".join(f"{s[:6]:>6}" for s in STAGES)
+          + " | peak/after RSS MB")
     for resolution, by_config in results.items():
         naive = {row["name"]: row for row in by_config.get("naive", {}).get("rows", [])}
         for config, result in by_config.items():
@@ -372,7 +374,8 @@ def print_table(results: dict) -> None:
             frames = sum(row["frames"] for row in result["rows"])
             wall = sum(row["wall_s"] for row in result["rows"])
             cpu = sum(row["cpu_s"] for row in result["rows"])
-            print(f"{resolution:<10} {config:<8} all clips: {frames} frames in {wall:.1f} s, {frames / wall:.1f} frames/s, "
+            print(f"{resolution:<10} {config:<8} all clips: {frames} frames in {wall:.1f} s, "
+                  f"{frames / wall:.1f} frames/s, "
                   f"CPU {cpu * 1000 / max(frames, 1):.1f} ms/frame, "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB, after {result['rss_after_mb']:.0f} MB, "
                   f"models loaded in {result['load_s']:.1f} s")

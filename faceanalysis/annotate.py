@@ -15,11 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecore.errors import AnalysisError
-from facecore.labels import GENDERS
-
 from faceanalysis.pipeline.result import SequenceResult
 from faceanalysis.pipeline.sources import FrameSource
+from facecore.errors import AnalysisError
+from facecore.labels import GENDERS
 
 # BGR, distinct on skin and on most backgrounds; person n gets PALETTE[(n - 1) % len].
 PALETTE = ((0, 200, 0), (255, 128, 0), (0, 128, 255), (255, 0, 255), (0, 255, 255), (128, 0, 255),

@@ -21,10 +21,24 @@ import os
 import socket
 from pathlib import Path
 
-from faceanalysis.cli import (add_model_arguments, add_verbose_argument, check_device, environment, exit_with, fail,
-                              settings_from, setup_logging)
-from faceanalysis.serving import (StartupGuard, add_service_arguments, api_token, connection_limits, open_data_folder,
-                                  serve_until_signalled)
+from faceanalysis.cli import (
+    add_model_arguments,
+    add_verbose_argument,
+    check_device,
+    environment,
+    exit_with,
+    fail,
+    settings_from,
+    setup_logging,
+)
+from faceanalysis.serving import (
+    StartupGuard,
+    add_service_arguments,
+    api_token,
+    connection_limits,
+    open_data_folder,
+    serve_until_signalled,
+)
 from facecore.errors import ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +91,7 @@ def main(argv=None, prog: str | None = None) -> None:
             serve = lambda: app.run(host=args.host, port=args.port, threaded=True)  # noqa: E731
         else:
             import waitress
+
             from faceanalysis.service import frontdoor
             # waitress.serve, split in two so that the port is known (and reported) before requests are served.
             server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads,

@@ -4,7 +4,8 @@ glibc's malloc keeps freed blocks in its arenas (one per thread that allocated, 
 and only returns the top of each heap, so a process that decoded and detected on hundreds of large frames
 keeps most of its peak resident long after the frames are gone: a server that analysed several 720p clips
 held 4.3 GB while idle. ``malloc_trim(0)`` returns every free page of every arena at once (a few
-milliseconds); ``release_memory`` runs it after a garbage collection, at the end of every analysis. Elsewhere than glibc it only collects.
+milliseconds); ``release_memory`` runs it after a garbage collection, at the end of every analysis.
+Elsewhere than glibc it only collects.
 """
 
 from __future__ import annotations

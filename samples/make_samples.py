@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.virtual_camera import H, JPEG_PARAMS, W, camera_path, make_plate, render
+from training.virtual_camera import JPEG_PARAMS, H, W, camera_path, make_plate, render
 
 log = logging.getLogger("make_samples")
 

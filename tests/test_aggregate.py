@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 
 from age.distribution import LIFESPAN_BINS, AgeDistribution
-from faceanalysis.pipeline.aggregate import (AGGREGATORS, ConfidenceWeightedAggregator, LogOddsAggregator, MeanAggregator,
-                                    TrimmedMeanAggregator)
+from faceanalysis.pipeline.aggregate import (
+    AGGREGATORS,
+    ConfidenceWeightedAggregator,
+    LogOddsAggregator,
+    MeanAggregator,
+    TrimmedMeanAggregator,
+)
 from faceanalysis.pipeline.analyzer import FaceAnalyzer, _primary_faces
 from faceanalysis.pipeline.result import FaceTable, SourceSummary
 from faceanalysis.pipeline.settings import Settings

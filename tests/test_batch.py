@@ -19,8 +19,21 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from batch_support import (CLUSTER_ENV, HEAD_IP, MAX_FRAMES, WORKER_IP, SocketWatch, TwoNodeCluster, batch_command,
-                           descendants, error_of, make_inputs, run_batch, started_at, write_frame_folders)
+from batch_support import (
+    CLUSTER_ENV,
+    HEAD_IP,
+    MAX_FRAMES,
+    WORKER_IP,
+    SocketWatch,
+    TwoNodeCluster,
+    batch_command,
+    descendants,
+    error_of,
+    make_inputs,
+    run_batch,
+    started_at,
+    write_frame_folders,
+)
 from conftest import REPO
 from faceanalysis.cli import default_cache
 from faceanalysis.service.web import create_app

@@ -13,8 +13,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from batch_support import (MAX_FRAMES, batch_command, descendants, kill_leftovers, run_batch, started_at,
-                           write_frame_folders)
+from batch_support import (
+    MAX_FRAMES,
+    batch_command,
+    descendants,
+    kill_leftovers,
+    run_batch,
+    started_at,
+    write_frame_folders,
+)
 from conftest import REPO
 
 INPUTS = 6

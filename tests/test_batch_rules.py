@@ -272,9 +272,9 @@ def test_failed_rows_have_typed_nested_columns_and_no_null_counts(tmp_path):
 
 def test_done_rows_carry_seconds_at_the_inputs_rate():
     import numpy as np
+
     from faceanalysis.batch.tables import Where, done_rows
-    from faceanalysis.pipeline.result import (FaceSummary, FaceTable, Person, Provenance, SequenceResult,
-                                              SourceSummary)
+    from faceanalysis.pipeline.result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary
     from facecore.labels import EXPRESSIONS
     count = 3
     distribution = np.zeros(101)
@@ -283,7 +283,8 @@ def test_done_rows_carry_seconds_at_the_inputs_rate():
     faces = FaceTable(frame=np.array([0, 10, 20]), frame_name=["a", "b", "c"], boxes=np.ones((count, 4)),
                       confidence=np.ones(count), landmarks=np.full((count, 5, 2), np.nan), primary=np.ones(count, bool),
                       age=np.tile(distribution, (count, 1)), age_years=np.full(count, 30.0),
-                      gender=np.tile([0.25, 0.75], (count, 1)), expression=np.tile(np.eye(len(EXPRESSIONS))[3], (count, 1)),
+                      gender=np.tile([0.25, 0.75], (count, 1)),
+                      expression=np.tile(np.eye(len(EXPRESSIONS))[3], (count, 1)),
                       person=np.ones(count, np.int64))
     summary_ = FaceSummary(expression=np.eye(len(EXPRESSIONS))[3], gender=np.array([0.25, 0.75]),
                            age_distribution=distribution, age=30.0, age_interval=(29.5, 30.5))
@@ -313,6 +314,7 @@ def test_done_rows_carry_seconds_at_the_inputs_rate():
 def test_rays_constructor_argument_line_is_dropped_and_everything_else_passes():
     import subprocess
     import sys
+
     from conftest import REPO
     script = (
         "import os, sys, time\n"

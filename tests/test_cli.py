@@ -109,7 +109,8 @@ def test_a_folder_of_frames_at_the_fps_option(capsys, analyzer, tmp_path):
     assert answer["meta"]["input"] == {"kind": "folder", "name": "seqA", "fps": 10.0}
     assert [(frame["frame"], frame["time"]) for frame in answer["timeline"]] == [(0, 0.0), (10, 1.0), (20, 2.0)]
     assert answer["meta"]["frames"]["duration"] == 3.0          # 30 frames listed at 10 a second
-    assert answer["meta"]["options"] == {"timeline": True, "max_frames": 3, "stride": 10, "fps": 10.0, "keep_upload": False}
+    assert answer["meta"]["options"] == {"timeline": True, "max_frames": 3, "stride": 10, "fps": 10.0,
+                                         "keep_upload": False}
 
 
 def test_a_folder_without_fps_is_at_25_frames_a_second(capsys, analyzer):

@@ -20,8 +20,8 @@ import pytest
 
 from conftest import SAMPLES
 from faceanalysis.pipeline.detector import FaceDetector, PackageFaceDetector
-from facecore.device import select_device
 from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, pyramid_scales
+from facecore.device import select_device
 from facecore.weights import load_manifest, resolve
 
 MIN_IOU, CONF_TOL, LANDMARK_TOL_PX, OUTPUT_TOL = 0.9, 0.02, 2.0, 1e-4

@@ -16,7 +16,8 @@ from emotion import preprocess
 from emotion.model import ExpressionNetwork
 from facecore.device import Device
 from facecore.labels import EXPRESSIONS
-from training import data, expression as train
+from training import data
+from training import expression as train
 from training.batches import faces_given
 from training.shipping import command
 

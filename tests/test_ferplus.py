@@ -54,7 +54,8 @@ def test_training_loss_is_the_cross_entropy_against_the_votes():
     targets, keep = data.ferplus_targets(votes)
     assert keep.all()
     predicted = np.zeros((2, 7), np.float32)
-    predicted[0, [EXPRESSIONS.index("neutral"), EXPRESSIONS.index("happy"), EXPRESSIONS.index("fear")]] = 0.25, 0.25, 0.5
+    columns = [EXPRESSIONS.index("neutral"), EXPRESSIONS.index("happy"), EXPRESSIONS.index("fear")]
+    predicted[0, columns] = 0.25, 0.25, 0.5
     predicted[1, EXPRESSIONS.index("sad")] = 1.0
     loss = float(ferplus.LOSS()(targets, predicted))
     assert loss == pytest.approx(math.log(2), abs=1e-5)

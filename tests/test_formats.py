@@ -14,14 +14,21 @@ import cv2
 import numpy as np
 import pytest
 
-from facecore.frames import SkippedFrame
-from faceanalysis.pipeline.result import (FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary,
-                                         Unlisted)
+from faceanalysis.pipeline.result import (
+    FaceSummary,
+    FaceTable,
+    Person,
+    Provenance,
+    SequenceResult,
+    SourceSummary,
+    Unlisted,
+)
 from faceanalysis.pipeline.settings import Settings
+from faceanalysis.service import report as report_module
 from faceanalysis.service.contract import Input, Options
 from faceanalysis.service.legacy import legacy_result
-from faceanalysis.service import report as report_module
 from faceanalysis.service.report import build_report
+from facecore.frames import SkippedFrame
 
 # angry disgust fear happy sad surprise neutral: values whose 6-place form is easy to get wrong.
 EXPRESSION = np.array([3e-06, 4e-07, 0.1234567, 0.5, 0.9999996, 1 / 3, 0.0])

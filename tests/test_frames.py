@@ -13,8 +13,17 @@ import pytest
 
 from facecore import frames
 from facecore.errors import AnalysisError
-from facecore.frames import (MAX_FILE_BYTES, MAX_PIXELS, SkippedFrame, check_pixels, decode_bytes, decode_frame,
-                             iter_decoded_batches, list_frames, natural_key)
+from facecore.frames import (
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
+    SkippedFrame,
+    check_pixels,
+    decode_bytes,
+    decode_frame,
+    iter_decoded_batches,
+    list_frames,
+    natural_key,
+)
 from test_bad_input import png_header_only
 
 

@@ -14,11 +14,11 @@ import flask
 import numpy as np
 import pytest
 
-from facecore.errors import AnalysisError
 from faceanalysis.pipeline.sources import FolderSource, ImageFilesSource, VideoSource, ZipSource
 from faceanalysis.service import inputs
 from faceanalysis.service.contract import Input, Limits, Options
 from faceanalysis.service.inputs import parse_options, parse_request
+from facecore.errors import AnalysisError
 
 APP = flask.Flask(__name__)
 TINY = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()
@@ -140,7 +140,8 @@ def test_option_bounds(name, value, parsed):
 def test_option_bounds_and_defaults_follow_the_configured_limits():
     limits = Limits(max_frames=50, default_max_frames=20, max_stride=7)
     assert parse_options({}, limits).max_frames == 20
-    assert parse_options({"max_frames": 50, "stride": 7}, limits) == Options(timeline=False, max_frames=50, stride=7, fps=25.0)
+    assert parse_options({"max_frames": 50, "stride": 7}, limits) == Options(timeline=False, max_frames=50, stride=7,
+                                                                             fps=25.0)
     for bad in ({"max_frames": 51}, {"stride": 8}):
         with pytest.raises(AnalysisError, match="must be from 1 to"):
             parse_options(bad, limits)

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from facecore.errors import AnalysisError
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
 from faceanalysis.service.jobs import MAX_ATTEMPTS, JobPolicy, JobQueue
 from faceanalysis.service.store import JobStore
+from facecore.errors import AnalysisError
 from service_process import Server, tiny_samples
 
 RUNNER = "models-a"

@@ -12,7 +12,6 @@ from training.metrics import DECADES, balanced, bootstrap_interval, decade_weigh
 from training.scoring import by_group, group_table, two_views, views_table
 
 
-
 def test_decades_cover_ten_years_each_and_90_plus():
     assert DECADES[0] == ("0-9", 0, 10) and DECADES[8] == ("80-89", 80, 90)
     assert DECADES[9] == ("90+", 90, math.inf) and len(DECADES) == 10

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from bench.real_footage.metrics import (PHANTOM_SHARE, age_band, expression_table, frame_records, id_scores,
-                                        id_switches, identity_answers, iou_matrix, match_frame, person_report,
-                                        score_clip)
+from bench.real_footage.metrics import (
+    PHANTOM_SHARE,
+    age_band,
+    expression_table,
+    frame_records,
+    id_scores,
+    id_switches,
+    identity_answers,
+    iou_matrix,
+    match_frame,
+    person_report,
+    score_clip,
+)
 from bench.real_footage.truth import ClipTruth, Identity, TruthBox
 
 

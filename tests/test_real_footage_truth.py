@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from bench.real_footage.clips import ALL_NAMES, STEP
-from bench.real_footage.truth import (AGE_BANDS, EXPRESSIONS, GENDERS, KINDS, SOURCES, TRUTH, labelled_clips, load)
+from bench.real_footage.truth import AGE_BANDS, EXPRESSIONS, GENDERS, KINDS, SOURCES, TRUTH, labelled_clips, load
 
 CLIPS = labelled_clips()
 

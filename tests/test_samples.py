@@ -61,8 +61,8 @@ def test_grace_hopper_is_old_and_neutral(answers):
 
 
 def age_model():
-    from facecore.weights import resolve
     from age import AgeModel
+    from facecore.weights import resolve
     return AgeModel(resolve("age"))
 
 

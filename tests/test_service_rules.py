@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facecore.errors import no_face
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service.web import create_app
+from facecore.errors import no_face
 from test_bad_input import error_of
 from test_formats import sequence
 from test_inputs import TINY, mjpeg, sample  # noqa: F401  (sample is a fixture)

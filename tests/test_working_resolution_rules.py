@@ -14,7 +14,6 @@ from faceanalysis.pipeline.detector import map_back, working_size
 from faceanalysis.pipeline.settings import MIN_DETECT_SIDE, Settings
 from faceanalysis.pipeline.sources import read_ahead
 
-
 # --------------------------------------------------------------------------- which frames are scaled
 
 def test_a_frame_whose_long_side_is_the_limit_is_not_scaled():

@@ -174,7 +174,8 @@ def ferplus_votes(data_dir: Path, files: np.ndarray) -> np.ndarray:
             if row[FERPLUS_COLUMNS[0]].strip():
                 by_file[row["file"]] = [int(row[column]) for column in FERPLUS_COLUMNS]
     empty = [0] * len(FERPLUS_COLUMNS)
-    return np.asarray([by_file.get(str(name), empty) for name in files], dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
+    return np.asarray([by_file.get(str(name), empty) for name in files],
+                      dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
 
 
 def _counted(votes: np.ndarray) -> np.ndarray:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -79,9 +78,9 @@ def pld_loss(targets: np.ndarray, probabilities: np.ndarray) -> float:
 # ----------------------------------------------------------------------------------------------- augmentation
 
 def video_jitter(seed: int):
-    """A function of a batch (n, 48, 48, 1) in [-1, 1]: the batch as video frames could show it: geometry (flip, rotation up to ~11
-    degrees, 10% shift and zoom), then each face with its own chance of blur, low resolution, brightness and
-    contrast change and noise."""
+    """A function of a batch (n, 48, 48, 1) in [-1, 1]: the batch as video frames could show it: geometry (flip,
+    rotation up to ~11 degrees, 10% shift and zoom), then each face with its own chance of blur, low resolution,
+    brightness and contrast change and noise."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -482,7 +481,8 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
     flip = "+flip" if Settings().expression_flip else ""
 
     def figures(row: dict) -> dict:
-        return {"ferplus_accuracy": round(row["ferplus_accuracy"], 4), "ferplus_macro_f1": round(row["ferplus_macro_f1"], 4),
+        return {"ferplus_accuracy": round(row["ferplus_accuracy"], 4),
+                "ferplus_macro_f1": round(row["ferplus_macro_f1"], 4),
                 "recall": row["recall"], "original_accuracy": round(row["original_accuracy"], 4),
                 "ece": round(row["ece"], 4), "vote_cross_entropy": round(row["vote_cross_entropy"], 4)}
 

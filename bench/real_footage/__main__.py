@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.real_footage import metrics, truth as truth_files
+from bench.real_footage import metrics
+from bench.real_footage import truth as truth_files
 from bench.real_footage.clips import REPO, fetch_pyfeat, find_clips
 from bench.real_footage.truth import EXPRESSIONS
 

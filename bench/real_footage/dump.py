@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from faceanalysis.pipeline.analyzer import FaceAnalyzer
     import faceanalysis
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
     if not Path(faceanalysis.__file__).resolve().is_relative_to(checkout):
         raise SystemExit(f"faceanalysis came from {faceanalysis.__file__}, not from {checkout}")
 

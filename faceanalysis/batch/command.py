@@ -12,8 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from faceanalysis.cli import (add_model_arguments, add_verbose_argument, environment, exit_with, settings_from,
-                              setup_logging)
+from faceanalysis.cli import (
+    add_model_arguments,
+    add_verbose_argument,
+    environment,
+    exit_with,
+    settings_from,
+    setup_logging,
+)
 from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve

@@ -29,9 +29,9 @@ from facecore.frames import Frame, decode_frame, list_frames
 from facecore.memory import release_memory
 from facecore.weights import load_manifest, resolve
 
+from . import persons as person_rules
 from .aggregate import AGGREGATORS
 from .detector import FaceDetector
-from . import persons as person_rules
 from .gate import BLANK, GEOMETRY, PASSED, FaceGate, HogOpinion
 from .quality import measure
 from .registry import SharedModels, build_person_head, build_task_models, face_embedder

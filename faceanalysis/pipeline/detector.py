@@ -28,9 +28,9 @@ import logging
 import cv2
 import numpy as np
 
+from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
 from facecore.device import Device
 from facecore.faces import Detections
-from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
 from facecore.weights import WeightFile
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ import numpy as np
 from facecore.frames import SkippedFrame
 from facecore.labels import EXPRESSIONS, GENDERS, dominant
 
-
 QUALITY_COLUMNS = ("size", "sharpness", "yaw", "pitch", "brightness", "weight")
 
 

@@ -23,8 +23,19 @@ from typing import Iterator
 import cv2
 
 from facecore.errors import AnalysisError
-from facecore.frames import (IMAGE_EXTENSIONS, MAX_FILE_BYTES, Frame, FrameItem, FrameListing, SkippedFrame, check_pixels,
-                     decode_bytes, decode_frame, iter_decoded_batches, natural_key)
+from facecore.frames import (
+    IMAGE_EXTENSIONS,
+    MAX_FILE_BYTES,
+    Frame,
+    FrameItem,
+    FrameListing,
+    SkippedFrame,
+    check_pixels,
+    decode_bytes,
+    decode_frame,
+    iter_decoded_batches,
+    natural_key,
+)
 
 from .result import SourceSummary
 

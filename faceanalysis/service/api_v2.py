@@ -9,9 +9,9 @@
 
 Jobs live in the app's data folder (``runtime.py``, ``jobs.py``, ``store.py``), so they outlive the process.
 Requests that start work are counted by the runtime's lifecycle, which a graceful shutdown waits for and which
-refuses them (503 ``shutting_down``) once the shutdown began. Limits come from the Flask config (``contract.Limits`` fills in the keys that are not set), so a deployment
-or a test can change them. Every answer is a ``contract`` declaration; errors keep the service's one shape,
-``{"error": {"code", "message"}}``.
+refuses them (503 ``shutting_down``) once the shutdown began. Limits come from the Flask config
+(``contract.Limits`` fills in the keys that are not set), so a deployment or a test can change them. Every answer is a
+``contract`` declaration; errors keep the service's one shape, ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
-from facecore.errors import AnalysisError
 from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_json
 from faceanalysis.service.inputs import AnalysisRequest, parse_request, restore_request
 from faceanalysis.service.jobs import JobQueue
@@ -32,6 +31,7 @@ from faceanalysis.service.openapi import openapi_spec
 from faceanalysis.service.report import build_report
 from faceanalysis.service.runtime import Runtime, ShuttingDown
 from faceanalysis.service.schema import to_json
+from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 JOB_QUEUE = "faceanalysis.job_queue"      # app.extensions: makes the job queue (web.start_jobs)

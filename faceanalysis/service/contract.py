@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from operator import attrgetter
 from typing import Literal
 
-from facecore.labels import EXPRESSIONS, GENDERS
 from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
 from faceanalysis.service.schema import prop, to_json
+from facecore.labels import EXPRESSIONS, GENDERS
 
 INPUT_KINDS = ("sample", "video", "zip", "frames")
 # What an answer's input may be: the v2 inputs, and a folder of frames on disk (the command line, batch).

@@ -33,13 +33,23 @@ from typing import Callable, get_type_hints
 
 from flask import Request
 
-from facecore.errors import AnalysisError
-from facecore.frames import IMAGE_EXTENSIONS, check_pixels, list_frames
-from faceanalysis.pipeline.sources import (IMAGE, VIDEO, VIDEO_EXTENSIONS, ZIP, FolderSource, FrameSource,
-                                          ImageFilesSource, VideoSource, ZipSource, sniff)
+from faceanalysis.pipeline.sources import (
+    IMAGE,
+    VIDEO,
+    VIDEO_EXTENSIONS,
+    ZIP,
+    FolderSource,
+    FrameSource,
+    ImageFilesSource,
+    VideoSource,
+    ZipSource,
+    sniff,
+)
 from faceanalysis.service.contract import DEFAULT_FPS, INPUT_KINDS, Input, Limits, Options
 from faceanalysis.service.schema import keywords, to_json
 from faceanalysis.service.videoprobe import PROBES, declared_frame_size
+from facecore.errors import AnalysisError
+from facecore.frames import IMAGE_EXTENSIONS, check_pixels, list_frames
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from facecore.errors import AnalysisError
 from faceanalysis.service.contract import DONE, FAILED, Job, JobError, JobProgress, Limits
 from faceanalysis.service.schema import ABSENT, to_json
 from faceanalysis.service.store import Claim, JobRow, JobStore, QueueFull, StoreClosed
+from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ bounds cannot drift from what the service answers.
 
 from __future__ import annotations
 
-from facecore.frames import IMAGE_EXTENSIONS
 from faceanalysis.service import contract
 from faceanalysis.service.contract import MAX_NAME_LENGTH, Limits
 from faceanalysis.service.inputs import VIDEO_EXTENSIONS
 from faceanalysis.service.page import MAX_WIDTH, MIN_WIDTH, THUMBNAIL_WIDTH
 from faceanalysis.service.schema import Components
+from facecore.frames import IMAGE_EXTENSIONS
 
 # A folder name: file systems allow at most 255 bytes, longer names are refused with 400.
 SAMPLE_NAME = {"type": "string", "maxLength": MAX_NAME_LENGTH}

@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 from flask import Blueprint, Response, current_app, request, send_file
 
-from facecore.errors import AnalysisError
-from facecore.frames import decode_frame, list_frames
 from faceanalysis.service.contract import Limits
 from faceanalysis.service.inputs import restore_request
+from facecore.errors import AnalysisError
+from facecore.frames import decode_frame, list_frames
 
 if TYPE_CHECKING:
     from faceanalysis.service.jobs import JobQueue
@@ -141,7 +141,6 @@ def _upload_frame(record: dict, folder: Path, index: int, limits: Limits) -> np.
                                                     f"{skipped.reason}", 422)
     raise AnalysisError("frame_not_found", f"the {kind} has {source.listed} frames (0 to {source.listed - 1}), "
                                            f"not frame {index}", 404)
-    return page
 
 
 def _width(value: str) -> int:

@@ -13,11 +13,11 @@ import math
 import cv2
 import numpy as np
 
-from facecore.labels import EXPRESSIONS, GENDERS, dominant
 from faceanalysis.pipeline import result as pipeline
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service import contract
 from faceanalysis.service.schema import ABSENT, to_json
+from facecore.labels import EXPRESSIONS, GENDERS, dominant
 
 DECIMALS = 6     # enough for probabilities; keeps answers short and stable across runs
 PICTURE_QUALITY = 85     # the person's 64x64 face: ~2 KB of JPEG
