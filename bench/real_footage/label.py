@@ -9,8 +9,8 @@ boxes of a pipeline answer (``--answers``, the v2 JSON with a timeline) that the
 Candidates are numbered c1, c2, ... over the clip and chained into draft tracks (T1, T2, ...) by overlap between
 consecutive sampled frames (IoU >= 0.3), only to make labelling quicker. It writes ``candidates.csv``,
 ``frames_NN.png`` (the frames, boxes numbered), ``tracks_NN.png`` (each draft track's crops in a row, numbered)
-and ``candidates_NN.png`` (every crop in number order). The frames carry a grid every 50 px (numbered every 100) to read the box of a face no detector
-found; ``--region`` shows only part of the frames, larger.
+and ``candidates_NN.png`` (every crop in number order). The frames carry a grid every 50 px (numbered every
+100) to read the box of a face no detector found; ``--region`` shows only part of the frames, larger.
 
 ``apply`` turns a decisions file written by looking at the sheets into the truth CSV rows. One decision a line::
 
