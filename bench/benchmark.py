@@ -98,25 +98,55 @@ def _pipeline_runner(config: str, batch_size: int):
     return run
 
 
-def _naive_runner():
-    """Frame by frame, face by face, with the package API as documented."""
-    import cv2
+def naive_pipeline():
+    """The naive pipeline's models, prepared on the CPU, and ``one_frame(rgb, timer)``: the ``mtcnn`` package's
+    detector on one frame, then, face by face, the aligner and each model; returns each face's outputs
+    (task -> the model's answer). bench/resolution.py runs the same on video frames."""
     import dlib
     import numpy as np
     from mtcnn import MTCNN
 
-    from faceanalysis.pipeline.analyzer import FaceAnalyzer, StageTimer
+    from faceanalysis.pipeline.analyzer import FaceAnalyzer
+    from facecore.device import select_device
     from facecore.faces import Detections, FaceBatch
-    from facecore.frames import list_frames
 
     analyzer = FaceAnalyzer(device="cpu")            # only for its verified weight files and model classes
-    from facecore.device import select_device
     device = select_device("cpu")
     for part in (analyzer.aligner, *analyzer.models.values()):
         part.prepare(device)
     detector = MTCNN()
-    blank = np.zeros((480, 640, 3), np.uint8)
-    detector.detect_faces(blank)                      # let TensorFlow initialise before the clock
+    detector.detect_faces(np.zeros((480, 640, 3), np.uint8))     # let TensorFlow initialise before the clock
+
+    def one_frame(rgb, timer) -> list[dict]:
+        with timer("detect"):
+            found = [face for face in detector.detect_faces(rgb) if face["confidence"] >= 0.9]
+        outputs = []
+        for face in found:
+            x, y, w, h = face["box"]
+            one = Detections(frame=np.zeros(1, np.int64), boxes=np.array([[x, y, x + w, y + h]], float),
+                             confidence=np.array([face["confidence"]]), landmarks=np.zeros((1, 5, 2)))
+            batch = FaceBatch(frames=[rgb], detections=one)
+            with timer("align"):
+                batch.shapes = [analyzer.aligner._predictor(rgb, dlib.rectangle(x, y, x + w, y + h))]
+            answers = {}
+            for task, model in analyzer.models.items():
+                with timer(task):
+                    answers[task] = model.run(batch)[0]
+            outputs.append(answers)
+        return outputs
+
+    return one_frame
+
+
+def _naive_runner():
+    """Frame by frame, face by face, with the package API as documented."""
+    import cv2
+    import numpy as np
+
+    from faceanalysis.pipeline.analyzer import StageTimer
+    from facecore.frames import list_frames
+
+    one_frame = naive_pipeline()
 
     def run(folder: Path):
         timer = StageTimer()
@@ -126,18 +156,9 @@ def _naive_runner():
             with timer("read"):
                 rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
             frames += 1
-            with timer("detect"):
-                found = [face for face in detector.detect_faces(rgb) if face["confidence"] >= 0.9]
-            for face in found:
-                x, y, w, h = face["box"]
-                one = Detections(frame=np.zeros(1, np.int64), boxes=np.array([[x, y, x + w, y + h]], float),
-                                 confidence=np.array([face["confidence"]]), landmarks=np.zeros((1, 5, 2)))
-                batch = FaceBatch(frames=[rgb], detections=one)
-                with timer("align"):
-                    batch.shapes = [analyzer.aligner._predictor(rgb, dlib.rectangle(x, y, x + w, y + h))]
-                for task, model in analyzer.models.items():
-                    with timer(task):
-                        collected[task].append(model.run(batch)[0])
+            for answers in one_frame(rgb, timer):
+                for task, answer in answers.items():
+                    collected[task].append(answer)
                 collected["frame"].append(index)
                 faces += 1
         outputs = {key: np.asarray(value) for key, value in collected.items()}

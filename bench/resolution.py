@@ -197,22 +197,13 @@ def _dominant(expression) -> str:
 
 
 def _naive_runner(naive_frames: int):
-    """Frame by frame, face by face, with the package API as documented (as bench/benchmark.py's naive)."""
+    """Frame by frame, face by face, with the package API as documented (bench/benchmark.py's naive pipeline)."""
     import cv2
-    import dlib
-    import numpy as np
-    from mtcnn import MTCNN
 
-    from faceanalysis.pipeline.analyzer import FaceAnalyzer, StageTimer
-    from facecore.device import select_device
-    from facecore.faces import Detections, FaceBatch
+    from bench.benchmark import naive_pipeline
+    from faceanalysis.pipeline.analyzer import StageTimer
 
-    analyzer = FaceAnalyzer(device="cpu")            # only for its verified weight files and model classes
-    device = select_device("cpu")
-    for part in (analyzer.aligner, *analyzer.models.values()):
-        part.prepare(device)
-    detector = MTCNN()
-    detector.detect_faces(np.zeros((480, 640, 3), np.uint8))     # let TensorFlow initialise before the clock
+    one_frame = naive_pipeline()
 
     def run(path: Path, name: str) -> dict:
         timer = StageTimer()
@@ -226,19 +217,7 @@ def _naive_runner(naive_frames: int):
                         break
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 frames += 1
-                with timer("detect"):
-                    found = [face for face in detector.detect_faces(rgb) if face["confidence"] >= 0.9]
-                for face in found:
-                    x, y, w, h = face["box"]
-                    one = Detections(frame=np.zeros(1, np.int64), boxes=np.array([[x, y, x + w, y + h]], float),
-                                     confidence=np.array([face["confidence"]]), landmarks=np.zeros((1, 5, 2)))
-                    batch = FaceBatch(frames=[rgb], detections=one)
-                    with timer("align"):
-                        batch.shapes = [analyzer.aligner._predictor(rgb, dlib.rectangle(x, y, x + w, y + h))]
-                    for task, model in analyzer.models.items():
-                        with timer(task):
-                            model.run(batch)
-                    faces += 1
+                faces += len(one_frame(rgb, timer))
         finally:
             capture.release()
         return {"frames": frames, "faces": faces, "faces_under_40": None, "total_ms": None,

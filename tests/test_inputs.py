@@ -450,3 +450,49 @@ def test_uploads_go_to_the_folder_the_caller_makes(tmp_path):
         request = parse_request(flask.request, lambda name: None, Limits(), lambda: folder)
     assert request.workdir == folder and request.files == (("a.png", "00000.png"),)
     assert (folder / "00000.png").read_bytes() == TINY
+
+
+# --- kind_of: what a path on disk is (the command line's and batch's side of the input registry) ------------
+
+AVI_HEAD = b"RIFF\x00\x00\x00\x00AVI LIST"
+ZIP_HEAD = b"PK\x03\x04" + b"\x00" * 26
+
+
+@pytest.mark.parametrize("name, content, kind", [
+    # The content decides, whatever the name says.
+    ("clip.bin", AVI_HEAD, "video"),
+    ("frames.mp4", ZIP_HEAD, "zip"),
+    ("photo.avi", TINY, "frames"),
+    ("movie.GIF", b"GIF89a" + b"\x00" * 20, "video"),
+    # Content we do not know: the extension decides, in any case.
+    ("clip.MKV", b"\x00" * 32, "video"),
+    ("frames.Zip", b"\x00" * 32, "zip"),
+    ("photo.JPG", b"\x00" * 32, "frames"),
+    ("photo.bmp", b"\x00" * 32, "frames"),
+    # Neither: not an input.
+    ("notes.txt", b"hello, world" * 3, None),
+    ("noext", b"\x00" * 32, None),
+])
+def test_a_file_is_known_by_its_content_first_then_by_its_extension(tmp_path, name, content, kind):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert inputs.kind_of(path) == kind
+
+
+def test_a_folder_is_a_folder_of_frames_whatever_its_name(tmp_path):
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    assert inputs.kind_of(folder) == "folder"
+    assert inputs.kind_of(tmp_path / "missing.mp4") == "video"     # by its name; opening it then says it is missing
+
+
+def test_every_kind_of_the_registry_opens_its_source(tmp_path, sample):
+    assert set(inputs.SOURCE_KINDS) == {"sample", "folder", "video", "zip", "frames"}
+    assert isinstance(inputs.open_source("folder", [sample], "seqA"), FolderSource)
+    assert isinstance(inputs.open_source("sample", [sample], "seqA"), FolderSource)
+    image = tmp_path / "a.png"
+    image.write_bytes(TINY)
+    source = inputs.open_source("frames", [image, image], "2 files")
+    assert isinstance(source, ImageFilesSource)
+    with pytest.raises(ValueError, match="unknown input kind 'movie'"):
+        inputs.open_source("movie", [image], "x")
