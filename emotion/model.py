@@ -70,19 +70,15 @@ class ExpressionNetwork:
 
 
 def _compiled(model, size: int, wants_list: bool):
-    """The network as one compiled TensorFlow function of any batch size, with the numbers of the eager call.
+    """The network as one compiled TensorFlow function of any batch size.
 
     Called eagerly, Keras dispatches each of the network's ~50-90 layers from Python: on a 2-core CPU that
-    was 30-40% of the expression stage's CPU time (mini-Xception 40%, VGG 28%, 96 crops a call). Graph
-    optimisation (grappler) is switched off for the process: it would fold the batch norms and reorder float
-    sums, moving outputs by ~1e-6, enough to change a 6-decimal answer; without it the function runs the
-    same kernels as the eager call, and the outputs are equal bit for bit (tests/test_expression.py). The
-    only other TensorFlow graph here is MTCNN's pyramid: its detections on 16 seqA frames were equal bit for
-    bit with the optimiser on and off.
+    was 30-40% of the expression stage's CPU time (mini-Xception 40%, VGG 28%, 96 crops a call). The graph
+    optimiser folds batch norms and reorders float sums, so outputs move from the eager call's by about 1e-6
+    (tests/test_expression.py). It stays on: switched off (it is process-wide) MTCNN's pyramid functions kept
+    more memory for each frame size (tests/test_resources.py: +43 MB over 150 sizes instead of under +25).
     """
     import tensorflow as tf
-
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)])
     def forward(batch):

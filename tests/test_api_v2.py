@@ -179,7 +179,7 @@ def test_a_misspelled_option_is_refused_and_a_known_one_passes(v2):
     assert refused.status_code == 400
     assert refused.get_json()["error"] == {
         "code": "unknown_option", "message": "unknown options 'strde', 'timelin'; the options are timeline, "
-                                             "max_frames, stride, fps (and, as a body field, sample)"}
+                                             "max_frames, stride, fps, keep_upload (and, as a body field, sample)"}
     refused = v2.post("/api/v2/analyze", json={"sample": "seqA", "strde": 2})
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "unknown_option"
     accepted = v2.post("/api/v2/analyze", json={"sample": "seqA", "stride": 15, "max_frames": 1})

@@ -71,16 +71,16 @@ def test_mirror_average_does_not_depend_on_which_side_is_seen(seq_a_faces):
     assert not np.allclose(model.probabilities(crops), model.probabilities(mirrored), atol=1e-5)
 
 
-def test_compiled_networks_answer_the_eager_calls_numbers_bit_for_bit(seq_a_faces):
+def test_compiled_networks_answer_the_eager_calls_numbers(seq_a_faces):
     """Each network runs as one compiled function; on real crops, in a batch of 8 (crops and mirror images) and
-    of 1, its outputs equal the eager Keras call's exactly (an optimised graph moves them by ~1e-6)."""
+    of 1, its outputs equal the eager Keras call's to 1e-5 (the optimised graph moves them by about 1e-6)."""
     from emotion.preprocess import network_input
     for network in prepared("ensemble").networks:
         batch = network_input(seq_a_faces.square_grey_crops(network.size, 0.0))
         batch = np.concatenate([batch, batch[:, :, ::-1]])
         for inputs in (batch, batch[:1]):
             eager = np.asarray(network._model([inputs] if network._wants_list else inputs, training=False))
-            np.testing.assert_array_equal(np.asarray(network._forward(inputs)), eager)
+            np.testing.assert_allclose(np.asarray(network._forward(inputs)), eager, rtol=0, atol=1e-5)
 
 
 def test_unknown_choice_is_refused():

@@ -40,6 +40,7 @@ def test_training_input_is_the_serving_input():
 
     network = ExpressionNetwork(weight=None)
     network._model, network._device, network._wants_list = Recorder(), CPU.tf_device, False
+    network._forward = lambda batch: network._model(batch, training=False)   # what prepare() compiles
     network.probabilities(served_crops, flip=False)
     assert trained_on.dtype == np.float32 and trained_on.shape == (6, ferplus.SIZE, ferplus.SIZE, 1)
     assert np.array_equal(np.concatenate(fed), trained_on)
