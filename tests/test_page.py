@@ -230,7 +230,8 @@ def test_page_runs_a_sample_and_shows_the_api_answer(page, server):  # noqa: F81
 
     # The downloads are the job's answer: the JSON as the API gives it, the CSVs its persons and faces.
     downloaded = json.loads(download(page, "answer (JSON)"))
-    assert downloaded["meta"]["options"] == {"timeline": True, "max_frames": 3000, "stride": 1, "keep_upload": False}
+    assert downloaded["meta"]["options"] == {"timeline": True, "max_frames": 3000, "stride": 1, "fps": 25.0,
+                                             "keep_upload": False}
     assert without_timings(downloaded) == without_timings(answer)
     persons = list(csv.DictReader(io.StringIO(download(page, "persons (CSV)"))))
     assert len(persons) == len(answer["persons"])
