@@ -75,8 +75,8 @@ def _compiled(model, size: int, wants_list: bool):
     Called eagerly, Keras dispatches each of the network's ~50-90 layers from Python: on a 2-core CPU that
     was 30-40% of the expression stage's CPU time (mini-Xception 40%, VGG 28%, 96 crops a call). The graph
     optimiser folds batch norms and reorders float sums, so outputs move from the eager call's by about 1e-6
-    (tests/test_expression.py). It stays on: switched off (it is process-wide) MTCNN's pyramid functions kept
-    more memory for each frame size (tests/test_resources.py: +43 MB over 150 sizes instead of under +25).
+    (tests/models/test_expression.py). It stays on: switched off (it is process-wide) MTCNN's pyramid functions kept
+    more memory for each frame size (tests/models/test_resources.py: +43 MB over 150 sizes instead of under +25).
     """
     import tensorflow as tf
 

@@ -1,4 +1,16 @@
-"""Shared fixtures: one prepared analyzer for the whole run (model loading is the slow part)."""
+"""Shared fixtures (one prepared analyzer for the whole run: model loading is the slow part) and the markers each
+test folder sets (docs/testing.md):
+
+- ``unit/``      one module's logic on hand-made values: no model, no server process, no research data -> ``pure``
+- ``service/``   the HTTP service in process (Flask test client) with the real analyzer -> ``slow``
+- ``models/``    the real networks, heads, detector and tracker on real faces, without HTTP -> ``slow``
+- ``e2e/``       real server processes, the legacy scripts, the command line, the browser, crash/fuzz/load -> ``slow``
+- ``training/``  the trainers and evaluate.py -> ``slow``
+- ``batch/``     the batch runner, with Ray -> ``slow``, ``ray``
+
+and, wherever they are, ``browser`` (a test using the ``browser`` fixture: Debian's Chromium) and ``needs_data``
+(a test that reads ``../shared``; it skips, saying why, when that is absent).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +23,26 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FOLDER_MARKERS = {"unit": ("pure",), "service": ("slow",), "models": ("slow",), "e2e": ("slow",),
+                  "training": ("slow",), "batch": ("slow", "ray")}
+# The repository (its packages) and every test folder are importable: the test helpers in tests/ (golden.py,
+# service_process.py, ...) and the helpers one test file takes from another (``from test_api_v2 import
+# primary``), across folders, whatever order pytest collects them in.
+for folder in (REPO, TESTS, *(TESTS / name for name in FOLDER_MARKERS)):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 SAMPLES = REPO / "samples"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def needs_data(reason: str | None):
+    """Mark a test that reads research data or the shared clips (``../shared``): it carries ``needs_data``, and
+    skips with ``reason`` when ``reason`` is not None (what is missing, and where it should be)."""
+    def mark(test):
+        return pytest.mark.skipif(reason is not None, reason=reason or "")(pytest.mark.needs_data(test))
+    return mark
 
 
 @pytest.fixture(scope="session")
@@ -62,27 +90,27 @@ def server(tmp_path_factory):
         yield running.url
 
 
-# Test files that load no model, start no server and read no research data: the fast selection
-# (`pytest -m pure`, a few seconds), which tests/mutation.py runs against every mutant.
-PURE_FILES = frozenset({"test_aggregate.py", "test_age_interval.py", "test_frames.py", "test_inputs.py",
-                        "test_formats.py", "test_service_rules.py", "test_metrics.py", "test_tracking.py",
-                        "test_tracking_rules.py", "test_tracking_metrics.py", "test_lifespan.py",
-                        "test_lifespan_metrics.py", "test_batch_rules.py",
-                        "test_person_head.py", "test_runtime_shutdown.py",
-                        "test_frame_limit.py", "test_referrer_policy.py", "test_shutdown_refusal.py",
-                        "test_hostile_rules.py",
-                        "test_working_resolution_rules.py", "test_ferplus_rules.py",
-                        "test_person_rules.py", "test_real_footage_metrics.py", "test_real_footage_truth.py"})
 HEAVY_FIXTURES = frozenset({"analyzer", "sample_results", "client", "server"})
+
+
+def folder_of(item) -> str | None:
+    relative = item.path.relative_to(TESTS).parts
+    return relative[0] if len(relative) > 1 else None
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if item.path.name in PURE_FILES:
+        folder = folder_of(item)
+        if folder not in FOLDER_MARKERS:
+            raise pytest.UsageError(f"{item.nodeid} is not in one of the test folders {sorted(FOLDER_MARKERS)}")
+        for marker in FOLDER_MARKERS[folder]:
+            item.add_marker(marker)
+        if folder == "unit":
             heavy = HEAVY_FIXTURES & set(item.fixturenames)
             if heavy:
-                raise pytest.UsageError(f"{item.nodeid} is in a pure file but uses {', '.join(sorted(heavy))}")
-            item.add_marker(pytest.mark.pure)
+                raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {', '.join(sorted(heavy))}")
+        if "browser" in item.fixturenames:
+            item.add_marker("browser")
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -39,22 +39,31 @@ DOCS = REPO / "docs" / "testing.md"
 TARGET = 0.90
 PACKAGES = ("facecore", "age", "gender", "emotion", "faceanalysis", "training")
 
-# Module -> the fast test files run against its mutants (tests/conftest.py PURE_FILES).
+# Module -> the fast test files run against its mutants (all in tests/unit/, the `pure` selection).
 MODULES = {
-    "faceanalysis/pipeline/aggregate.py": ("tests/test_aggregate.py",),
-    "faceanalysis/pipeline/tracking.py": ("tests/test_tracking.py", "tests/test_tracking_rules.py",
-                                          "tests/test_person_rules.py"),
-    "age/distribution.py": ("tests/test_age_interval.py", "tests/test_lifespan.py"),
-    "facecore/frames.py": ("tests/test_frames.py",),
-    "faceanalysis/service/inputs.py": ("tests/test_inputs.py", "tests/test_hostile_rules.py"),
-    "faceanalysis/service/legacy.py": ("tests/test_formats.py",),
-    "faceanalysis/service/report.py": ("tests/test_formats.py",),
-    "training/metrics.py": ("tests/test_metrics.py", "tests/test_lifespan_metrics.py"),
-    "training/tracking_metrics.py": ("tests/test_tracking_metrics.py",),
+    "faceanalysis/pipeline/aggregate.py": ("tests/unit/test_aggregate.py",),
+    "faceanalysis/pipeline/tracking.py": ("tests/unit/test_tracking.py", "tests/unit/test_tracking_rules.py",
+                                          "tests/unit/test_person_rules.py"),
+    "age/distribution.py": ("tests/unit/test_age_interval.py", "tests/unit/test_lifespan.py"),
+    "facecore/frames.py": ("tests/unit/test_frames.py",),
+    "faceanalysis/service/inputs.py": ("tests/unit/test_inputs.py", "tests/unit/test_hostile_rules.py"),
+    "faceanalysis/service/legacy.py": ("tests/unit/test_formats.py",),
+    "faceanalysis/service/report.py": ("tests/unit/test_formats.py",),
+    "training/metrics.py": ("tests/unit/test_metrics.py", "tests/unit/test_lifespan_metrics.py"),
+    "training/tracking_metrics.py": ("tests/unit/test_tracking_metrics.py",),
 }
 # Outcomes that count as the tests noticing the mutant (a timeout is a mutant that made them loop).
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
 EQUIVALENT_ROW = re.compile(r"^\|\s*`(?P<name>[^`]+__mutmut_\d+)`\s*\|\s*`(?P<fingerprint>[0-9a-f]{8})`", re.M)
+
+
+def test_module_path(name: str) -> str | None:
+    """Where the test-side module ``name`` lives: ``tests/`` itself or one of its folders (conftest.py puts all of
+    them on the import path)."""
+    for folder in (REPO / "tests", *sorted(path for path in (REPO / "tests").iterdir() if path.is_dir())):
+        if (folder / f"{name}.py").exists():
+            return (folder / f"{name}.py").relative_to(REPO).as_posix()
+    return None
 
 
 def test_files_read(tests: tuple[str, ...]) -> list[str]:
@@ -66,8 +75,8 @@ def test_files_read(tests: tuple[str, ...]) -> list[str]:
             continue
         found.append(path)
         tree = ast.parse((REPO / path).read_text())
-        todo += [f"tests/{node.module}.py" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                 and node.module and (REPO / "tests" / f"{node.module}.py").exists()]
+        todo += [located for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+                 and (located := test_module_path(node.module))]
     return found
 
 
@@ -75,9 +84,10 @@ def module_key(module: str) -> str:
     digest = hashlib.sha256(f"mutmut {version('mutmut')}\n".encode())
     # Not conftest.py, pytest.ini or this script: every module would be mutated again (20 minutes) for any change
     # of the shared test set-up. ``--all`` re-mutates everything after such a change when it matters.
+    # A test file is named as if it lay in tests/ itself, so that moving it between test folders is not a change.
     for path in (module, *test_files_read(MODULES[module])):
         file = REPO / path
-        digest.update(f"{path}\n".encode())
+        digest.update(f"{path if path == module else 'tests/' + Path(path).name}\n".encode())
         digest.update(file.read_bytes() if file.exists() else b"(missing)")
     return digest.hexdigest()
 
@@ -108,8 +118,8 @@ def scratch_tree(module: str) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "static")
     for package in PACKAGES:
         shutil.copytree(REPO / package, root / package, ignore=ignore)
-    (root / "tests").mkdir()
     for path in {*test_files_read(MODULES[module]), "tests/conftest.py"}:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / path, root / path)
     shutil.copy2(REPO / "pytest.ini", root / "pytest.ini")
     lines = ["[mutmut]", "source_paths=", *(f"    {package}" for package in PACKAGES),

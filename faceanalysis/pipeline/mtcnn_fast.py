@@ -12,13 +12,13 @@ are cut with a numpy copy of TensorFlow's ``crop_and_resize`` kernel; NMS is the
 image. Every step follows the package's arithmetic (same thresholds, same
 float64 box maths, same sort order), so detections agree with
 ``mtcnn.MTCNN().detect_faces`` to float round-off: boxes within ~2e-3 px,
-confidences within ~2e-6 (see tests/test_detector_equivalence.py). What is
+confidences within ~2e-6 (see tests/models/test_detector_equivalence.py). What is
 left is onnxruntime's vs oneDNN's float32 convolution order in P-Net.
 
 Speed on a 2-core CPU: a batch is cut in one part per core and each part runs
 the whole detector on single-threaded sessions (``FastMTCNN.detect``); PRelu
 is written as max/min/mul/add and inputs are transposed with numpy, both bit
-for bit the same numbers as before (tests/test_detector_equivalence.py).
+for bit the same numbers as before (tests/models/test_detector_equivalence.py).
 
 Two deliberate differences, both documented in ``faceanalysis.pipeline.detector``:
 
@@ -56,7 +56,7 @@ MAX_PIXELS_PER_CALL = 2 * 288 * 384     # P-Net: 2 frames of the largest 640x480
 MAX_PATCHES_PER_CALL = 128              # R-Net / O-Net: 128 patches need ~40 MB of activations, 512 ~150 MB
 # Compiled pyramid functions kept, one per frame size (least recently used dropped first). A video or a folder
 # of frames has one size; an upload of images of many sizes would otherwise keep one compiled TensorFlow graph
-# per size for the life of the process (tests/test_resources.py: RSS stays flat over 200 sizes).
+# per size for the life of the process (tests/models/test_resources.py: RSS stays flat over 200 sizes).
 MAX_PYRAMID_FUNCTIONS = 8
 
 

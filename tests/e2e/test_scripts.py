@@ -63,7 +63,7 @@ def test_time_measure_reports_every_stage():
 
 def test_console_script_analyses_a_folder_as_the_server_does(tmp_path):
     from golden import GOLDEN, differences
-    # The golden answers are the "tuned" and "ensemble" models' (tests/test_golden.py): the same models here.
+    # The golden answers are the "tuned" and "ensemble" models' (tests/e2e/test_golden.py): the same models here.
     command = [str(Path(sys.executable).with_name("faceanalysis")), "analyse", "samples/seqA", "--format", "legacy",
                "--age-gender", "tuned", "--expression", "ensemble"]
     result = subprocess.run(command, cwd=tmp_path.parent, env=ENV, capture_output=True, text=True, timeout=300)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+from checks import error_of, png_header_only
 from faceanalysis.pipeline import sources
 from faceanalysis.service import jobs as jobs_module
 from faceanalysis.service import videoprobe
@@ -27,7 +28,6 @@ from faceanalysis.service.jobs import JobPolicy, JobQueue
 from faceanalysis.service.security import check_token, token_matches
 from faceanalysis.service.store import JobStore
 from faceanalysis.service.videoprobe import declared_frame_size
-from test_bad_input import error_of, png_header_only
 from test_inputs import sample  # noqa: F401  (a fixture)
 from test_service_rules import StandIn, app_for, files_holding
 

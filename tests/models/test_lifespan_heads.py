@@ -11,6 +11,7 @@ import pytest
 
 from age.distribution import LIFESPAN_BINS
 from age.heads import warp_bins
+from conftest import needs_data
 from gender.heads import soften
 from training import data
 
@@ -100,8 +101,7 @@ def test_lifespan_recipe_fits_calibrates_and_ships_on_made_up_features(tmp_path,
     assert len(entry["training"]["validation_by_race"]) == 5
 
 
-needs_utkface = pytest.mark.skipif(data.missing_labels(data.UTKFACE) is not None,
-                                   reason="needs ../shared/data/utkface (research data)")
+needs_utkface = needs_data(data.missing_labels(data.UTKFACE) and "needs ../shared/data/utkface (research data)")
 
 
 @needs_utkface

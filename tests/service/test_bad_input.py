@@ -1,9 +1,8 @@
-"""Hostile inputs that test_bad_input.py and test_api_v2.py do not cover yet, on both APIs.
-
-Each gets a clear JSON error, or an answer that counts what was skipped; and a
-bad frame never costs the good frames around it: seqA frames are mixed in and
-must still be analysed.
-"""
+"""Every kind of bad input gets a clear JSON error with the right status, and loses nothing: missing or empty
+folders, non-image files, unreadable, huge or truncated images and videos, frames without a face, path tricks
+(``..``, absolute paths, symbolic links, percent encoding, zip slip) on both APIs. Each gets a clear JSON error,
+or an answer that counts what was skipped; a bad frame never costs the good frames around it (seqA frames are
+mixed in and must still be analysed)."""
 
 from __future__ import annotations
 
@@ -18,9 +17,79 @@ import cv2
 import numpy as np
 import pytest
 
+from checks import error_of, png_header_only
 from conftest import SAMPLES
 from test_api_v2 import primary, upload, zip_of
-from test_bad_input import error_of, png_header_only
+
+
+def test_unknown_sequence_is_404(client):
+    assert "nope" in error_of(client.get("/seqPath/nope"), 404, "sequence_not_found")
+
+
+@pytest.mark.parametrize("path", ["/seqPath/..", "/seqPath/%2e%2e", "/seqPath/seqA/..", "/seqPath/a/b",
+                                  "/seqPath/..%2fseqA", "/seqPath/%2Fetc", "/seqPath/.hidden"])
+def test_path_tricks_are_400(client, path):
+    error_of(client.get(path), 400, "invalid_sequence_name")
+
+
+def test_symlink_leading_out_of_samples_is_400(client, samples_dir, tmp_path):
+    outside = tmp_path / "outside"
+    shutil.copytree(samples_dir / "seqA", outside)
+    os.symlink(outside, samples_dir / "escape")
+    assert "outside" in error_of(client.get("/seqPath/escape"), 400, "invalid_sequence_name")
+
+
+def test_empty_folder_is_422(client, samples_dir):
+    (samples_dir / "empty").mkdir()
+    error_of(client.get("/seqPath/empty"), 422, "no_images")
+
+
+def test_folder_of_non_images_is_422_and_counts_them(client, samples_dir):
+    folder = samples_dir / "texts"
+    folder.mkdir()
+    for name in ("notes.txt", "clip.mp4", "README"):
+        (folder / name).write_text("not a frame")
+    assert "3 other files" in error_of(client.get("/seqPath/texts"), 422, "no_images")
+
+
+def test_frames_without_any_face_are_422_with_frame_count(client, samples_dir):
+    folder = samples_dir / "wall"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        wall = cv2.GaussianBlur(rng.integers(90, 160, (480, 640, 3), dtype=np.uint8), (0, 0), 8)
+        cv2.imwrite(str(folder / f"wall_{index}.jpg"), wall)
+    message = error_of(client.get("/seqPath/wall"), 422, "no_face")
+    assert "3 frames" in message
+
+
+def test_broken_frames_are_skipped_and_counted(analyzer, samples_dir):
+    folder = samples_dir / "seqA"
+    good = sorted(folder.glob("*.jpg"))
+    truncated = good[0].read_bytes()[:2000]
+    (folder / "frame_0000_truncated.jpg").write_bytes(truncated)
+    (folder / "frame_0001_empty.jpg").write_bytes(b"")
+    (folder / "frame_0002_text.jpg").write_text("this is not a jpeg")
+    (folder / "frame_0003_bomb.png").write_bytes(png_header_only(40000, 40000))
+    (folder / "thumbs.db").write_bytes(b"\x00\x01")
+    result = analyzer.analyse_folder(folder)
+    skipped = {item.name for item in result.source.skipped}
+    assert {"frame_0001_empty.jpg", "frame_0002_text.jpg", "frame_0003_bomb.png"} <= skipped
+    assert result.source.ignored == ("thumbs.db",)
+    # The good frames still all count; a truncated JPEG may decode partially, and is then analysed.
+    assert result.frames_read + len(result.source.skipped) == result.source.listed == len(good) + 4
+    assert set(result.faces.frame_name) >= {frame.name for frame in good}
+
+
+def test_broken_frames_do_not_break_the_request(client, samples_dir):
+    (samples_dir / "seqA" / "frame_0009.jpg").write_text("garbage")
+    assert client.get("/seqPath/seqA").status_code == 200
+
+
+def test_unknown_route_and_method_are_json(client):
+    error_of(client.get("/nothing/here"), 404, "not_found")
+    error_of(client.post("/seqPath/seqA"), 405, "method_not_allowed")
+
 
 SEQ_A = sorted((SAMPLES / "seqA").glob("*.jpg"))
 GOOD = {path.name: path.read_bytes() for path in SEQ_A[:3]}      # three frames with a face

@@ -1,6 +1,6 @@
 """The HTTP service's documented rules (README "Errors", "API v2", "Limits and errors", "Browser page") on both
 sides of each bound, against a stand-in analyzer: the web layer, the inputs, the jobs and the formats are the
-real ones, only the networks are replaced by a hand-made answer (tests/test_formats.py), so no model loads."""
+real ones, only the networks are replaced by a hand-made answer (tests/unit/test_formats.py), so no model loads."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
+from checks import error_of
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service.web import create_app
 from facecore.errors import no_face
-from test_bad_input import error_of
 from test_formats import sequence
 from test_inputs import TINY, mjpeg, sample  # noqa: F401  (sample is a fixture)
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import needs_data
 from emotion import preprocess
 from emotion.model import ExpressionNetwork
 from facecore.device import Device
@@ -85,7 +86,7 @@ def test_temperature_is_baked_into_the_last_layer_exactly():
     assert not np.allclose(after, before, atol=1e-3)
 
 
-@pytest.mark.skipif(not HAS_FER, reason="needs ../shared/data/fer2013 with ferplus.csv (research data)")
+@needs_data(None if HAS_FER else "needs ../shared/data/fer2013 with ferplus.csv (research data)")
 def test_ferplus_votes_line_up_with_the_fer2013_files():
     labels = data.read_labels(data.FER2013, {"file": str, "emotion": EXPRESSIONS, "split": str})
     votes = data.ferplus_votes(data.FER2013, labels["file"])
@@ -118,7 +119,7 @@ def test_shipped_network_is_a_repository_file_with_its_data_and_terms():
     assert weight.path == ferplus.SHIPPED_FILE and weight.path.stat().st_size < 10_000_000
 
 
-@pytest.mark.skipif(not HAS_FER, reason="needs ../shared/data/fer2013 with ferplus.csv (research data)")
+@needs_data(None if HAS_FER else "needs ../shared/data/fer2013 with ferplus.csv (research data)")
 def test_shipped_network_beats_the_former_default_on_ferplus_dev():
     """All FER2013 dev (PublicTest) images with a FER+ majority label, never trained on, through the service's
     crop path with the service's mirror-image setting: the figures the manifest records."""

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from checks import png_header_only
 from facecore import frames
 from facecore.errors import AnalysisError
 from facecore.frames import (
@@ -24,7 +25,6 @@ from facecore.frames import (
     list_frames,
     natural_key,
 )
-from test_bad_input import png_header_only
 
 
 def png(rgb: np.ndarray) -> bytes:

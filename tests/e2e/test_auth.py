@@ -16,12 +16,12 @@ import types
 
 import pytest
 
+from checks import error_of
 from conftest import REPO
 from faceanalysis.service import security
 from faceanalysis.service.web import create_app
 from faceanalysis.serving import is_loopback
 from service_process import Server, tiny_samples
-from test_bad_input import error_of
 from test_page import browser  # noqa: F401  (the fixture: headless Chromium, or a skip saying why not)
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"

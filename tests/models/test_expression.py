@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, needs_data
 from emotion.model import NETWORK_KEYS, ExpressionModel
 from faceanalysis.pipeline.registry import build_task_models
 from faceanalysis.pipeline.settings import EXPRESSION_CHOICES, Settings
@@ -92,8 +92,7 @@ def test_default_is_the_ferplus_network():
     assert Settings().expression == "ferplus"
 
 
-@pytest.mark.skipif(data.missing_labels(data.FER2013) is not None,
-                    reason="needs ../shared/data/fer2013 (research data)")
+@needs_data(data.missing_labels(data.FER2013) and "needs ../shared/data/fer2013 (research data)")
 def test_default_beats_the_mini_xception_on_fer2013_dev(analyzer):
     """All 3,589 dev (PublicTest) images, never used in training or selection, through the service's own crop
     path (``faces_given``: the whole image is the box); the figure is the one the manifest records."""

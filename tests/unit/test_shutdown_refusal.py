@@ -1,7 +1,7 @@
 """Once a shutdown begins, new work raises ``ShuttingDown`` (runtime.py), checked in this process, without a
 server: before it, the same calls are taken; after it, each way new work starts (a request's work, a request's
 upload folder, the job queue) raises, and the app answers 503 ``shutting_down`` with ``Retry-After`` without
-calling the analyzer. ``tests/test_shutdown.py`` checks the same on a real server process, with signals."""
+calling the analyzer. ``tests/e2e/test_shutdown.py`` checks the same on a real server process, with signals."""
 
 from __future__ import annotations
 

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import pytest
 
+from checks import error_of
 from conftest import SAMPLES
 from faceanalysis.pipeline.analyzer import STAGES
 from faceanalysis.service import contract
 from faceanalysis.service.schema import prop
 from faceanalysis.service.web import create_app
-from test_bad_input import error_of
 
 SEQ_A = sorted((SAMPLES / "seqA").glob("*.jpg"))
 SAMPLE_REQUEST = ("/api/v2/analyze?timeline=true", {"sample": "seqA", "max_frames": 5})

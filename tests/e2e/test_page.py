@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import pytest
 
+from checks import error_of
 from conftest import REPO, SAMPLES
 from faceanalysis.service.web import create_app
-from test_bad_input import error_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from age.heads import HeadAgeModel, NetworkFeatures
-from conftest import REPO
+from conftest import REPO, needs_data
 from faceanalysis.pipeline.registry import HEADS_KEY, LIFESPAN_HEADS_KEY, NETWORK_HEADS_KEY, build_task_models
 from faceanalysis.pipeline.settings import Settings
 from facecore.device import Device
@@ -21,8 +21,7 @@ from training import data
 from training.batches import faces_given
 
 CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
-needs_utkface = pytest.mark.skipif(data.missing_labels(data.UTKFACE) is not None,
-                                   reason="needs ../shared/data/utkface (research data)")
+needs_utkface = needs_data(data.missing_labels(data.UTKFACE) and "needs ../shared/data/utkface (research data)")
 
 
 def task_models(age_gender: str) -> tuple:

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import needs_data
 from training.data import FER2013, SHARED_DATA, UTKFACE, missing_labels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEQ_A = REPO / "samples" / "seqA"
-needs_data = pytest.mark.skipif(missing_labels(FER2013) is not None or missing_labels(UTKFACE) is not None,
-                                reason=f"labelled data not found at {SHARED_DATA}")
+needs_labels = needs_data(None if missing_labels(FER2013) is None and missing_labels(UTKFACE) is None
+                          else f"labelled data not found at {SHARED_DATA}")
 
 COLUMNS = ["file", "age", "gender", "emotion", "split"]
 
@@ -64,7 +65,7 @@ def crops_report(tmp_path_factory):
     return run_evaluate(folder, out, "--faces-given", "--split", "dev", "--batch-size", "32"), out
 
 
-@needs_data
+@needs_labels
 def test_report_counts_and_provenance(crops_report):
     report, out = crops_report
     assert report["n"] == 80 and report["counts"] == {"rows": 80, "sequences": 0, "images": 80}
@@ -76,7 +77,7 @@ def test_report_counts_and_provenance(crops_report):
     assert all(len(model["sha256"]) == 64 for model in report["models"].values())
 
 
-@needs_data
+@needs_labels
 def test_report_metrics_are_plausible(crops_report):
     report, _ = crops_report
     # Bounds far below the full-set baselines (docs/evaluation.md) but far above chance.
@@ -90,7 +91,7 @@ def test_report_metrics_are_plausible(crops_report):
     assert sum(band["n"] for band in report["gender_acc_by_age_band"]) == 40
 
 
-@needs_data
+@needs_labels
 def test_confusion_matrix_agrees_with_accuracy(crops_report):
     report, _ = crops_report
     matrix = np.asarray(report["emotion_confusion"])
@@ -101,7 +102,7 @@ def test_confusion_matrix_agrees_with_accuracy(crops_report):
     assert supports == matrix.sum(axis=1).tolist()
 
 
-@needs_data
+@needs_labels
 def test_plots_and_predictions_are_written(crops_report):
     report, out = crops_report
     for name in ("report_confusion.png", "report_age.png"):

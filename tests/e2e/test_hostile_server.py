@@ -210,7 +210,7 @@ def test_healthz_answers_while_every_worker_thread_waits_on_an_analysis(guarded)
 # --- 3. an oversized frame ------------------------------------------------------------------------------------
 
 def test_a_16000_pixel_square_png_sent_as_a_video_is_refused(guarded):
-    from test_bad_input import png_header_only
+    from checks import png_header_only
     guarded.token = TOKEN
     try:
         answer = guarded.post_file("/api/v2/analyze", "video", "huge.mp4", png_header_only(16000, 16000))

@@ -100,7 +100,7 @@ def test_the_estimate_is_never_outside_its_interval(seed):
     assert 0.0 <= low <= high <= 80.5
 
 
-# --- onto the lifespan bins (0.25, 1, ..., 100; tests/test_lifespan.py has the mapping itself) -----------------
+# --- onto the lifespan bins (0.25, 1, ..., 100; tests/unit/test_lifespan.py has the mapping itself) -----------------
 
 def test_bins_that_are_not_lifespan_bins_are_named_in_the_refusal():
     # The first three bins are shown: enough to see which model it was.

@@ -9,9 +9,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from conftest import REPO
+from conftest import REPO, needs_data
 from emotion import preprocess
 from emotion.model import ExpressionNetwork
 from facecore.device import Device
@@ -47,8 +46,7 @@ def test_split_keeps_every_part_apart_and_dev_out_of_training():
     assert data.fer2013_split(fer, seed=1)["select"].tolist() != parts["select"].tolist()
 
 
-@pytest.mark.skipif(data.missing_labels(data.FER2013) is not None,
-                    reason="needs ../shared/data/fer2013 (research data)")
+@needs_data(data.missing_labels(data.FER2013) and "needs ../shared/data/fer2013 (research data)")
 def test_split_of_fer2013_is_the_one_the_shipped_network_was_trained_with(tmp_path):
     """The seed-0 parts fingerprinted from the trainer before it moved into the toolkit (``emotion/train.py``):
     the network learnt on "fit" only, and the service's choice was made on "dev_choose" only."""

@@ -1,7 +1,7 @@
-"""The tracker's rules where tests/test_tracking.py leaves them open: the README's defaults (IoU >= 0.3, more than
+"""The tracker's rules where tests/unit/test_tracking.py leaves them open: the README's defaults (IoU >= 0.3, more than
 5 missed analysed frames), each threshold at exact equality, the motion prediction over gaps, the chips and
 pictures a tracklet keeps, and the identity merge's bookkeeping over several merges. Hand-made frames, boxes,
-crops and embeddings, as in tests/test_tracking.py, whose helpers this file reuses."""
+crops and embeddings, as in tests/unit/test_tracking.py, whose helpers this file reuses."""
 
 from __future__ import annotations
 
