@@ -260,7 +260,7 @@ def ship_network(best: Path, report: dict) -> None:
              "chosen_on_dev_choose": chosen(report["table"]),
              "dev_report": figures(report["table"]["dev_report"]),
              "dev": figures(dev),
-             # The service's default mirror-image setting; tests/test_expression.py re-measures these.
+             # The service's default mirror-image setting; tests/models/test_expression.py re-measures these.
              "service_dev_accuracy": {name: round(dev[name + ("+flip" if flip else "")]["accuracy"], 4)
                                       for name in ("mini-xception", "vgg", "ensemble")},
              "trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
