@@ -11,6 +11,8 @@ The arithmetic is that of the per-face heads on the 400 values side by side (``w
 ``python -m training heads --features combined``): ``age.heads.answer_age`` (lifespan bins, the mix with the
 published network, the calibration warp) and ``gender.heads.answer_gender`` (the mix, the children's gender
 temperature), exactly as the trainer scored it. The gender half is gender's code; this head only feeds both.
+One exception on age: a face whose age readout spreads over the lifespan (``UNSURE_SPREAD``) takes the network's
+age distribution instead, because the head's mean over mass at both ends of the lifespan is an adult age.
 """
 
 from __future__ import annotations
