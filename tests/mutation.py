@@ -47,8 +47,9 @@ MODULES = {
     "age/distribution.py": ("tests/test_age_interval.py", "tests/test_lifespan.py"),
     "facecore/frames.py": ("tests/test_frames.py",),
     "faceanalysis/service/inputs.py": ("tests/test_inputs.py", "tests/test_hostile_rules.py"),
-    "faceanalysis/service/legacy.py": ("tests/test_formats.py",),
-    "faceanalysis/service/report.py": ("tests/test_formats.py",),
+    "faceanalysis/writers/legacy.py": ("tests/test_formats.py",),
+    "faceanalysis/writers/v2.py": ("tests/test_formats.py",),
+    "faceanalysis/writers/table.py": ("tests/unit/test_writers.py",),
     "training/metrics.py": ("tests/test_metrics.py", "tests/test_lifespan_metrics.py"),
     "training/tracking_metrics.py": ("tests/test_tracking_metrics.py",),
 }
