@@ -318,16 +318,30 @@ class FaceAnalyzer:
                               for tracklet in np.concatenate([part.tracklets for part in parts])], np.int64)
         samples = {pid: (np.stack([chip_inputs[number] for number in numbers]), embeddings)
                    for pid, (numbers, embeddings) in found.chips.items()}
+        faces, persons, unlisted, primary = self._persons(columns, tracked, read, samples, found.pictures)
+        with_face = set(faces.frame_name)
+        without_face = tuple(name for _, name in read.read if name not in with_face)
+        # The legacy answer is about one person: the one seen in most frames, all of their faces, weighted by
+        # detection confidence only (the legacy contract's answer does not change with the quality weights).
+        legacy = self.summarise(faces, faces.primary)
+        if primary in samples:
+            legacy = self._person_answer(legacy, *samples[primary])
+        return faces, legacy, persons, without_face, unlisted, dict(tracking.rejected)
+
+    def _persons(self, columns: dict, tracked: np.ndarray, read: SourceSummary,
+                 samples: dict[int, tuple[np.ndarray, np.ndarray]], pictures: dict[int, np.ndarray]
+                 ) -> tuple[FaceTable, tuple[Person, ...], Unlisted, int]:
+        """From the faces' columns and each face's tracked person: the face table of the listed persons (built
+        here, once, with each face's listed person and primary flag), their answers (persons.py: evidence,
+        confidence, quality; the person head's over ``samples``, person -> (inputs, embeddings)), the unlisted
+        tracks, and the tracked id of the primary person."""
         listing = self._listing(columns, tracked, read)
         person = np.asarray([listing.renumber.get(int(pid), 0) for pid in tracked], np.int64)
         # Short tracks are counted, not answered: their faces are not in the table (nor in the timeline).
         rows = np.flatnonzero(person != 0)
-        primary_id = listing.renumber[listing.primary]
         faces = FaceTable(frame_name=[columns["frame_name"][row] for row in rows],
                           **{key: value[rows] for key, value in columns.items() if key != "frame_name"},
-                          person=person[rows], primary=person[rows] == primary_id)
-        with_face = set(faces.frame_name)
-        without_face = tuple(name for _, name in read.read if name not in with_face)
+                          person=person[rows], primary=person[rows] == listing.renumber[listing.primary])
         persons = []
         for pid in listing.kept:
             chosen = faces.person == listing.renumber[pid]
@@ -338,16 +352,11 @@ class FaceAnalyzer:
                 summary = self._person_answer(summary, *samples[pid])
             persons.append(Person(id=listing.renumber[pid], primary=pid == listing.primary, summary=summary,
                                   frames_seen=len(positions), mean_confidence=float(faces.confidence[chosen].mean()),
-                                  spans=spans, picture=found.pictures.get(pid),
+                                  spans=spans, picture=pictures.get(pid),
                                   confidence=person_rules.confidence(faces.weight[chosen]),
                                   quality=person_rules.quality_summary(faces.quality[chosen]),
                                   gender_uncertain=person_rules.gender_uncertain(summary.gender)))
-        # The legacy answer is about one person: the one seen in most frames, all of their faces, weighted by
-        # detection confidence only (the legacy contract's answer does not change with the quality weights).
-        legacy = self.summarise(faces, faces.primary)
-        if listing.primary in samples:
-            legacy = self._person_answer(legacy, *samples[listing.primary])
-        return faces, legacy, tuple(persons), without_face, listing.unlisted, dict(tracking.rejected)
+        return faces, tuple(persons), listing.unlisted, listing.primary
 
     def _listing(self, columns: dict, tracked: np.ndarray, read: SourceSummary) -> "_Listing":
         """Which tracked persons are listed (persons.py: enough frames, a sure face), numbered 1, 2, ... in order

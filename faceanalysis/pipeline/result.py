@@ -21,7 +21,8 @@ QUALITY_COLUMNS = ("size", "sharpness", "yaw", "pitch", "brightness", "weight")
 
 @dataclass
 class FaceTable:
-    """Every face detected in the sequence, one row each (batch-first, Py-Feat style)."""
+    """Every face of the persons listed in the sequence, one row each (batch-first, Py-Feat style), built once
+    the persons are known; for stills (``FaceAnalyzer.analyse_images``), every face detected."""
     frame: np.ndarray         # (n,) frame index in the source's order
     frame_name: list[str]
     boxes: np.ndarray         # (n, 4) x1, y1, x2, y2
@@ -54,19 +55,6 @@ class FaceTable:
 
     def __len__(self) -> int:
         return len(self.frame)
-
-    @classmethod
-    def concat(cls, parts: list["FaceTable"]) -> "FaceTable":
-        names = [name for part in parts for name in part.frame_name]
-        arrays = {key: np.concatenate([getattr(part, key) for part in parts])
-                  for key in cls.__dataclass_fields__ if key != "frame_name"}
-        return cls(frame_name=names, **arrays)
-
-    def take(self, rows: np.ndarray) -> "FaceTable":
-        """The table of the given rows, in that order."""
-        rows = np.asarray(rows, np.int64)
-        arrays = {key: getattr(self, key)[rows] for key in self.__dataclass_fields__ if key != "frame_name"}
-        return FaceTable(frame_name=[self.frame_name[row] for row in rows], **arrays)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,12 @@ can change the answer:
    frames) from faces at least ``min_embed_side`` pixels wide: dlib's embedding is unreliable below that.
    ``add`` returns what it decided (``Tracked``): each face's tracklet, and which faces it kept as chips.
 2. **Persons, at the end** (``TrackingRun.finish``). With one tracklet there is nothing to decide and nothing
-   is embedded, unless every chip is asked for (``finish(embed, every_chip=True)``, for the person head,
-   ``age.person``): then every chip is embedded and each person's chips handed back, named by face number
-   with their embeddings. With more than one
-   tracklet the kept chips are embedded in one batched call and tracklets are merged by agglomerative
-   clustering, average linkage over their chips' embeddings, while the linkage distance is at most
-   ``identity_distance`` and the two never appear in the same frame (one person is in one place at a time).
-   A tracklet without a chip (only faces under ``min_embed_side``) stays a person of its own.
+   is embedded. With more than one tracklet the kept chips are embedded in one batched call and tracklets are
+   merged by agglomerative clustering, average linkage over their chips' embeddings, while the linkage
+   distance is at most ``identity_distance`` and the two never appear in the same frame (one person is in one
+   place at a time). A tracklet without a chip (only faces under ``min_embed_side``) stays a person of its own.
+   With ``finish(embed, every_chip=True)`` (for the person head, ``age.person``) the chips are embedded even
+   with one tracklet, and each person's chips are handed back by face number, with their embeddings.
 
 Thresholds come from the composed real-face videos of ``training/tracking_data.py`` (README, "Persons").
 """

@@ -61,6 +61,12 @@ def faces() -> FaceTable:
                      expression=np.stack([EXPRESSION, np.eye(7)[3], np.eye(7)[6]]), person=np.array([1, 1, 2]))
 
 
+def none() -> FaceTable:
+    return FaceTable(frame=np.zeros(0, np.int64), frame_name=[], boxes=np.zeros((0, 4)), confidence=np.zeros(0),
+                     landmarks=np.zeros((0, 5, 2)), primary=np.zeros(0, bool), age=np.zeros((0, 101)),
+                     age_years=np.zeros(0), gender=np.zeros((0, 2)), expression=np.zeros((0, 7)))
+
+
 def sequence() -> SequenceResult:
     first = FaceSummary(expression=EXPRESSION, gender=np.array([0.2222222, 0.7777778]),
                         age_distribution=one_hot_age(30), age=30.5, age_interval=(29.6, 31.4))
@@ -153,7 +159,7 @@ def test_face_times_follow_the_fps():
 
 def test_a_result_without_faces_has_empty_columns():
     result = sequence()
-    empty = SequenceResult(source=result.source, faces=faces().take(np.zeros(0, np.int64)), summary=result.summary,
+    empty = SequenceResult(source=result.source, faces=none(), summary=result.summary,
                            persons=(), frames_without_face=(), provenance=result.provenance)
     columns = face_columns(empty, fps=10.0)
     assert {len(values) for values in columns.values()} == {0}
