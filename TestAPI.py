@@ -32,13 +32,13 @@ def sequence_path(argv: list[str]) -> Path:
 def main(argv: list[str]) -> None:
     setup_logging("WARNING")
     from faceanalysis.pipeline.analyzer import FaceAnalyzer
-    from faceanalysis.service.legacy import legacy_result
+    from faceanalysis.writers.legacy import legacy_json
 
     try:
         result = FaceAnalyzer(settings_from()).prepare().analyse_folder(sequence_path(argv))
     except (AnalysisError, ModelFileError) as error:
         exit_with(error)
-    print(legacy_result(result))
+    print(legacy_json(result))
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def _ours_runner(overrides: dict):
         small = int(((faces.boxes[:, 2] - faces.boxes[:, 0]) < 40).sum()) if len(faces) else 0
         return {"frames": result.frames_read, "faces": len(faces), "faces_under_40": small,
                 "total_ms": result.timings_ms["total"], "stages_ms": {s: result.timings_ms.get(s, 0.0) for s in STAGES},
-                "persons": persons, "detection": result.provenance.settings.get("detect_max_side")}
+                "persons": persons, "detection": result.provenance.settings.detect_max_side}
 
     return run
 

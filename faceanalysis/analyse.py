@@ -21,6 +21,7 @@ from pathlib import Path
 from faceanalysis.cli import add_model_arguments, check_device, exit_with, settings_from, setup_logging
 from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Input, Limits, Options
 from faceanalysis.service.inputs import kind_of, open_source
+from faceanalysis.writers import JSON_FORMATS
 from facecore.errors import AnalysisError, ModelFileError
 
 ANNOTATION_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
@@ -36,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="a video, a zip of frames, a folder of frames, or one or more images")
     answer = parser.add_mutually_exclusive_group()
     answer.add_argument("--json", action="store_true", help="the API v2 answer (the default)")
-    answer.add_argument("--format", choices=("v2", "legacy"), default="v2",
+    answer.add_argument("--format", choices=tuple(JSON_FORMATS), default="v2",
                         help="v2 (default) or the legacy {Video_Emo, Video_Gen, Video_Age} answer")
     parser.add_argument("--timeline", action="store_true", help="v2: per-frame results too")
     parser.add_argument("--csv", type=Path, metavar="DIR",
@@ -141,12 +142,8 @@ def main(argv: list[str], analyzer=None) -> None:
 
 
 def answer(result, given: Input, options: Options, form: str) -> dict:
-    if form == "legacy":
-        from faceanalysis.service.legacy import legacy_result
-        return {section: {str(code): value for code, value in values.items()}
-                for section, values in legacy_result(result).items()}
-    from faceanalysis.service.report import build_report
-    return build_report(result, given, options)
+    """The answer in the ``--format`` named ``form`` (a ``JSON_FORMATS`` key)."""
+    return JSON_FORMATS[form](result, given, options)
 
 
 def write_tables(folder: Path, kind: str, paths: list[Path], result, analyzer, options: Options, fps: float,

@@ -47,8 +47,9 @@ MODULES = {
     "age/distribution.py": ("tests/unit/test_age_interval.py", "tests/unit/test_lifespan.py"),
     "facecore/frames.py": ("tests/unit/test_frames.py",),
     "faceanalysis/service/inputs.py": ("tests/unit/test_inputs.py", "tests/unit/test_hostile_rules.py"),
-    "faceanalysis/service/legacy.py": ("tests/unit/test_formats.py",),
-    "faceanalysis/service/report.py": ("tests/unit/test_formats.py",),
+    "faceanalysis/writers/legacy.py": ("tests/unit/test_formats.py",),
+    "faceanalysis/writers/v2.py": ("tests/unit/test_formats.py",),
+    "faceanalysis/writers/table.py": ("tests/unit/test_writers.py",),
     "training/metrics.py": ("tests/unit/test_metrics.py", "tests/unit/test_lifespan_metrics.py"),
     "training/tracking_metrics.py": ("tests/unit/test_tracking_metrics.py",),
 }

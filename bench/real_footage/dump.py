@@ -7,7 +7,7 @@ not from the tree it lives in: an older checkout, which has no ``bench.real_foot
 code path as this one. It uses nothing of the benchmark itself.
 
 The path is the one ``POST /api/v2/analyze?timeline=true`` takes for an uploaded video: a ``VideoSource`` over the
-file, ``FaceAnalyzer.analyse_source`` with the default ``Settings``, then ``build_report``. No HTTP server is
+file, ``FaceAnalyzer.analyse_source`` with the default ``Settings``, then ``v2_json``. No HTTP server is
 started. Each answer is written to ``DIR/<clip name>.json`` with a ``bench`` entry added: frames read, seconds of
 analysis (models already loaded and warmed), frames/s, the load average and the checkout's git commit.
 """
@@ -44,7 +44,7 @@ def answer_for(analyzer, clip: Path, max_frames: int = 10000) -> dict:
     from faceanalysis.pipeline.sources import VideoSource
     from faceanalysis.service.contract import Input, Limits
     from faceanalysis.service.inputs import parse_options
-    from faceanalysis.service.report import build_report
+    from faceanalysis.writers.v2 import v2_json
     from facecore.errors import AnalysisError
 
     # Every other option at the service's declared default, as a request that sets only these two gets it.
@@ -60,7 +60,7 @@ def answer_for(analyzer, clip: Path, max_frames: int = 10000) -> dict:
         answer = {"error": {"code": error.code, "message": str(error)}, "persons": [], "timeline": []}
         frames = source.expected or 0
     else:
-        answer = build_report(result, Input(kind="video", name=clip.name, fps=source.fps), options)
+        answer = v2_json(result, Input(kind="video", name=clip.name, fps=source.fps), options)
         frames = answer["meta"]["frames"]["read"]
     seconds = time.perf_counter() - started
     answer["bench"] = {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 3)}

@@ -1,8 +1,10 @@
 """The three output tables: their Arrow schemas, and one input's rows, from its analysis or from its error.
 
 ``persons``: one row per (input, person), the v2 answer's persons flattened. ``inputs``: one row per input, done
-or failed, with what was read, where and how it ran. ``frames`` (``--timeline``): one row per face per frame, the
-columns of ``FaceTable.rows()`` with the face's age interval and landmarks. Probabilities are named by the label
+or failed, with what was read, where and how it ran. ``frames`` (``--timeline``): one row per face per frame, with
+the face's age interval and landmarks. The values of an analysed input come from the table writer
+(``faceanalysis.writers.table``), which the v2 JSON's writer stands beside; this module adds the input's name,
+sha256 and where it ran, and gives each column its Arrow type. Probabilities are named by the label
 vocabulary (``male``, ``female``, the seven expressions), as everywhere in the project. Values are the analyzer's
 own, unrounded (the v2 JSON rounds them to 6 decimals).
 
@@ -17,18 +19,16 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from age.distribution import AgeDistribution
 from faceanalysis.pipeline.result import SequenceResult
 from faceanalysis.pipeline.settings import Settings
+from faceanalysis.writers import table
 from facecore.errors import AnalysisError
 from facecore.labels import EXPRESSIONS, GENDERS
 
@@ -112,26 +112,10 @@ class InputRows:
 def done_rows(item: BatchInput, sha: str | None, stat: str | None, result: SequenceResult, spec: RunSpec,
               seconds: float, where: Where, fps: float | None = None) -> InputRows:
     """``fps``: the input's own frame rate (a video's), None to take the run's ``--fps``."""
-    read = result.source
     fps = fps or spec.fps
     row = _input_row(item, sha, stat, spec, seconds, where, result.provenance.models, status=DONE)
-    row.update(frames_listed=read.listed, frames_read=len(read.read), frames_skipped=len(read.skipped),
-               frames_without_face=len(result.frames_without_face), frames_ignored=len(read.ignored),
-               truncated=read.truncated, persons=len(result.persons), fps=fps, duration=read.listed / fps)
-    persons = []
-    for person in result.persons:
-        summary = person.summary
-        persons.append({
-            "input": item.path, "input_sha256": sha, "person": person.id, "primary": person.primary,
-            "frames_seen": person.frames_seen, "first_frame": int(person.spans[0][0]),
-            "last_frame": int(person.spans[-1][1]), "first_seconds": person.spans[0][0] / fps,
-            "last_seconds": person.spans[-1][1] / fps,
-            "spans": [{"first": int(first), "last": int(last), "first_seconds": first / fps,
-                       "last_seconds": last / fps} for first, last in person.spans],
-            "age": float(summary.age), "age_low": float(summary.age_interval[0]),
-            "age_high": float(summary.age_interval[1]),
-            **_named(GENDERS, summary.gender), **_named(EXPRESSIONS, summary.expression),
-            "dominant_expression": summary.dominant_expression, "mean_confidence": float(person.mean_confidence)})
+    row.update(table.source_row(result, fps))
+    persons = [{"input": item.path, "input_sha256": sha, **person} for person in table.person_rows(result, fps)]
     frames = _frame_rows(item, sha, result, fps) if spec.timeline else None
     return InputRows(pa.Table.from_pylist([row], INPUTS), pa.Table.from_pylist(persons, PERSONS), frames)
 
@@ -161,33 +145,12 @@ def _input_row(item: BatchInput, sha: str | None, stat: str | None, spec: RunSpe
 
 
 def _frame_rows(item: BatchInput, sha: str | None, result: SequenceResult, fps: float) -> pa.Table:
-    faces = result.faces
-    count = len(faces)
-    frame = np.asarray(faces.frame, np.int64)
-    columns = {"input": pa.array([item.path] * count, pa.string()),
-               "input_sha256": pa.array([sha] * count, pa.string()),
-               "frame": pa.array(frame, COUNT), "time": pa.array(frame / fps, pa.float64()),
-               "frame_name": pa.array(faces.frame_name, pa.string()),
-               "person": pa.array(np.asarray(faces.person, np.int64), COUNT),
-               "primary": pa.array(faces.primary, pa.bool_())}
-    for column, name in enumerate(("x1", "y1", "x2", "y2")):
-        columns[name] = pa.array(np.asarray(faces.boxes[:, column], np.float64))
-    columns["confidence"] = pa.array(np.asarray(faces.confidence, np.float64))
-    columns["landmarks"] = pa.array([[{"x": _known(x), "y": _known(y)} for x, y in points]
-                                     for points in np.asarray(faces.landmarks, np.float64)], pa.list_(POINT))
-    columns["age"] = pa.array(np.asarray(faces.age_years, np.float64))
-    ages = AgeDistribution()
-    intervals = [ages.interval(distribution) for distribution in faces.age] if count else []
-    columns["age_low"] = pa.array([low for low, _ in intervals], pa.float64())
-    columns["age_high"] = pa.array([high for _, high in intervals], pa.float64())
-    for labels, values in ((GENDERS, faces.gender), (EXPRESSIONS, faces.expression)):
-        for column, label in enumerate(labels):
-            columns[label] = pa.array(np.asarray(values[:, column], np.float64))
-    return pa.table(columns, schema=FRAMES)
-
-
-def _known(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
+    columns = table.face_columns(result, fps)
+    count = len(columns["frame"])
+    typed = {"input": pa.array([item.path] * count, pa.string()), "input_sha256": pa.array([sha] * count, pa.string())}
+    for name in table.FACE_COLUMNS:
+        typed[name] = pa.array(columns[name], FRAMES.field(name).type)
+    return pa.table(typed, schema=FRAMES)
 
 
 def write_csv(table: pa.Table, path: Path) -> None:
@@ -204,10 +167,6 @@ def flat(table: pa.Table) -> pa.Table:
                       for value in table.column(index).to_pylist()]
             table = table.set_column(index, pa.field(field.name, pa.string()), pa.array(values, pa.string()))
     return table
-
-
-def _named(labels, values) -> dict:
-    return {label: float(value) for label, value in zip(labels, values)}
 
 
 def to_bytes(rows: InputRows) -> dict[str, bytes | None]:

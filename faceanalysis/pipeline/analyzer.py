@@ -18,7 +18,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from .registry import SharedModels, build_person_head, build_task_models, face_e
 from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary, Unlisted
 from .settings import Settings
 from .sources import FolderSource, FrameSource
-from .tracking import SIGNATURE_CROP, Persons, Tracker, TrackingRun
+from .tracking import SIGNATURE_CROP, Tracker, TrackingRun
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,9 @@ class FaceAnalyzer:
         batch = [Frame(index, str(index), image) for index, image in enumerate(images)]
         given = Detections.whole_images(images) if faces_given else None
         with self._lock:
-            return self._analyse_batch(batch, StageTimer(), given, whole_image_faces=faces_given,
-                                       as_persons=as_persons)
+            columns = self._analyse_batch(batch, StageTimer(), given, whole_image_faces=faces_given,
+                                          as_persons=as_persons).columns
+        return FaceTable(**columns, primary=_primary_faces(columns["frame"], columns["boxes"]))
 
     def _analyse(self, source: FrameSource, progress: Progress | None) -> SequenceResult:
         """Batches flow through two stages: detection of batch k+1 overlaps the rest of batch k.
@@ -185,8 +186,9 @@ class FaceAnalyzer:
         The source is closed however the analysis ends (zip file, video capture and decode threads).
         """
         timer = StageTimer()
-        tables = []
+        parts: list[_BatchFaces] = []
         tracking = self.tracker.start()
+        chip_inputs: dict[int, np.ndarray] = {}      # face number -> the person head's inputs of a face kept as chip
         sizes: set[tuple[int, int]] = set()          # frame sizes read, for meta.detection
         started = time.perf_counter()
         with source.open(self.batch_size) as stream, ThreadPoolExecutor(1, thread_name_prefix="detect") as worker:
@@ -201,7 +203,7 @@ class FaceAnalyzer:
                     detection = worker.submit(self._detect, batch, timer)
                 if pending is not None:
                     done, done_detection = pending
-                    tables.append(self._analyse_batch(done, timer, done_detection.result(), tracking))
+                    parts.append(self._analyse_batch(done, timer, done_detection.result(), tracking, chip_inputs))
                     if progress is not None:
                         progress(stream.tried - (len(batch) if batch is not None else 0), stream.expected)
                 if batch is None:
@@ -209,7 +211,8 @@ class FaceAnalyzer:
                 pending = (batch, detection)
             read = stream.summary()
         with timer("aggregate"):
-            faces, summary, persons, without_face, unlisted, rejected = self._combine(read, tables, tracking)
+            faces, summary, persons, without_face, unlisted, rejected = self._combine(read, parts, tracking,
+                                                                                      chip_inputs)
         timings = {stage: round(timer.ms.get(stage, 0.0), 2) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         return SequenceResult(source=read, faces=faces, summary=summary, persons=persons,
@@ -222,7 +225,7 @@ class FaceAnalyzer:
         if self.gate is not None:
             tracker["face_gate"] = self.gate.describe()
         tracker["min_frames"] = self.settings.min_frames
-        return Provenance(settings=self.settings.to_json(), models=self.model_info(),
+        return Provenance(settings=self.settings, models=self.model_info(),
                           device={"kind": self.device.kind, **self.device.describe()},
                           aggregator=self.aggregator.name, tracker=tracker,
                           detection=self.detector.describe(sizes if sizes is not None else set()))
@@ -232,8 +235,10 @@ class FaceAnalyzer:
             return self.detector.run([frame.rgb for frame in batch])
 
     def _analyse_batch(self, batch, timer: StageTimer, detections: Detections | None = None,
-                       tracking: TrackingRun | None = None, whole_image_faces: bool = False,
-                       as_persons: bool = False) -> FaceTable:
+                       tracking: TrackingRun | None = None, chip_inputs: dict | None = None,
+                       whole_image_faces: bool = False, as_persons: bool = False) -> "_BatchFaces":
+        """Every face of ``batch``, answered by the per-face models; with ``tracking``, the tracklet of each,
+        and in ``chip_inputs`` the person head's inputs of every face the tracker kept as a chip."""
         frames = [frame.rgb for frame in batch]
         if detections is None:
             detections = self._detect(batch, timer)
@@ -251,23 +256,25 @@ class FaceAnalyzer:
         for task, model in self.models.items():
             with timer(task):
                 outputs[task] = model.run(faces)
-        tracklet = np.zeros(len(detections), np.int64)
+        tracklets = np.zeros(len(detections), np.int64)
         if tracking is not None:
             with timer("aggregate"):
-                person_inputs = self.person_head.face_inputs(faces) if self.person_head is not None else None
-                tracklet = tracking.add(faces, person_inputs, quality.weight)
+                tracked = tracking.add(faces, quality.weight)
+                tracklets = tracked.tracklets
+                if self.person_head is not None and chip_inputs is not None and len(tracked.chip_rows):
+                    inputs = self.person_head.face_inputs(faces)
+                    chip_inputs.update(zip(tracked.chip_faces.tolist(), inputs[tracked.chip_rows]))
         if as_persons and self.person_head is not None and len(detections):
             with timer("aggregate"):
                 outputs["age"], outputs["gender"] = self.person_head.run_each(
                     self.person_head.face_inputs(faces), self.embedder.run(faces))
-        return FaceTable(
+        columns = dict(
             frame=np.asarray([batch[i].index for i in detections.frame], dtype=np.int64),
             frame_name=[batch[i].name for i in detections.frame],
             boxes=detections.boxes, confidence=detections.confidence, landmarks=detections.landmarks,
-            primary=_primary_faces(detections.frame, detections.boxes),
             age=outputs["age"], age_years=self.models["age"].expected_age(outputs["age"]),
-            gender=outputs["gender"], expression=outputs["expression"], person=tracklet,
-            quality=quality.table(), sure=sure)
+            gender=outputs["gender"], expression=outputs["expression"], quality=quality.table(), sure=sure)
+        return _BatchFaces(columns, tracklets)
 
     def _gate(self, faces: FaceBatch, quality, grey: np.ndarray, tracking: TrackingRun | None):
         """The batch without the detections whose geometry or detail rules out a face (counted on ``tracking``,
@@ -296,65 +303,76 @@ class FaceAnalyzer:
         gated.cached(("grey", SIGNATURE_CROP, 0.0), lambda: grey[keep])
         return gated, quality.take(keep), sure
 
-    def _combine(self, read: SourceSummary, tables: list[FaceTable], tracking: TrackingRun):
-        """Persons from the tracklets, their answers, the legacy answer, frames without a face."""
-        faces = FaceTable.concat(tables) if tables else None
-        with_face = set(faces.frame_name) if faces is not None else set()
-        without_face = tuple(name for _, name in read.read if name not in with_face)
-        if faces is None or not len(faces):
+    def _combine(self, read: SourceSummary, parts: list["_BatchFaces"], tracking: TrackingRun,
+                 chip_inputs: dict[int, np.ndarray]):
+        """The face table of the listed persons, their answers, the legacy answer, frames without a face, the
+        unlisted tracks and the face gate's rejections."""
+        columns = _concat([part.columns for part in parts])
+        if not parts or not len(columns["frame"]):
             skipped = read.skipped
             first = f"; first: {skipped[0].name}: {skipped[0].reason}" if skipped and not read.read else ""
             raise no_face(f"no face found in any of the {len(read.read)} frames read "
                           f"({len(skipped)} unreadable) in sequence {read.label!r}{first}")
-        found = tracking.finish(self.embedder.embed_chips)
-        faces.person = np.asarray([found.of_tracklet[int(tracklet)] for tracklet in faces.person], np.int64)
-        persons, unlisted, tracked_primary = self._persons(faces, read, found)
-        if unlisted.tracks:
-            # Short tracks are counted, not answered: their faces leave the table (and the timeline).
-            faces = faces.take(np.flatnonzero(faces.person != 0))
-            with_face = set(faces.frame_name)
-            without_face = tuple(name for _, name in read.read if name not in with_face)
-        primary = next(person for person in persons if person.primary)
+        found = tracking.finish(self.embedder.embed_chips, every_chip=self.person_head is not None)
+        tracked = np.asarray([found.of_tracklet[int(tracklet)]
+                              for tracklet in np.concatenate([part.tracklets for part in parts])], np.int64)
+        samples = {pid: (np.stack([chip_inputs[number] for number in numbers]), embeddings)
+                   for pid, (numbers, embeddings) in found.chips.items()}
+        faces, persons, unlisted, primary = self._persons(columns, tracked, read, samples, found.pictures)
+        with_face = set(faces.frame_name)
+        without_face = tuple(name for _, name in read.read if name not in with_face)
         # The legacy answer is about one person: the one seen in most frames, all of their faces, weighted by
         # detection confidence only (the legacy contract's answer does not change with the quality weights).
-        faces.primary = faces.person == primary.id
         legacy = self.summarise(faces, faces.primary)
-        if tracked_primary in found.samples:
-            legacy = self._person_answer(legacy, *found.samples[tracked_primary])
+        if primary in samples:
+            legacy = self._person_answer(legacy, *samples[primary])
         return faces, legacy, persons, without_face, unlisted, dict(tracking.rejected)
 
-    def _persons(self, faces: FaceTable, read: SourceSummary, found: Persons
-                 ) -> tuple[tuple[Person, ...], Unlisted, int]:
-        """The listed persons (persons.py: evidence, confidence, quality), renumbered 1, 2, ... in order of first
-        appearance, the unlisted tracks, and the primary's id in ``found``; the faces of unlisted tracks get
-        person 0 (``_combine`` then drops them)."""
-        position = {index: number for number, (index, _) in enumerate(read.read)}
-        ids = sorted(set(faces.person.tolist()))
-        seen = {pid: sorted({position[int(index)] for index in faces.frame[faces.person == pid]}) for pid in ids}
-        required = person_rules.required_frames(self.settings.min_frames, len(read.read))
-        sure = {pid: len({int(index) for index in faces.frame[(faces.person == pid) & faces.sure]}) for pid in ids}
-        kept = person_rules.listed({pid: len(seen[pid]) for pid in ids}, sure, required)
-        short = [pid for pid in ids if pid not in kept]
-        unlisted = Unlisted(tracks=len(short), frames=int(np.isin(faces.person, short).sum()))
-        renumber = {pid: number for number, pid in enumerate(kept, start=1)}
-        old_ids = faces.person
-        faces.person = np.asarray([renumber.get(int(pid), 0) for pid in old_ids], np.int64)
-        # The primary person is the one seen in most frames; a tie goes to the one who appeared first.
-        primary = min(kept, key=lambda pid: (-len(seen[pid]), pid))
+    def _persons(self, columns: dict, tracked: np.ndarray, read: SourceSummary,
+                 samples: dict[int, tuple[np.ndarray, np.ndarray]], pictures: dict[int, np.ndarray]
+                 ) -> tuple[FaceTable, tuple[Person, ...], Unlisted, int]:
+        """From the faces' columns and each face's tracked person: the face table of the listed persons (built
+        here, once, with each face's listed person and primary flag), their answers (persons.py: evidence,
+        confidence, quality; the person head's over ``samples``, person -> (inputs, embeddings)), the unlisted
+        tracks, and the tracked id of the primary person."""
+        listing = self._listing(columns, tracked, read)
+        person = np.asarray([listing.renumber.get(int(pid), 0) for pid in tracked], np.int64)
+        # Short tracks are counted, not answered: their faces are not in the table (nor in the timeline).
+        rows = np.flatnonzero(person != 0)
+        faces = FaceTable(frame_name=[columns["frame_name"][row] for row in rows],
+                          **{key: value[rows] for key, value in columns.items() if key != "frame_name"},
+                          person=person[rows], primary=person[rows] == listing.renumber[listing.primary])
         persons = []
-        for pid in kept:
-            chosen = old_ids == pid
-            spans = tuple((read.read[first][0], read.read[last][0]) for first, last in _runs(seen[pid]))
+        for pid in listing.kept:
+            chosen = faces.person == listing.renumber[pid]
+            positions = listing.seen[pid]
+            spans = tuple((read.read[first][0], read.read[last][0]) for first, last in _runs(positions))
             summary = self.summarise(faces, chosen, by_quality=True)
-            if pid in found.samples:
-                summary = self._person_answer(summary, *found.samples[pid])
-            persons.append(Person(id=renumber[pid], primary=pid == primary, summary=summary,
-                                  frames_seen=len(seen[pid]), mean_confidence=float(faces.confidence[chosen].mean()),
-                                  spans=spans, picture=found.pictures.get(pid),
+            if pid in samples:
+                summary = self._person_answer(summary, *samples[pid])
+            persons.append(Person(id=listing.renumber[pid], primary=pid == listing.primary, summary=summary,
+                                  frames_seen=len(positions), mean_confidence=float(faces.confidence[chosen].mean()),
+                                  spans=spans, picture=pictures.get(pid),
                                   confidence=person_rules.confidence(faces.weight[chosen]),
                                   quality=person_rules.quality_summary(faces.quality[chosen]),
                                   gender_uncertain=person_rules.gender_uncertain(summary.gender)))
-        return tuple(persons), unlisted, primary
+        return faces, tuple(persons), listing.unlisted, listing.primary
+
+    def _listing(self, columns: dict, tracked: np.ndarray, read: SourceSummary) -> "_Listing":
+        """Which tracked persons are listed (persons.py: enough frames, a sure face), numbered 1, 2, ... in order
+        of first appearance; the primary among them; the positions each was seen at; the unlisted tracks."""
+        frame, sure_faces = columns["frame"], columns["sure"]
+        position = {index: number for number, (index, _) in enumerate(read.read)}
+        ids = sorted(set(tracked.tolist()))
+        seen = {pid: sorted({position[int(index)] for index in frame[tracked == pid]}) for pid in ids}
+        required = person_rules.required_frames(self.settings.min_frames, len(read.read))
+        sure = {pid: len({int(index) for index in frame[(tracked == pid) & sure_faces]}) for pid in ids}
+        kept = person_rules.listed({pid: len(seen[pid]) for pid in ids}, sure, required)
+        short = [pid for pid in ids if pid not in kept]
+        # The primary person is the one seen in most frames; a tie goes to the one who appeared first.
+        return _Listing(kept=tuple(kept), renumber={pid: number for number, pid in enumerate(kept, start=1)},
+                        primary=min(kept, key=lambda pid: (-len(seen[pid]), pid)), seen=seen,
+                        unlisted=Unlisted(tracks=len(short), frames=int(np.isin(tracked, short).sum())))
 
     def _person_answer(self, frames: FaceSummary, inputs: np.ndarray, embeddings: np.ndarray) -> FaceSummary:
         """The person head's age and gender over the person's embedded faces; expression stays the frames'."""
@@ -371,10 +389,33 @@ class FaceAnalyzer:
         # runs as fast as the second. A grey frame would warm P-Net only.
         face = decode_frame(WARMUP_FACE)
         batch = [Frame(index, f"warmup_{index}", face) for index in range(self.batch_size)]
-        table = self._analyse_batch(batch, StageTimer())
-        if not len(table):
+        faces = self._analyse_batch(batch, StageTimer())
+        if not len(faces.tracklets):
             log.warning("warm-up frame %s gave no face; the first request may be slower", WARMUP_FACE.name)
         self._analyse_batch(batch[:1], StageTimer())   # the last, partial batch of a sequence
+
+
+class _BatchFaces(NamedTuple):
+    """One batch's faces: every ``FaceTable`` column but who each face is (``person``, ``primary``: the whole
+    sequence decides that), and the tracklet of each face (0 when not tracked)."""
+    columns: dict
+    tracklets: np.ndarray
+
+
+class _Listing(NamedTuple):
+    kept: tuple[int, ...]              # tracked person ids listed, in order of first appearance
+    renumber: dict[int, int]           # tracked person id -> listed person id (1, 2, ...)
+    primary: int                       # the tracked person id of the primary person
+    seen: dict[int, list[int]]         # tracked person id -> positions (in the frames read) seen at
+    unlisted: Unlisted
+
+
+def _concat(columns: list[dict]) -> dict:
+    """Batches' columns as one set of columns, in batch order."""
+    if not columns:
+        return {"frame": np.zeros(0, np.int64)}
+    return {key: [name for part in columns for name in part[key]] if key == "frame_name"
+            else np.concatenate([part[key] for part in columns]) for key in columns[0]}
 
 
 def _runs(positions: list[int]) -> list[tuple[int, int]]:

@@ -1,27 +1,28 @@
 """What an analysis returns: one table of faces, the persons in it, the sequence answer, and how it was made.
 
-The result carries everything the answer formats need (``faceanalysis.service.legacy`` and
-``faceanalysis.service.report`` only read it): the faces with their person, every person's combined answer,
-the legacy answer, what the source read, skipped and ignored, and the settings, models and device that
-produced it.
+The result carries everything the answer formats need (the writers in ``faceanalysis.writers`` only read it):
+the faces with their person, every person's combined answer, the legacy answer, what the source read, skipped
+and ignored, and the settings, models and device that produced it.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from facecore.frames import SkippedFrame
-from facecore.labels import EXPRESSIONS, GENDERS, dominant
+from facecore.labels import dominant
+
+from .settings import Settings
 
 QUALITY_COLUMNS = ("size", "sharpness", "yaw", "pitch", "brightness", "weight")
 
 
 @dataclass
 class FaceTable:
-    """Every face detected in the sequence, one row each (batch-first, Py-Feat style)."""
+    """Every face of the persons listed in the sequence, one row each (batch-first, Py-Feat style), built once
+    the persons are known; for stills (``FaceAnalyzer.analyse_images``), every face detected."""
     frame: np.ndarray         # (n,) frame index in the source's order
     frame_name: list[str]
     boxes: np.ndarray         # (n, 4) x1, y1, x2, y2
@@ -54,40 +55,6 @@ class FaceTable:
 
     def __len__(self) -> int:
         return len(self.frame)
-
-    @classmethod
-    def concat(cls, parts: list["FaceTable"]) -> "FaceTable":
-        names = [name for part in parts for name in part.frame_name]
-        arrays = {key: np.concatenate([getattr(part, key) for part in parts])
-                  for key in cls.__dataclass_fields__ if key != "frame_name"}
-        return cls(frame_name=names, **arrays)
-
-    def take(self, rows: np.ndarray) -> "FaceTable":
-        """The table of the given rows, in that order."""
-        rows = np.asarray(rows, np.int64)
-        arrays = {key: getattr(self, key)[rows] for key in self.__dataclass_fields__ if key != "frame_name"}
-        return FaceTable(frame_name=[self.frame_name[row] for row in rows], **arrays)
-
-    def rows(self) -> list[dict]:
-        """One plain dict per face, ready for csv, JSON or a DataFrame."""
-        out = []
-        for i in range(len(self)):
-            row = {"frame": int(self.frame[i]), "frame_name": self.frame_name[i], "person": int(self.person[i]),
-                   "primary": bool(self.primary[i]),
-                   "x1": float(self.boxes[i, 0]), "y1": float(self.boxes[i, 1]),
-                   "x2": float(self.boxes[i, 2]), "y2": float(self.boxes[i, 3]),
-                   "confidence": float(self.confidence[i]), "age": float(self.age_years[i])}
-            row.update({label: float(p) for label, p in zip(GENDERS, self.gender[i])})
-            row.update({label: float(p) for label, p in zip(EXPRESSIONS, self.expression[i])})
-            out.append(row)
-        return out
-
-    def save_csv(self, path) -> None:
-        rows = self.rows()
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["frame"])
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 @dataclass(frozen=True)
@@ -140,7 +107,7 @@ class SourceSummary:
 @dataclass(frozen=True)
 class Provenance:
     """How the answer was made: settings, model files, device, and the rules that combined the faces."""
-    settings: dict             # Settings.to_json()
+    settings: Settings
     models: dict               # manifest key -> model, package==version, file, sha256, license
     device: dict               # {"kind": "CPU" | "GPU", "tensorflow": ..., "onnxruntime": [...]}
     aggregator: str

@@ -15,13 +15,14 @@ can change the answer:
    - the tracklet was missed for more than ``max_gap`` analysed frames.
    Each tracklet keeps up to ``samples`` aligned face chips (at its birth, then every ``sample_every`` analysed
    frames) from faces at least ``min_embed_side`` pixels wide: dlib's embedding is unreliable below that.
+   ``add`` returns what it decided (``Tracked``): each face's tracklet, and which faces it kept as chips.
 2. **Persons, at the end** (``TrackingRun.finish``). With one tracklet there is nothing to decide and nothing
-   is embedded, unless the chips came with the person head's inputs (``add(faces, inputs)``): then every chip
-   is embedded and each person's (inputs, embeddings) handed back for ``age.person``. With more than one
-   tracklet the kept chips are embedded in one batched call and tracklets are merged by agglomerative
-   clustering, average linkage over their chips' embeddings, while the linkage distance is at most
-   ``identity_distance`` and the two never appear in the same frame (one person is in one place at a time).
-   A tracklet without a chip (only faces under ``min_embed_side``) stays a person of its own.
+   is embedded. With more than one tracklet the kept chips are embedded in one batched call and tracklets are
+   merged by agglomerative clustering, average linkage over their chips' embeddings, while the linkage
+   distance is at most ``identity_distance`` and the two never appear in the same frame (one person is in one
+   place at a time). A tracklet without a chip (only faces under ``min_embed_side``) stays a person of its own.
+   With ``finish(embed, every_chip=True)`` (for the person head, ``age.person``) the chips are embedded even
+   with one tracklet, and each person's chips are handed back by face number, with their embeddings.
 
 Thresholds come from the composed real-face videos of ``training/tracking_data.py`` (README, "Persons").
 """
@@ -84,7 +85,7 @@ class Tracklet:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))     # box change per analysed frame
     positions: list[int] = field(default_factory=list)
     chips: list[np.ndarray] = field(default_factory=list)
-    chip_inputs: list[np.ndarray] = field(default_factory=list)   # the person head's inputs of each chip's face
+    chip_faces: list[int] = field(default_factory=list)           # the face number of each chip (``Tracked``)
     chip_quality: list[float] = field(default_factory=list)       # each chip's face quality (quality.weight)
     last_sample: int = -10 ** 9
     first_box: np.ndarray | None = None   # box at birth
@@ -97,15 +98,23 @@ class Tracklet:
 
 
 @dataclass(frozen=True)
+class Tracked:
+    """What ``add`` decides for one batch. A face's number is its place among all the faces given to ``add``
+    in this run (0, 1, ...: its row in the run's face table)."""
+    tracklets: np.ndarray                 # (n,) the tracklet id of each face of the batch
+    chip_rows: np.ndarray                 # (k,) the batch's faces kept as a chip (a tracklet's gallery), in order
+    chip_faces: np.ndarray                # (k,) their face numbers
+
+
+@dataclass(frozen=True)
 class Persons:
     """What ``finish`` decides: the person of every tracklet, and each person's picture."""
     of_tracklet: dict[int, int]           # tracklet id -> person id (1, 2, ... in order of first appearance)
     pictures: dict[int, np.ndarray]       # person id -> RGB face picture
     tracklets: int
-    embedded: int                          # chips embedded (0 when there was only one tracklet and no person head)
-    # person id -> (inputs (k, d), embeddings (k, 128)) of their embedded faces, for the person head; empty
-    # when ``add`` was given no inputs
-    samples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    embedded: int                          # chips embedded (0 with only one tracklet, unless every chip was asked)
+    # person id -> (face numbers (k,), embeddings (k, 128)) of their chips; only with ``finish(every_chip=True)``
+    chips: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 class TrackingRun:
@@ -119,14 +128,16 @@ class TrackingRun:
         self._position = 0                 # analysed frames so far: gaps count frames that were analysed
         self.cuts: list[int] = []          # positions where a shot cut was seen
         self._quality: np.ndarray | None = None    # the current batch's face quality (``add``)
+        self._faces = 0                    # faces given to ``add`` so far: the number of the batch's first face
+        self._kept: list[int] = []         # rows of the current batch kept as chips (``add``)
         self.rejected: dict[str, int] = {}          # the face gate's reason -> detections it rejected
 
-    def add(self, faces, inputs: np.ndarray | None = None, quality: np.ndarray | None = None) -> np.ndarray:
-        """Tracklet ids for the faces of the next batch of analysed frames (a ``FaceBatch`` with its shapes).
-        ``inputs`` (one row per face): what the person head reads of each face, kept with every chip.
-        ``quality`` (one weight per face, ``quality.weight``): the gallery keeps each tracklet's best faces;
-        without it every face counts as 1 and the first ones are kept."""
+    def add(self, faces, quality: np.ndarray | None = None) -> Tracked:
+        """The tracklet of each face of the next batch of analysed frames (a ``FaceBatch`` with its shapes), and
+        the faces kept as chips. ``quality`` (one weight per face, ``quality.weight``): the gallery keeps each
+        tracklet's best faces; without it every face counts as 1 and the first ones are kept."""
         self._quality = quality
+        self._kept = []
         detections = faces.detections
         ids = np.zeros(len(detections), np.int64)
         grey = faces.square_grey_crops(SIGNATURE_CROP, 0.0) if len(detections) else None
@@ -136,8 +147,10 @@ class TrackingRun:
             self._frame(position, faces.frames[index])
             rows = np.flatnonzero(detections.frame == index)
             if len(rows):
-                ids[rows] = self._match(position, rows, faces, grey, inputs)
-        return ids
+                ids[rows] = self._match(position, rows, faces, grey)
+        kept = np.asarray(self._kept, np.int64)
+        first, self._faces = self._faces, self._faces + len(detections)
+        return Tracked(tracklets=ids, chip_rows=kept, chip_faces=kept + first)
 
     def _frame(self, position: int, rgb: np.ndarray) -> None:
         thumbnail = cv2.resize(rgb, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
@@ -149,8 +162,7 @@ class TrackingRun:
                             if position - tracklet.position - 1 > self.tracker.max_gap]:
             del self._open[tracklet_id]
 
-    def _match(self, position: int, rows: np.ndarray, faces, grey: np.ndarray,
-               inputs: np.ndarray | None) -> list[int]:
+    def _match(self, position: int, rows: np.ndarray, faces, grey: np.ndarray) -> list[int]:
         boxes = faces.detections.boxes[rows]
         signatures = [signature(grey[row]) for row in rows]
         open_tracklets = list(self._open.values())
@@ -193,11 +205,11 @@ class TrackingRun:
                 tracklet.velocity = (boxes[face] - tracklet.box) / max(position - tracklet.position, 1)
                 tracklet.box, tracklet.position, tracklet.signature = boxes[face], position, signatures[face]
             tracklet.positions.append(position)
-            self._keep(tracklet, position, int(row), faces, inputs)
+            self._keep(tracklet, position, int(row), faces)
             out.append(tracklet.id)
         return out
 
-    def _keep(self, tracklet: Tracklet, position: int, row: int, faces, inputs: np.ndarray | None) -> None:
+    def _keep(self, tracklet: Tracklet, position: int, row: int, faces) -> None:
         """Keep the most confident face as the picture, and the tracklet's best faces as its gallery: a chip
         when one is due (``sample_every`` analysed frames after the last), in a free place or instead of the
         gallery's worst chip when this face's quality is higher."""
@@ -213,26 +225,26 @@ class TrackingRun:
         if len(tracklet.chips) < self.tracker.samples:
             place = len(tracklet.chips)
             tracklet.chips.append(None)
+            tracklet.chip_faces.append(-1)
             tracklet.chip_quality.append(quality)
-            if inputs is not None:
-                tracklet.chip_inputs.append(None)
         else:
             place = int(np.argmin(tracklet.chip_quality))
             if quality <= tracklet.chip_quality[place]:
                 return
             tracklet.chip_quality[place] = quality
         tracklet.chips[place] = faces.aligned_chip(row, CHIP_SIZE, CHIP_PADDING)
-        if inputs is not None:
-            tracklet.chip_inputs[place] = inputs[row]
+        tracklet.chip_faces[place] = self._faces + row
+        self._kept.append(row)
         tracklet.last_sample = position
 
-    def finish(self, embed: Callable[[np.ndarray], np.ndarray]) -> Persons:
-        """Merge tracklets into persons; ``embed`` maps (n, 150, 150, 3) chips to (n, 128) embeddings."""
+    def finish(self, embed: Callable[[np.ndarray], np.ndarray], every_chip: bool = False) -> Persons:
+        """Merge tracklets into persons; ``embed`` maps (n, 150, 150, 3) chips to (n, 128) embeddings. With
+        ``every_chip`` the chips are embedded even when there is nothing to decide, and handed back per person."""
         tracklets = self.tracklets
         embedded = 0
-        for_person_head = any(tracklet.chip_inputs for tracklet in tracklets)
         owners = [number for number, tracklet in enumerate(tracklets) for _ in tracklet.chips]
-        if len(tracklets) > 1 or for_person_head:
+        every_chip = every_chip and bool(owners)
+        if len(tracklets) > 1 or every_chip:
             chips = [chip for tracklet in tracklets for chip in tracklet.chips]
             embeddings = embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
             embedded = len(chips)
@@ -260,16 +272,15 @@ class TrackingRun:
             of_tracklet[tracklet.id] = person
             if tracklet.picture is not None and tracklet.best_confidence > best.get(person, -1):
                 best[person], pictures[person] = tracklet.best_confidence, tracklet.picture
-        samples = {}
-        if for_person_head:
-            inputs = np.stack([row for tracklet in tracklets for row in tracklet.chip_inputs])
-            assert len(inputs) == len(owners)         # every chip keeps its face's inputs
+        chips = {}
+        if every_chip:
+            numbers = np.asarray([number for tracklet in tracklets for number in tracklet.chip_faces], np.int64)
             person_of_chip = np.asarray([of_tracklet[tracklets[owner].id] for owner in owners])
             for person in sorted(set(person_of_chip.tolist())):
                 mine = person_of_chip == person
-                samples[person] = (inputs[mine], embeddings[mine])
+                chips[person] = (numbers[mine], embeddings[mine])
         return Persons(of_tracklet=of_tracklet, pictures=pictures, tracklets=len(tracklets), embedded=embedded,
-                       samples=samples)
+                       chips=chips)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@
     GET  /api/v2/openapi.json     the contract (openapi.py, generated from contract.py)
     GET  /healthz, /readyz        liveness, and readiness (models loaded and warmed, not shutting down)
 
-Jobs live in the app's data folder (``runtime.py``, ``jobs.py``, ``store.py``), so they outlive the process.
+Jobs live in the app's data folder (``runtime.py``, ``jobs.py``, ``store.py``), so they outlive the process. The
+runtime's queue runs each job with ``job_runner``'s function, which the app hands the runtime when it makes it.
 Requests that start work are counted by the runtime's lifecycle, which a graceful shutdown waits for and which
 refuses them (503 ``shutting_down``) once the shutdown began. Limits come from the Flask config
 (``contract.Limits`` fills in the keys that are not set), so a deployment or a test can change them. Every answer is a
@@ -26,15 +27,32 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_json
 from faceanalysis.service.inputs import AnalysisRequest, parse_request, restore_request
-from faceanalysis.service.jobs import JobQueue
 from faceanalysis.service.openapi import openapi_spec
-from faceanalysis.service.report import build_report
-from faceanalysis.service.runtime import Runtime, ShuttingDown
+from faceanalysis.service.runtime import JobRun, Runtime, ShuttingDown
 from faceanalysis.service.schema import to_json
+from faceanalysis.writers.v2 import v2_json
 from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
-JOB_QUEUE = "faceanalysis.job_queue"      # app.extensions: makes the job queue (web.start_jobs)
+
+
+def analyse(analyzer: FaceAnalyzer, job: AnalysisRequest, progress=None) -> dict:
+    """The v2 answer to ``job``; its uploads are removed however the analysis ends."""
+    try:
+        result = analyzer.analyse_source(job.source, progress)
+        log.info("analysed %s %r: %d frames read, %d skipped, %.0f ms", job.input.kind, job.input.name,
+                 result.frames_read, len(result.source.skipped), result.timings_ms["total"])
+        return v2_json(result, job.input, job.options)
+    finally:
+        job.cleanup()
+
+
+def job_runner(analyzer: FaceAnalyzer) -> JobRun:
+    """The function that runs a stored job (``Runtime``'s ``run_job``): the request restored from its record
+    and uploads, then analysed as ``POST /api/v2/analyze`` would."""
+    def run_job(record: dict, uploads: Path | None, progress, limits: Limits) -> dict:
+        return analyse(analyzer, restore_request(record, uploads, limits), progress)
+    return run_job
 
 
 def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
@@ -49,30 +67,14 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
         for key, value in Limits.config_defaults().items():
             if config.get(key) is None:      # Flask itself defines MAX_CONTENT_LENGTH as None
                 config[key] = value
-        state.app.extensions[JOB_QUEUE] = job_queue
 
     def limits() -> Limits:
         return Limits.from_config(current_app.config)
 
-    def analyse(job: AnalysisRequest, progress=None) -> dict:
-        try:
-            result = analyzer.analyse_source(job.source, progress)
-            log.info("analysed %s %r: %d frames read, %d skipped, %.0f ms", job.input.kind, job.input.name,
-                     result.frames_read, len(result.source.skipped), result.timings_ms["total"])
-            return build_report(result, job.input, job.options)
-        finally:
-            job.cleanup()
-
-    def job_queue() -> JobQueue:
+    def job_queue():
         # Made on first use (the server makes it at start-up), so limits set in the app config after
-        # create_app() still apply; the worker thread has no app context, so it keeps the limits of then.
-        current = limits()
-
-        def run(record: dict, uploads: Path | None, progress) -> dict:
-            return analyse(restore_request(record, uploads, current), progress)
-        # Stand-in analyzers (tests) have no settings: they all count as one set of models.
-        settings = getattr(analyzer, "settings", None)
-        return runtime.jobs(current, run, settings.to_json() if settings is not None else {})
+        # create_app() still apply.
+        return runtime.jobs(limits())
 
     def parse() -> AnalysisRequest:
         return parse_request(request, resolve_sample, limits(), runtime.new_workdir)
@@ -80,7 +82,7 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
     @api.post("/api/v2/analyze")
     def analyze():
         with runtime.lifecycle.work():
-            return jsonify(analyse(parse()))
+            return jsonify(analyse(analyzer, parse()))
 
     @api.post("/api/v2/jobs")
     def submit_job():

@@ -1,6 +1,10 @@
 """What one app holds beyond a single request: its data folder and job store, its job queue, and whether it still
 takes new work; and the graceful shutdown that ends them.
 
+The app hands the runtime the function that runs a job; the runtime builds the job queue with it (on first use,
+with the limits of then) and hands the queue out. A request analysed at once only needs a folder for its
+uploads: it gets one in the data folder without the job store being opened.
+
 A shutdown (``Runtime.shutdown``, called by the server on SIGTERM/SIGINT) first refuses new work: requests that
 would start an analysis or accept a job get 503 ``shutting_down`` with ``Retry-After``, and ``/readyz`` says not
 ready, while status polls are still answered. It then gives the requests already analysing and the running job
@@ -8,7 +12,7 @@ the grace period to finish; a job still running then goes back to the queue, at 
 Last it closes the store and removes this process's temporary files.
 
 An app made without a store (tests, ``create_app`` from code) gets a private temporary data folder, made on
-first use and removed at shutdown or when the interpreter exits.
+first use and removed at shutdown or when the interpreter exits; its job store is opened when jobs are first used.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from faceanalysis.service.contract import Limits
 from faceanalysis.service.datafolder import DataFolder
-from faceanalysis.service.jobs import JobPolicy, JobQueue, Runner
+from faceanalysis.service.jobs import JobPolicy, JobQueue, Progress
 from faceanalysis.service.store import JobStore
+
+# run_job(request record, its uploads folder, progress, the limits the queue was made with) -> the answer
+JobRun = Callable[[dict, "Path | None", Progress, Limits], dict]
 
 
 class ShuttingDown(Exception):
@@ -77,26 +84,41 @@ class Lifecycle:
 
 
 class Runtime:
-    def __init__(self, store: JobStore | None = None) -> None:
-        """``store`` is the server's opened store; None makes a temporary data folder on first use."""
+    def __init__(self, store: JobStore | None = None, run_job: JobRun | None = None, runner: str = "") -> None:
+        """``store`` is the server's opened store; None makes a temporary data folder on first use. ``run_job``
+        analyses a job for the models ``runner`` names (``runner_key``); None: this runtime takes no jobs."""
         self.lifecycle = Lifecycle()
         self.retry_after_s = 30             # Retry-After of a refusal: the grace period, once a shutdown began
         self._store = store
+        self._folder = store.folder if store is not None else None
+        self._run_job = run_job
+        self._runner = runner
         self._jobs: JobQueue | None = None
         self._lock = threading.Lock()
         self._closed = False
         self.left_running = False           # after shutdown: an analysis was still running when it returned
 
+    def folder(self) -> DataFolder:
+        """The data folder; a temporary one is made on first use when the server gave none."""
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown()
+            if self._folder is None:
+                root = Path(tempfile.mkdtemp(prefix="faceanalysis-data-"))
+                self._folder = DataFolder.open(root, min_free=0)
+                # Tests make many apps and never shut them down: the folder goes with the interpreter at the latest
+                # (not with this object, as the queue's threads still use it).
+                atexit.register(shutil.rmtree, root, True)
+            return self._folder
+
     def store(self) -> JobStore:
+        """The job store, opened in the data folder on first use when the server gave none."""
+        folder = self.folder()
         with self._lock:
             if self._closed:
                 raise ShuttingDown()
             if self._store is None:
-                root = Path(tempfile.mkdtemp(prefix="faceanalysis-data-"))
-                self._store = JobStore.open(DataFolder.open(root, min_free=0))
-                # Tests make many apps and never shut them down: the folder goes with the interpreter at the latest
-                # (not with this object, as the queue's threads still use it).
-                atexit.register(shutil.rmtree, root, True)
+                self._store = JobStore.open(folder)
             return self._store
 
     def storage_problem(self) -> str | None:
@@ -107,17 +129,24 @@ class Runtime:
 
     def new_workdir(self) -> Path:
         """A private folder for one request's uploads, inside the data folder."""
-        return self.store().folder.new_workdir()
+        return self.folder().new_workdir()
 
-    def jobs(self, limits: Limits, run: Runner, settings: dict) -> JobQueue:
-        """The job queue, made (and the store recovered) on first use with these limits; ``run`` analyses a job
-        for the models ``settings`` describe."""
+    def jobs(self, limits: Limits) -> JobQueue:
+        """The job queue, made (and the store recovered) on first use with these limits, running each job with
+        the ``run_job`` this runtime was given."""
+        if self._run_job is None:
+            raise RuntimeError("this runtime was made without a function that runs a job")
         store = self.store()
         with self._lock:
             if self._jobs is None:
                 if self.lifecycle.stopping:
                     raise ShuttingDown()
-                self._jobs = JobQueue(store, run, runner_key(settings), JobPolicy.from_limits(limits))
+                run_job = self._run_job
+
+                def run(record: dict, uploads: Path | None, progress: Progress) -> dict:
+                    # The worker thread has no app context: the job runs with the limits the queue was made with.
+                    return run_job(record, uploads, progress, limits)
+                self._jobs = JobQueue(store, run, self._runner, JobPolicy.from_limits(limits))
             return self._jobs
 
     def shutdown(self, grace_s: float, hurry: threading.Event | None = None) -> None:
@@ -133,10 +162,11 @@ class Runtime:
         # An analysis that outlived the grace period is still running in native code, which nothing can stop.
         self.left_running = not idle or handed_back is not None
         with self._lock:
-            store, self._closed = self._store, True
+            store, folder, self._closed = self._store, self._folder, True
         if store is not None:
             store.close()
-            store.folder.close()
+        if folder is not None:
+            folder.close()
 
 
 def runner_key(settings: dict) -> str:

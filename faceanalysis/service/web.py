@@ -17,13 +17,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
-from faceanalysis.service.api_v2 import JOB_QUEUE, create_api_v2
-from faceanalysis.service.contract import MAX_NAME_LENGTH, error_json
-from faceanalysis.service.legacy import legacy_result
+from faceanalysis.service.api_v2 import create_api_v2, job_runner
+from faceanalysis.service.contract import MAX_NAME_LENGTH, Limits, error_json
 from faceanalysis.service.page import create_page
-from faceanalysis.service.runtime import Runtime, ShuttingDown
+from faceanalysis.service.runtime import Runtime, ShuttingDown, runner_key
 from faceanalysis.service.security import install_security
 from faceanalysis.service.store import JobStore, StoreClosed
+from faceanalysis.writers.legacy import legacy_json
 from facecore.errors import AnalysisError, bad_name, not_found
 from facecore.frames import natural_key
 
@@ -79,7 +79,10 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path, store: JobStore | None
     app.url_map.merge_slashes = False
     app.url_map.converters["anypath"] = AnyPathConverter
     samples_dir = Path(samples_dir)
-    runtime = app.extensions[RUNTIME] = Runtime(store)
+    # Stand-in analyzers (tests) have no settings: they all count as one set of models.
+    settings = getattr(analyzer, "settings", None)
+    runtime = app.extensions[RUNTIME] = Runtime(store, job_runner(analyzer),
+                                                runner_key(settings.to_json() if settings is not None else {}))
     install_security(app, api_token)
 
     def sample_folder(name: str) -> Path:
@@ -93,10 +96,10 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path, store: JobStore | None
         log.info("analysed %s: %d frames read, %d skipped, %d without face, %.0f ms",
                  folder.name, result.frames_read, len(result.source.skipped), len(result.frames_without_face),
                  result.timings_ms["total"])
-        return jsonify(legacy_result(result))
+        return jsonify(legacy_json(result))
 
     app.register_blueprint(create_api_v2(analyzer, sample_folder, lambda: list_samples(samples_dir), runtime))
-    app.register_blueprint(create_page(sample_folder, lambda: app.extensions[JOB_QUEUE]()))
+    app.register_blueprint(create_page(sample_folder, lambda: runtime.jobs(Limits.from_config(app.config))))
 
     @app.errorhandler(AnalysisError)
     def analysis_error(error: AnalysisError):
@@ -138,5 +141,4 @@ def runtime_of(app: Flask) -> Runtime:
 def start_jobs(app: Flask) -> None:
     """Make the job queue now rather than on first use: the jobs of the last run are recovered and start
     running at once (the server calls this at start-up)."""
-    with app.app_context():
-        app.extensions[JOB_QUEUE]()
+    runtime_of(app).jobs(Limits.from_config(app.config))

@@ -66,7 +66,7 @@ def test_the_analyzer_keeps_and_reports_its_settings():
 
 
 def test_meta_reports_the_settings(sample_results):
-    assert sample_results["seqA"].provenance.settings == Settings().to_json()
+    assert sample_results["seqA"].provenance.settings == Settings()
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -181,9 +181,14 @@ def bare_analyzer(rule=ConfidenceWeightedAggregator) -> FaceAnalyzer:
     return analyzer
 
 
-def persons_of(analyzer: FaceAnalyzer, faces: FaceTable, read: SourceSummary, tracked: Persons):
-    """The listed persons ``_persons`` answers."""
-    return analyzer._persons(faces, read, tracked)[0]
+def columns_of(faces: FaceTable) -> dict:
+    """The table's columns as a batch gives them: all but who each face is."""
+    return {key: getattr(faces, key) for key in FaceTable.__dataclass_fields__ if key not in ("person", "primary")}
+
+
+def persons_of(analyzer: FaceAnalyzer, faces: FaceTable, read: SourceSummary, tracked: Persons, samples=None):
+    """The listed persons ``_persons`` answers for ``faces``, whose ``person`` column is the tracked person."""
+    return analyzer._persons(columns_of(faces), faces.person, read, samples or {}, tracked.pictures)[1]
 
 
 def face_table(persons: list[int], frames: list[int], confidence: list[float]) -> FaceTable:
@@ -262,8 +267,7 @@ def test_a_person_with_embedded_faces_gets_the_person_heads_age_and_gender_and_t
     analyzer = bare_analyzer()
     analyzer.person_head = OneBinHead()
     samples = {1: (np.array([[1.0, 2.0]]), np.array([[3.0]]))}             # person 2 has none (small faces)
-    first, second = persons_of(analyzer, faces, read_frames([0, 1]), Persons(
-        of_tracklet={}, pictures={}, tracklets=2, embedded=1, samples=samples))
+    first, second = persons_of(analyzer, faces, read_frames([0, 1]), found({}), samples)
     assert analyzer.person_head.read == [([[1.0, 2.0]], [[3.0]])]
     assert first.summary.age == pytest.approx(70.0) and first.summary.gender.tolist() == [0.1, 0.9]
     assert first.summary.age_interval[0] <= 70 <= first.summary.age_interval[1]
@@ -284,14 +288,19 @@ def test_persons_evidence_lists_only_tracks_with_min_frames_and_a_sure_face():
     faces.sure = np.asarray([track != 3 for track in tracks])
     analyzer = bare_analyzer()
     analyzer.settings = Settings(min_frames=5)
-    listed, unlisted, primary = analyzer._persons(faces, read_frames(list(range(9))), found({}))
+    table, listed, unlisted, primary = analyzer._persons(columns_of(faces), faces.person,
+                                                         read_frames(list(range(9))), {}, {})
     assert [(person.id, person.frames_seen) for person in listed] == [(1, 6), (2, 6)]
     assert (unlisted.tracks, unlisted.frames) == (2, 8)
-    assert faces.person.tolist() == [1] * 6 + [0] * 8 + [2] * 6
+    # The table holds the listed persons' faces only, each with its listed id; the primary's are flagged.
+    assert table.person.tolist() == [1] * 6 + [2] * 6
+    assert table.frame.tolist() == list(range(0, 6)) + list(range(3, 9))
+    assert table.primary.tolist() == [True] * 6 + [False] * 6
     assert primary == 1 and listed[0].primary and not listed[1].primary     # a tie: who appeared first
     analyzer.settings = Settings(min_frames=6)
-    listed, unlisted, _ = analyzer._persons(face_table(tracks, frames, [0.9] * len(tracks)),
-                                            read_frames(list(range(9))), found({}))
+    every_face_sure = face_table(tracks, frames, [0.9] * len(tracks))
+    _, listed, unlisted, _ = analyzer._persons(columns_of(every_face_sure), every_face_sure.person,
+                                               read_frames(list(range(9))), {}, {})
     assert len(listed) == 3 and unlisted.tracks == 1          # 7 frames: 6 are enough for tracks 1, 3, 4
 
 

@@ -293,7 +293,8 @@ def test_done_rows_carry_seconds_at_the_inputs_rate():
     result = SequenceResult(source=SourceSummary(label="x", listed=25, read=((0, "a"), (10, "b"), (20, "c")),
                                                  skipped=(), ignored=(), truncated=False),
                             faces=faces, summary=summary_, persons=(person,), frames_without_face=(),
-                            provenance=Provenance(settings={}, models={}, device={}, aggregator="", tracker={}))
+                            provenance=Provenance(settings=Settings(), models={}, device={}, aggregator="",
+                                                  tracker={}))
     spec = RunSpec.create(Settings(), stride=10, max_frames=5, timeline=True)
     rows = done_rows(BatchInput("/data/a.mp4", "video"), "sha", "stat", result, spec, 1.0,
                      Where("n", "id", 7, "CPU"), fps=10.0)

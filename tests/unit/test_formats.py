@@ -1,4 +1,4 @@
-"""The two answer formats of a hand-made ``SequenceResult`` (faceanalysis/service/legacy.py, report.py), compared
+"""The two answer formats of a hand-made ``SequenceResult`` (faceanalysis/writers/legacy.py, v2.py), compared
 with literal answers written out here, so a change of format cannot pass by changing its own expectation.
 
 Legacy (README "The legacy API"): numeric codes, probabilities as fixed-point strings with 6 places ("0.000003",
@@ -24,10 +24,10 @@ from faceanalysis.pipeline.result import (
     Unlisted,
 )
 from faceanalysis.pipeline.settings import Settings
-from faceanalysis.service import report as report_module
 from faceanalysis.service.contract import Input, Options
-from faceanalysis.service.legacy import legacy_result
-from faceanalysis.service.report import build_report
+from faceanalysis.writers import v2 as report_module
+from faceanalysis.writers.legacy import legacy_json
+from faceanalysis.writers.v2 import v2_json
 from facecore.frames import SkippedFrame
 
 # angry disgust fear happy sad surprise neutral: values whose 6-place form is easy to get wrong.
@@ -68,7 +68,7 @@ def sequence(age: float = 29.4) -> SequenceResult:
     source = SourceSummary(label="seqX", listed=5, read=((0, "f0"), (1, "f1"), (2, "f2")),
                            skipped=(SkippedFrame(3, "f3.jpg", "empty file"),), ignored=("notes.txt",),
                            truncated=True)
-    provenance = Provenance(settings=Settings(expression="mini-xception").to_json(),
+    provenance = Provenance(settings=Settings(expression="mini-xception"),
                             models={"age": {"model": "dnn_age_predictor_v1", "sha256": "ab" * 32}},
                             device={"kind": "CPU", "onnxruntime": ["CPUExecutionProvider"]},
                             aggregator="confidence_weighted_mean", tracker={"name": "tracklets_identity"})
@@ -79,7 +79,7 @@ def sequence(age: float = 29.4) -> SequenceResult:
 # --- legacy ---------------------------------------------------------------------------------------------------
 
 def test_legacy_answer_is_the_original_format():
-    assert legacy_result(sequence()) == {
+    assert legacy_json(sequence()) == {
         "Video_Emo": {10001: "0.000003", 10002: "0.000000", 10003: "0.123457", 10004: "0.500000",
                       10005: "1.000000", 10006: "0.333333", 10007: "0.000000"},
         "Video_Gen": {30001: "0.468152", 30002: "0.531848"},
@@ -88,7 +88,7 @@ def test_legacy_answer_is_the_original_format():
 
 
 def test_legacy_keys_keep_the_original_order():
-    answer = legacy_result(sequence())
+    answer = legacy_json(sequence())
     assert list(answer) == ["Video_Emo", "Video_Gen", "Video_Age"]
     assert list(answer["Video_Emo"]) == [10001, 10002, 10003, 10004, 10005, 10006, 10007]
     assert list(answer["Video_Gen"]) == [30001, 30002]
@@ -96,13 +96,13 @@ def test_legacy_keys_keep_the_original_order():
 
 @pytest.mark.parametrize("age, said", [(29.4, "29"), (29.6, "30"), (80.0, "80"), (0.25, "0"), (4.49, "4")])
 def test_legacy_age_is_whole_years_to_the_nearest(age, said):
-    assert legacy_result(sequence(age))["Video_Age"] == {20000: said}
+    assert legacy_json(sequence(age))["Video_Age"] == {20000: said}
 
 
 def test_legacy_answer_is_about_the_sequence_summary_not_a_person():
     result = sequence()
     other = summary(55.0, np.eye(7)[0], [1.0, 0.0])
-    answer = legacy_result(SequenceResult(source=result.source, faces=result.faces, summary=other,
+    answer = legacy_json(SequenceResult(source=result.source, faces=result.faces, summary=other,
                                           persons=result.persons, frames_without_face=(),
                                           provenance=result.provenance))
     assert answer["Video_Age"] == {20000: "55"} and answer["Video_Gen"] == {30001: "1.000000", 30002: "0.000000"}
@@ -113,7 +113,7 @@ def test_legacy_answer_is_about_the_sequence_summary_not_a_person():
 
 def report(timeline: bool = True) -> dict:
     # The input's own rate (10 a second) wins over the fps option's (25).
-    answer = build_report(sequence(), Input(kind="sample", name="seqX", fps=10.0),
+    answer = v2_json(sequence(), Input(kind="sample", name="seqX", fps=10.0),
                           Options(timeline=timeline, max_frames=3, stride=1, fps=25.0))
     return json.loads(json.dumps(answer))          # what a client gets: tuples become lists
 
@@ -206,7 +206,7 @@ def test_meta_says_what_was_read_and_how():
 
 
 def test_a_video_input_carries_its_frame_rate():
-    answer = build_report(sequence(), Input(kind="video", name="clip.mp4", fps=None),
+    answer = v2_json(sequence(), Input(kind="video", name="clip.mp4", fps=None),
                           Options(timeline=True, max_frames=3, stride=1, fps=25.0))
     assert answer["meta"]["input"] == {"kind": "video", "name": "clip.mp4", "fps": None}
     # A container without a rate: the times are at the fps option's.
@@ -223,7 +223,7 @@ def test_person_quality_confidence_and_meta_counts_of_short_tracks_and_rejected_
     with_counts = SequenceResult(source=result.source, faces=result.faces, summary=result.summary, persons=(measured,),
                                  frames_without_face=(), provenance=result.provenance,
                                  unlisted=Unlisted(tracks=3, frames=7), faces_rejected={"geometry": 2, "blank": 1})
-    answer = json.loads(json.dumps(build_report(with_counts, Input(kind="sample", name="seqX", fps=None),
+    answer = json.loads(json.dumps(v2_json(with_counts, Input(kind="sample", name="seqX", fps=None),
                                                 Options(timeline=False, max_frames=3, stride=1, fps=25.0))))
     (person,) = answer["persons"]
     assert person["confidence"] == 0.123457 and person["gender_uncertain"] is True

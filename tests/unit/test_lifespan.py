@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from age.distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
-from faceanalysis.service.legacy import legacy_result
+from faceanalysis.writers.legacy import legacy_json
 
 
 def test_the_lifespan_bins_are_the_dlib_bins_then_81_to_100():
@@ -44,4 +44,4 @@ def test_the_legacy_age_of_a_91_year_old_distribution():
     summary = type("Summary", (), {"expression": np.full(7, 1 / 7), "gender": np.array([0.5, 0.5]),
                                    "age": float(AgeDistribution().expected_age(distribution))})
     result = type("Result", (), {"summary": summary})
-    assert legacy_result(result)["Video_Age"] == {20000: "91"}
+    assert legacy_json(result)["Video_Age"] == {20000: "91"}

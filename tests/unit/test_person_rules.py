@@ -292,11 +292,11 @@ def test_hand_overs_become_one_person_in_finish():
 def test_the_gallery_replaces_its_worst_chip_with_a_better_face():
     run = Tracker(samples=2, sample_every=1).start()
     for number, weight in enumerate([0.5, 0.3, 0.2, 0.9, 0.4]):
-        run.add(FakeBatch([scene(100)], [(0, box(0, 0), FACE_A)]), np.array([[number, 0.0]]), np.array([weight]))
+        run.add(FakeBatch([scene(100)], [(0, box(0, 0), FACE_A)]), np.array([weight]))
     tracklet = run.tracklets[0]
     # 0.5 and 0.3 fill it; 0.2 is worse than both; 0.9 replaces 0.3; 0.4 is worse than 0.5 and 0.9
     assert tracklet.chip_quality == [0.5, 0.9]
-    assert [row[0] for row in tracklet.chip_inputs] == [0, 3]
+    assert tracklet.chip_faces == [0, 3]              # one face a batch: the face number is the batch's
 
 
 @pytest.mark.parametrize("far, continued", [(0.68, True), (0.69, False)])

@@ -18,7 +18,8 @@ import pytest
 
 from checks import error_of
 from faceanalysis.pipeline.settings import Settings
-from faceanalysis.service.web import create_app
+from faceanalysis.service.contract import Limits
+from faceanalysis.service.web import create_app, runtime_of
 from facecore.errors import no_face
 from test_formats import sequence
 from test_inputs import TINY, mjpeg, sample  # noqa: F401  (sample is a fixture)
@@ -315,8 +316,8 @@ def submit_kept(client, kind: str, data: bytes, name: str, keep: str = "true") -
 
 
 def sweep(client) -> None:
-    with client.application.app_context():
-        client.application.extensions["faceanalysis.job_queue"]().sweep()
+    app = client.application
+    runtime_of(app).jobs(Limits.from_config(app.config)).sweep()
 
 
 def test_a_kept_video_is_served_whole_and_in_ranges_and_its_frames_by_number(samples, temp_root):

@@ -14,22 +14,22 @@ from faceanalysis.service.runtime import Runtime, ShuttingDown
 from faceanalysis.service.web import create_app, runtime_of
 
 
-def never_run(job):
+def never_run(record, uploads, progress, limits):
     raise AssertionError("no job runs in these tests")
 
 
 def test_before_the_shutdown_new_work_is_taken():
-    runtime = Runtime()
+    runtime = Runtime(run_job=never_run)
     with runtime.lifecycle.work():
         pass
     assert runtime.new_workdir().is_dir()
-    assert runtime.jobs(Limits(), never_run, {}) is runtime.jobs(Limits(), never_run, {})
+    assert runtime.jobs(Limits()) is runtime.jobs(Limits())
     runtime.shutdown(0.0)
 
 
 def test_after_the_shutdown_begins_new_work_raises_shutting_down():
-    runtime = Runtime()
-    runtime.new_workdir()                       # a store made before: the shutdown closes it
+    runtime = Runtime(run_job=never_run)
+    runtime.new_workdir()                       # a data folder made before: the shutdown closes it
     runtime.shutdown(0.0)
     with pytest.raises(ShuttingDown):
         with runtime.lifecycle.work():
@@ -37,7 +37,7 @@ def test_after_the_shutdown_begins_new_work_raises_shutting_down():
     with pytest.raises(ShuttingDown):
         runtime.new_workdir()
     with pytest.raises(ShuttingDown):
-        runtime.jobs(Limits(), never_run, {})
+        runtime.jobs(Limits())
 
 
 def test_new_work_is_refused_as_soon_as_the_shutdown_begins_while_work_is_under_way():

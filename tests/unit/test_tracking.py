@@ -49,7 +49,7 @@ def run_frames(tracker: Tracker, frames: list[tuple[np.ndarray, list[tuple[list[
     run = tracker.start()
     ids = []
     for picture, faces in frames:
-        ids += run.add(FakeBatch([picture], [(0, b, g) for b, g in faces])).tolist()
+        ids += run.add(FakeBatch([picture], [(0, b, g) for b, g in faces])).tracklets.tolist()
     return ids, run
 
 
@@ -151,43 +151,61 @@ def test_one_tracklet_is_one_person_and_nothing_is_embedded():
     assert persons.of_tracklet == {1: 1} and persons.embedded == 0
 
 
-def run_with_inputs(tracker: Tracker, frames) -> tuple[list[int], object]:
-    """As ``run_frames``, each face given the person head's inputs [frame number, face number]."""
+def run_noting_chips(tracker: Tracker, frames) -> tuple[list[int], object, list[tuple[int, int]]]:
+    """As ``run_frames``, also giving (frame, face in the frame) of every face ``add`` says it kept as a chip, and
+    checking that each chip's face number counts the faces given before it."""
     run = tracker.start()
-    ids = []
+    ids, kept, given = [], [], 0
     for number, (picture, faces) in enumerate(frames):
-        inputs = np.asarray([[number, face] for face in range(len(faces))], np.float64)
-        ids += run.add(FakeBatch([picture], [(0, b, g) for b, g in faces]), inputs).tolist()
-    return ids, run
+        tracked = run.add(FakeBatch([picture], [(0, b, g) for b, g in faces]))
+        ids += tracked.tracklets.tolist()
+        assert tracked.chip_faces.tolist() == [given + row for row in tracked.chip_rows.tolist()]
+        kept += [(number, row) for row in tracked.chip_rows.tolist()]
+        given += len(faces)
+    return ids, run, kept
 
 
-def test_with_person_inputs_one_tracklet_is_embedded_and_its_samples_handed_back():
+def test_every_chip_one_tracklet_is_embedded_and_its_chips_handed_back():
     frames = [(scene(100), [(box(0, 0), FACE_A)]) for _ in range(40)]
-    _, run = run_with_inputs(Tracker(sample_every=15, samples=3), frames)
-    persons = run.finish(lambda chips: np.arange(len(chips), dtype=np.float64)[:, None] * np.ones((1, 128)))
+    _, run, kept = run_noting_chips(Tracker(sample_every=15, samples=3), frames)
+    assert kept == [(0, 0), (15, 0), (30, 0)]                       # a chip every 15 analysed frames
+    persons = run.finish(lambda chips: np.arange(len(chips), dtype=np.float64)[:, None] * np.ones((1, 128)),
+                         every_chip=True)
     assert persons.of_tracklet == {1: 1} and persons.embedded == 3
-    inputs, embedded = persons.samples[1]
-    assert inputs.tolist() == [[0, 0], [15, 0], [30, 0]]            # the faces whose chips were kept
+    numbers, embedded = persons.chips[1]
+    assert numbers.tolist() == [0, 15, 30]                           # one face a frame: face number = frame
     assert embedded[:, 0].tolist() == [0, 1, 2]
 
 
-def test_person_samples_follow_the_merge_and_skip_small_faces():
+def test_chips_follow_the_merge_and_skip_small_faces():
     # A (frames 0 and 2, two tracklets across cuts) and B (frame 1) with a small face beside A in frame 2.
     frames = [(scene(100), [(box(0, 0), FACE_A)]), (scene(200), [(box(0, 0), FACE_B)]),
               (scene(100), [(box(0, 0), FACE_A), (box(300, 0, 39), FACE_B)])]
-    ids, run = run_with_inputs(Tracker(), frames)
-    assert ids == [1, 2, 3, 4]
+    ids, run, kept = run_noting_chips(Tracker(), frames)
+    assert ids == [1, 2, 3, 4] and kept == [(0, 0), (1, 0), (2, 0)]     # the 39 px face (number 3) is no chip
     identity = {1: 0.0, 2: 1.0, 3: 0.05}                             # tracklet 4 (39 px) has no chip
-    persons = run.finish(lambda chips: np.asarray([[identity[t.id]] + [0] * 127 for t in run.tracklets[:3]]))
+    persons = run.finish(lambda chips: np.asarray([[identity[t.id]] + [0] * 127 for t in run.tracklets[:3]]),
+                         every_chip=True)
     assert persons.of_tracklet == {1: 1, 2: 2, 3: 1, 4: 3}
-    assert persons.samples[1][0].tolist() == [[0, 0], [2, 0]] and persons.samples[2][0].tolist() == [[1, 0]]
-    assert 3 not in persons.samples                                  # answered from its frames
+    assert persons.chips[1][0].tolist() == [0, 2] and persons.chips[2][0].tolist() == [1]
+    assert persons.chips[1][1][:, 0].tolist() == [0.0, 0.05]
+    assert 3 not in persons.chips                                    # answered from its frames
 
 
-def test_without_person_inputs_no_samples():
+def test_without_every_chip_no_chips_are_handed_back():
     frames = [(scene(100), [(box(0, 0), FACE_A)]) for _ in range(3)]
     _, run = run_frames(Tracker(), frames)
-    assert run.finish(lambda chips: np.zeros((len(chips), 128))).samples == {}
+    assert run.finish(lambda chips: np.zeros((len(chips), 128))).chips == {}
+
+
+def test_every_chip_without_any_chip_embeds_nothing():
+    # One tracklet of faces under min_embed_side: nothing to embed, even when every chip is asked for.
+    _, run = run_frames(Tracker(), [(scene(100), [(box(0, 0, 30), FACE_A)]) for _ in range(3)])
+
+    def embed(chips):
+        raise AssertionError("no chip, nothing to embed")
+    persons = run.finish(embed, every_chip=True)
+    assert persons.embedded == 0 and persons.chips == {}
 
 
 def test_tracklets_of_one_identity_across_a_cut_become_one_person():

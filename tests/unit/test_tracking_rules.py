@@ -168,7 +168,7 @@ class RecordingBatch(FakeBatch):
 def test_the_tracker_asks_for_48_px_grey_crops_without_margin_and_150_px_chips():
     run = Tracker().start()
     batch = RecordingBatch([scene(100)], [(0, box(0, 0), FACE_A)])
-    ids = run.add(batch)
+    ids = run.add(batch).tracklets
     assert ids.dtype == np.int64 and ids.tolist() == [1]
     assert ("grey", 48, 0.0) in batch.calls and ("chip", 0, CHIP_SIZE, CHIP_PADDING) in batch.calls
     assert (tracking.SIGNATURE_CROP, CHIP_SIZE) == (48, 150)

@@ -1,4 +1,4 @@
-"""The 2020 system's answer format, kept exactly: numeric codes, values as strings.
+"""The legacy JSON writer: the 2020 system's answer format, kept exactly: numeric codes, values as strings.
 
 10001 angry, 10002 disgust, 10003 fear, 10004 happy, 10005 sad, 10006 surprise,
 10007 neutral; 30001 male, 30002 female; 20000 age in whole years. The answer is
@@ -15,8 +15,8 @@ AGE_CODE = 20000
 DECIMALS = 6
 
 
-def legacy_result(result: SequenceResult) -> dict:
-    """Integer keys as the original printed them; Flask turns them into strings in JSON."""
+def legacy_json(result: SequenceResult) -> dict:
+    """Integer keys as the original printed them; JSON (Flask's, ``json.dumps``) turns them into strings."""
     summary = result.summary
     return {
         "Video_Emo": {code: _probability(p) for code, p in zip(EXPRESSION_CODES, summary.expression)},

@@ -1,4 +1,4 @@
-"""The API v2 answer: persons tracked across frames, an optional per-frame timeline, and metadata.
+"""The v2 JSON writer: persons tracked across frames, an optional per-frame timeline, and metadata.
 
 Plain floats and named labels only (no legacy numeric codes, no strings for numbers). Everything comes from
 the ``SequenceResult``: this module only fills in the ``contract`` declarations, which give the JSON its shape.
@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from faceanalysis.pipeline import result as pipeline
-from faceanalysis.pipeline.settings import Settings
 from faceanalysis.service import contract
 from faceanalysis.service.schema import ABSENT, to_json
 from facecore.labels import EXPRESSIONS, GENDERS, dominant
@@ -23,14 +22,14 @@ DECIMALS = 6     # enough for probabilities; keeps answers short and stable acro
 PICTURE_QUALITY = 85     # the person's 64x64 face: ~2 KB of JPEG
 
 
-def build_report(result: pipeline.SequenceResult, source: contract.Input, options: contract.Options) -> dict:
+def v2_json(result: pipeline.SequenceResult, source: contract.Input, options: contract.Options) -> dict:
+    """The answer as JSON-ready data (``contract.Analysis`` through ``schema.to_json``)."""
     return to_json(analysis(result, source, options))
 
 
 def analysis(result: pipeline.SequenceResult, source: contract.Input,
              options: contract.Options) -> contract.Analysis:
     read, provenance = result.source, result.provenance
-    settings = Settings(**provenance.settings)
     fps = source.fps or options.fps
     meta = contract.Meta(
         input=source,
@@ -44,7 +43,7 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
             truncated=read.truncated,
             duration=_number(read.listed / fps)),
         models=provenance.models,
-        model_choice=contract.ModelChoice(**settings.model_choice),
+        model_choice=contract.ModelChoice(**provenance.settings.model_choice),
         timings_ms=dict(result.timings_ms),
         device=dict(provenance.device),
         aggregator=provenance.aggregator,
@@ -52,7 +51,7 @@ def analysis(result: pipeline.SequenceResult, source: contract.Input,
         detection=dict(provenance.detection),
         persons_unlisted=contract.Unlisted(tracks=result.unlisted.tracks, frames=result.unlisted.frames),
         faces_rejected={reason: int(count) for reason, count in sorted(result.faces_rejected.items())},
-        settings=settings)
+        settings=provenance.settings)
     return contract.Analysis(persons=[_person(person, fps) for person in result.persons],
                              timeline=_timeline(result, fps) if options.timeline else ABSENT,
                              meta=meta)
