@@ -377,6 +377,11 @@ def test_an_upload_is_kept_only_when_asked_and_goes_with_its_job(samples, temp_r
     # FACE_JOBS_KEPT=1: the next job to finish makes this one expire, and its files go with it.
     after = submit_kept(client, "video", other, "after.mp4")
     assert wait_for_job(client, f"/api/v2/jobs/{after}")["status"] == "done"
+    # The worker expires the older jobs just after it records this one as done: wait for that, within bounds.
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/v2/jobs/{kept}/upload").status_code != 410 or files_holding(temp_root, video):
+        assert time.monotonic() < deadline, "the older job's kept upload was not removed"
+        time.sleep(0.05)
     error_of(client.get(f"/api/v2/jobs/{kept}/upload"), 410, "job_expired")
     assert files_holding(temp_root, video) == []
 
