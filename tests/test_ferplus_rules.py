@@ -153,3 +153,32 @@ def test_fitted_temperature_is_the_one_that_made_the_votes():
     assert ferplus.fit_temperature(softmax(logits / 0.7), [p])[0] == 0.7
     chosen, fit = ferplus.fit_temperature(p, [p])
     assert chosen == 1.0 and fit["loss_chosen"] == fit["loss_at_1"]
+
+
+# ----------------------------------------------------------------------------------------------- resuming
+
+HISTORY = "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.69,0.92,0.8013,0.68\n1,0.71,0.87,0.8253,0.63\n"
+
+
+def test_a_resumed_run_keeps_the_best_epoch_unless_a_new_one_beats_it(tmp_path):
+    history, best = tmp_path / "history.csv", tmp_path / "best.keras"
+    history.write_text(HISTORY)
+    # no epoch kept yet: a fresh run, the first epoch is kept whatever its accuracy
+    assert ferplus.best_so_far(history, best) is None
+    best.write_bytes(b"kept")
+    # epochs 1-2 done, epoch 2 kept (0.8253 > 0.8013): a resumed epoch must beat 0.8253 to replace it
+    assert ferplus.best_so_far(history, best) == 0.8253
+    history.write_text(HISTORY + "2,0.72,0.85,0.8201,0.64\n")
+    assert ferplus.best_so_far(history, best) == 0.8253
+    history.write_text(HISTORY + "2,0.72,0.85,0.8301,0.62\n")
+    assert ferplus.best_so_far(history, best) == 0.8301
+    history.write_text(HISTORY.splitlines()[0] + "\n")
+    assert ferplus.best_so_far(history, best) is None
+
+
+def test_the_run_says_how_many_epochs_it_finished_and_which_it_kept(tmp_path):
+    history = tmp_path / "history.csv"
+    assert ferplus.epochs_run(history) == {}
+    history.write_text(HISTORY + "2,0.72,0.85,0.8201,0.64\n")
+    assert ferplus.epochs_run(history) == {"finished": 3, "kept": 2,
+                                           "select_ferplus_accuracy": [0.8013, 0.8253, 0.8201]}

@@ -138,6 +138,17 @@ def training_sets(fer: dict, votes: np.ndarray, parts: dict) -> dict:
     return {"fit": fit, "fit_targets": targets[fit], "select": select, "select_targets": targets[select]}
 
 
+def best_so_far(history: Path, best: Path) -> float | None:
+    """The best "select" accuracy of the epochs ``history.csv`` records, when ``best`` (the epoch kept) exists:
+    the bar a resumed run's epochs must pass to replace it; None for a fresh run."""
+    import csv
+    if not best.exists() or not history.exists():
+        return None
+    with open(history, newline="", encoding="utf-8") as handle:
+        accuracies = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    return max(accuracies) if accuracies else None
+
+
 def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, epochs: int, batch_size: int,
           learning_rate: float, frozen_blocks: int) -> Path:
     """Fine-tune (resuming after an interruption) and return the path of the epoch best on "select". The
@@ -174,7 +185,10 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     validation = (inputs(fer, sets["select"]), sets["select_targets"])
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=100),
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True),
+        # A resumed run's checkpoint starts from the best epoch already kept, not from -inf: otherwise the
+        # first epoch after a restart would replace best.keras even when it is worse.
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True,
+                                        initial_value_threshold=best_so_far(run_dir / "history.csv", best)),
         keras.callbacks.ModelCheckpoint(str(run_dir / "epoch{epoch:02d}.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
