@@ -182,3 +182,23 @@ def test_the_run_says_how_many_epochs_it_finished_and_which_it_kept(tmp_path):
     history.write_text(HISTORY + "2,0.72,0.85,0.8201,0.64\n")
     assert ferplus.epochs_run(history) == {"finished": 3, "kept": 2,
                                            "select_ferplus_accuracy": [0.8013, 0.8253, 0.8201]}
+
+
+def test_each_timed_model_makes_its_own_crops():
+    """``ms_per_face`` times the crop with the network: every model's run starts from an empty crop cache,
+    and each model's time is per face (total / faces)."""
+    from facecore.faces import Detections, FaceBatch
+    frames = [np.zeros((20, 20, 3), np.uint8)]
+    detections = Detections(frame=np.zeros(4, np.int64), boxes=np.tile(np.float32([2, 2, 12, 12]), (4, 1)),
+                            confidence=np.ones(4, np.float32), landmarks=np.zeros((4, 5, 2), np.float32))
+    faces = FaceBatch(frames=frames, detections=detections)
+    seen = []
+
+    class Model:
+        def run(self, batch):
+            seen.append(dict(batch._per_face))
+            batch.square_grey_crops(8, 0.0)
+
+    times = ferplus.ms_per_face({"a": Model(), "b": Model()}, faces, repeats=2)
+    assert seen == [{}, {}, {}, {}]
+    assert set(times) == {"a", "b"} and all(0 <= value < 1000 for value in times.values())

@@ -308,7 +308,7 @@ def ms_per_face(models: dict, faces, repeats: int = 3) -> dict:
     best = {name: float("inf") for name in models}
     for _ in range(repeats):
         for name, model in models.items():
-            faces._chips.clear()            # the crops are part of the cost: each model makes its own
+            faces._per_face.clear()         # the crops are part of the cost: each model makes its own
             started = time.perf_counter()
             model.run(faces)
             best[name] = min(best[name], (time.perf_counter() - started) * 1000 / len(faces))
