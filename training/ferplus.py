@@ -138,6 +138,21 @@ def training_sets(fer: dict, votes: np.ndarray, parts: dict) -> dict:
     return {"fit": fit, "fit_targets": targets[fit], "select": select, "select_targets": targets[select]}
 
 
+def backup(folder: Path, save_freq: int):
+    """``keras.callbacks.BackupAndRestore`` that records the right epoch in a backup made before the resumed
+    run's first epoch ends. Keras' own restarts its epoch count at 0 on resuming, so a run interrupted twice
+    in the same stretch would go back to epoch 1 (the weights kept, the schedule and the epoch count not).
+    A backup taken mid-epoch resumes at the start of that epoch, from the weights saved."""
+    import keras
+
+    class Backup(keras.callbacks.BackupAndRestore):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self._current_epoch = self.model._initial_epoch or 0
+
+    return Backup(str(folder), save_freq=save_freq)
+
+
 def best_so_far(history: Path, best: Path) -> float | None:
     """The best "select" accuracy of the epochs ``history.csv`` records, when ``best`` (the epoch kept) exists:
     the bar a resumed run's epochs must pass to replace it; None for a fresh run."""
@@ -184,7 +199,7 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     # FER+ majority, the majority accuracy.
     validation = (inputs(fer, sets["select"]), sets["select_targets"])
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=100),
+        backup(run_dir / "backup", save_freq=100),
         # A resumed run's checkpoint starts from the best epoch already kept, not from -inf: otherwise the
         # first epoch after a restart would replace best.keras even when it is worse.
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True,
