@@ -202,3 +202,12 @@ def test_each_timed_model_makes_its_own_crops():
     times = ferplus.ms_per_face({"a": Model(), "b": Model()}, faces, repeats=2)
     assert seen == [{}, {}, {}, {}]
     assert set(times) == {"a", "b"} and all(0 <= value < 1000 for value in times.values())
+
+
+def test_one_epoch_is_scored_for_the_record_but_never_shipped(tmp_path, capsys):
+    """``--epoch N`` scores one epoch; shipping it would choose the epoch on dev, so it is refused before any
+    data is read. Without the epoch file (and without data) the run stops with exit status 2 too."""
+    assert ferplus.main(["--epoch", "3", "--ship", "--data", str(tmp_path), "--cache", str(tmp_path)]) == 2
+    assert "only the epoch best on select" in capsys.readouterr().err
+    assert ferplus.main(["--epoch", "3", "--data", str(tmp_path), "--cache", str(tmp_path)]) == 2
+    assert "only the epoch best on select" not in capsys.readouterr().err

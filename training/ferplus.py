@@ -1,7 +1,7 @@
 """Fine-tune the project's expression CNN on the FER+ vote distributions and compare every expression choice.
 
     python -m training ferplus [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
-                               [--epochs 4] [--frozen-blocks 2] [--ship]
+                               [--epochs 4] [--frozen-blocks 2] [--score-now | --epoch N] [--ship]
 
 FER2013's single labels call many neutral faces sad or fear; FER+ (``ferplus.csv``, 10 annotators per image)
 does not. One data path, in order:
@@ -447,7 +447,7 @@ def calibrate(best: Path, outputs: list[np.ndarray], targets: np.ndarray, flip: 
     path and the fit's figures."""
     import keras
     temperature, fit = fit_temperature(targets, outputs if flip else outputs[:1])
-    tempered_file = run_dir / "tempered.keras"
+    tempered_file = run_dir / ("tempered.keras" if best.stem == "best" else f"tempered_{best.stem}.keras")
     with_temperature(keras.models.load_model(str(best), compile=False), temperature).save(str(tempered_file))
     log.info("temperature %.2f on dev_choose: cross-entropy %.4f -> %.4f", temperature, fit["loss_at_1"],
              fit["loss_chosen"])
@@ -464,8 +464,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--score-now", action="store_true",
                         help="score the best epoch so far without training (a run still going or stopped)")
+    parser.add_argument("--epoch", type=int,
+                        help="score this epoch of the run (epochNN.keras) instead of the best on select, without "
+                             "training; its report is report_epochNN.json. Figures only: not with --ship")
     parser.add_argument("--ship", action="store_true", help="copy the network to weights/ and update the manifest")
     args = parser.parse_args(argv)
+    if args.epoch is not None and args.ship:
+        # The shipped epoch is the best on "select"; choosing one by its dev figures would spend dev on it.
+        print("--epoch scores one epoch for the record; only the epoch best on select (no --epoch) is shipped",
+              file=sys.stderr)
+        return 2
     if (problem := data.missing_labels(args.data)) is not None:
         print(problem, file=sys.stderr)
         return 2
@@ -476,7 +484,12 @@ def main(argv: list[str]) -> int:
     votes = data.ferplus_votes(args.data, fer["name"])
     parts = data.fer2013_split(fer, args.seed)
     run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}_f{args.frozen_blocks}"
-    if args.score_now:
+    if args.epoch is not None:
+        best = run_dir / f"epoch{args.epoch:02d}.keras"
+        if not best.is_file():
+            print(f"no {best}", file=sys.stderr)
+            return 2
+    elif args.score_now:
         best = run_dir / "best.keras"
     else:
         best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
@@ -490,11 +503,13 @@ def main(argv: list[str]) -> int:
     history = run_dir / "history.csv"
     finished = run_dir / "finished.json"
     report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": args.seed,
+              "network": best.name,
               "epochs": args.epochs, "epochs_run": epochs_run(history),
               "calibration": calibration, **result, "chosen": chosen(table),
               "finished": json.loads(finished.read_text()) if finished.exists() else None,
               "history": history.read_text(encoding="utf-8") if history.exists() else ""}
-    (run_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    name = "report.json" if args.epoch is None else f"report_epoch{args.epoch:02d}.json"
+    (run_dir / name).write_text(json.dumps(report, indent=1), encoding="utf-8")
     if args.ship:
         ship_network(tempered_file, report, parts)
     return 0
