@@ -204,10 +204,21 @@ def test_each_timed_model_makes_its_own_crops():
     assert set(times) == {"a", "b"} and all(0 <= value < 1000 for value in times.values())
 
 
-def test_one_epoch_is_scored_for_the_record_but_never_shipped(tmp_path, capsys):
-    """``--epoch N`` scores one epoch; shipping it would choose the epoch on dev, so it is refused before any
-    data is read. Without the epoch file (and without data) the run stops with exit status 2 too."""
-    assert ferplus.main(["--epoch", "3", "--ship", "--data", str(tmp_path), "--cache", str(tmp_path)]) == 2
-    assert "only the epoch best on select" in capsys.readouterr().err
-    assert ferplus.main(["--epoch", "3", "--data", str(tmp_path), "--cache", str(tmp_path)]) == 2
-    assert "only the epoch best on select" not in capsys.readouterr().err
+
+def test_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch):
+    """``--epoch N`` scores the run's epochNN.keras: absent, the run stops with exit status 2 and says which file,
+    before anything is scored or shipped."""
+    cache = tmp_path / "cache"
+    run = cache / "expression_ferplus_seed0_e4_f2"
+    run.mkdir(parents=True)
+    (run / "epoch02.keras").write_bytes(b"")
+    fer = tmp_path / "fer"
+    fer.mkdir()
+    (fer / "ferplus.csv").write_text("")
+    # stand-ins for the research data: the run reaches the choice of the network file
+    monkeypatch.setattr(data, "missing_labels", lambda folder: None)
+    monkeypatch.setattr(data, "fer2013", lambda folder, cache: {"name": []})
+    monkeypatch.setattr(data, "ferplus_votes", lambda folder, names: None)
+    monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
+    assert ferplus.main(["--epoch", "3", "--ship", "--data", str(fer), "--cache", str(cache)]) == 2
+    assert "epoch03.keras" in capsys.readouterr().err
