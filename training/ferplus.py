@@ -1,14 +1,15 @@
 """Fine-tune the project's expression CNN on the FER+ vote distributions and compare every expression choice.
 
     python -m training ferplus [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
-                               [--epochs 4] [--frozen-blocks 2] [--ship]
+                               [--epochs 4] [--frozen-blocks 2] [--score-now | --epoch N] [--ship]
 
 FER2013's single labels call many neutral faces sad or fear; FER+ (``ferplus.csv``, 10 annotators per image)
 does not. One data path, in order:
 
 1. The split is FER2013's (``training.data.fer2013_split``, the one the shipped VGG was trained with): the
-   network learns on "fit"; the epoch kept is the one with the best FER+ majority accuracy on "select"; the
-   temperature and the service's choice are made on "dev_choose"; "dev_report" and the whole dev only report.
+   network learns on "fit"; the epoch kept is the one with the best FER+ majority accuracy on "select"
+   (``--epoch N`` scores another; shipping it is a choice made on "dev_choose"); the temperature and the
+   service's choice are made on "dev_choose"; "dev_report" and the whole dev only report.
 2. Targets are the FER+ vote distributions over the seven expressions (``training.data.ferplus_targets``:
    one-vote counts dropped, contempt / unknown / not_face votes left out, images most annotators put there
    dropped), learnt with cross-entropy against them (the FER+ paper's "PLD"/"crossentropy" scheme).
@@ -49,7 +50,8 @@ from training.shipping import WEIGHTS_DIR, command, ship
 
 log = logging.getLogger(__name__)
 
-SHIPPED_FILE = WEIGHTS_DIR / "expression_ferplus_v1.keras"
+SHIPPED_FILE = WEIGHTS_DIR / "expression_ferplus_v2.keras"
+SHIPPED_VERSION = "v2"
 SHIPPED_KEY = "expression_ferplus"
 START_FROM = WEIGHTS_DIR / "expression_vgg_v1.keras"
 SIZE = data.FER_SIZE
@@ -138,6 +140,32 @@ def training_sets(fer: dict, votes: np.ndarray, parts: dict) -> dict:
     return {"fit": fit, "fit_targets": targets[fit], "select": select, "select_targets": targets[select]}
 
 
+def backup(folder: Path, save_freq: int):
+    """``keras.callbacks.BackupAndRestore`` that records the right epoch in a backup made before the resumed
+    run's first epoch ends. Keras' own restarts its epoch count at 0 on resuming, so a run interrupted twice
+    in the same stretch would go back to epoch 1 (the weights kept, the schedule and the epoch count not).
+    A backup taken mid-epoch resumes at the start of that epoch, from the weights saved."""
+    import keras
+
+    class Backup(keras.callbacks.BackupAndRestore):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self._current_epoch = self.model._initial_epoch or 0
+
+    return Backup(str(folder), save_freq=save_freq)
+
+
+def best_so_far(history: Path, best: Path) -> float | None:
+    """The best "select" accuracy of the epochs ``history.csv`` records, when ``best`` (the epoch kept) exists:
+    the bar a resumed run's epochs must pass to replace it; None for a fresh run."""
+    import csv
+    if not best.exists() or not history.exists():
+        return None
+    with open(history, newline="", encoding="utf-8") as handle:
+        accuracies = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    return max(accuracies) if accuracies else None
+
+
 def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, epochs: int, batch_size: int,
           learning_rate: float, frozen_blocks: int) -> Path:
     """Fine-tune (resuming after an interruption) and return the path of the epoch best on "select". The
@@ -173,8 +201,11 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     # FER+ majority, the majority accuracy.
     validation = (inputs(fer, sets["select"]), sets["select_targets"])
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=100),
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True),
+        backup(run_dir / "backup", save_freq=100),
+        # A resumed run's checkpoint starts from the best epoch already kept, not from -inf: otherwise the
+        # first epoch after a restart would replace best.keras even when it is worse.
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max", save_best_only=True,
+                                        initial_value_threshold=best_so_far(run_dir / "history.csv", best)),
         keras.callbacks.ModelCheckpoint(str(run_dir / "epoch{epoch:02d}.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
@@ -294,7 +325,7 @@ def ms_per_face(models: dict, faces, repeats: int = 3) -> dict:
     best = {name: float("inf") for name in models}
     for _ in range(repeats):
         for name, model in models.items():
-            faces._chips.clear()            # the crops are part of the cost: each model makes its own
+            faces._per_face.clear()         # the crops are part of the cost: each model makes its own
             started = time.perf_counter()
             model.run(faces)
             best[name] = min(best[name], (time.perf_counter() - started) * 1000 / len(faces))
@@ -418,7 +449,7 @@ def calibrate(best: Path, outputs: list[np.ndarray], targets: np.ndarray, flip: 
     path and the fit's figures."""
     import keras
     temperature, fit = fit_temperature(targets, outputs if flip else outputs[:1])
-    tempered_file = run_dir / "tempered.keras"
+    tempered_file = run_dir / ("tempered.keras" if best.stem == "best" else f"tempered_{best.stem}.keras")
     with_temperature(keras.models.load_model(str(best), compile=False), temperature).save(str(tempered_file))
     log.info("temperature %.2f on dev_choose: cross-entropy %.4f -> %.4f", temperature, fit["loss_at_1"],
              fit["loss_chosen"])
@@ -435,6 +466,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--score-now", action="store_true",
                         help="score the best epoch so far without training (a run still going or stopped)")
+    parser.add_argument("--epoch", type=int,
+                        help="score this epoch of the run (epochNN.keras) instead of the best on select, without "
+                             "training; its report is report_epochNN.json. With --ship, ship it: an epoch other "
+                             "than the best on select is chosen on dev_choose, as the service's choice is")
     parser.add_argument("--ship", action="store_true", help="copy the network to weights/ and update the manifest")
     args = parser.parse_args(argv)
     if (problem := data.missing_labels(args.data)) is not None:
@@ -447,7 +482,12 @@ def main(argv: list[str]) -> int:
     votes = data.ferplus_votes(args.data, fer["name"])
     parts = data.fer2013_split(fer, args.seed)
     run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}_f{args.frozen_blocks}"
-    if args.score_now:
+    if args.epoch is not None:
+        best = run_dir / f"epoch{args.epoch:02d}.keras"
+        if not best.is_file():
+            print(f"no {best}", file=sys.stderr)
+            return 2
+    elif args.score_now:
         best = run_dir / "best.keras"
     else:
         best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
@@ -461,11 +501,13 @@ def main(argv: list[str]) -> int:
     history = run_dir / "history.csv"
     finished = run_dir / "finished.json"
     report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": args.seed,
+              "network": best.name,
               "epochs": args.epochs, "epochs_run": epochs_run(history),
               "calibration": calibration, **result, "chosen": chosen(table),
               "finished": json.loads(finished.read_text()) if finished.exists() else None,
               "history": history.read_text(encoding="utf-8") if history.exists() else ""}
-    (run_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    name = "report.json" if args.epoch is None else f"report_epoch{args.epoch:02d}.json"
+    (run_dir / name).write_text(json.dumps(report, indent=1), encoding="utf-8")
     if args.ship:
         ship_network(tempered_file, report, parts)
     return 0
@@ -488,7 +530,7 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
 
     table = report["table"]
     names = [name for name in table if name.endswith(flip) and (flip or "+flip" not in name)]
-    ship(SHIPPED_KEY, SHIPPED_FILE,
+    ship(SHIPPED_KEY, SHIPPED_FILE, version=SHIPPED_VERSION,
          model="the project's VGG-style expression CNN fine-tuned on the FER+ vote distributions (python -m "
                "training ferplus): 48x48 grey in [-1, 1], 7 expressions in the service's order, softmax "
                "temperature fitted on FER2013 dev_choose baked into the last layer",
@@ -503,11 +545,12 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
              "start": "weights/expression_vgg_v1.keras",
              "targets": "votes of 1 dropped; contempt, unknown and not_face votes left out of the 7-way target; "
                         "images whose remaining votes are not mostly the 7 expressions dropped",
-             "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} (epoch) of "
+             "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} (epoch, unless --epoch) of "
                        f"train; dev_choose {len(parts['dev_choose'])} (temperature, choice) / dev_report "
                        f"{len(parts['dev_report'])}"),
              "epochs": report["epochs"],
              "epochs_run": report["epochs_run"],
+             "network": report["network"],
              "calibration": report["calibration"],
              "chosen_on_dev_choose": report["chosen"],
              "dev": {name: figures(table[name]["dev"]) for name in names},

@@ -146,3 +146,50 @@ def test_shipped_network_beats_the_former_default_on_ferplus_dev():
     flip = "+flip" if Settings().expression_flip else ""
     assert accuracy["ferplus"] == pytest.approx(recorded["ferplus" + flip]["ferplus_accuracy"], abs=1e-3)
     assert accuracy["ensemble"] == pytest.approx(recorded["ensemble" + flip]["ferplus_accuracy"], abs=1e-3)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def fit_until(folder, stop_at: tuple[int, int] | None, epochs: int = 3):
+    """A tiny network fitted for ``epochs`` with the trainer's backup (every 3 of 8 batches), interrupted after
+    batch ``stop_at[1]`` of epoch ``stop_at[0]`` (0-based); the epochs it began."""
+    import keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(7, activation="softmax")])
+    model.compile(optimizer="adam", loss=ferplus.LOSS())
+    began = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            began.append(epoch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if stop_at is not None and (began[-1], batch) == stop_at:
+                raise Interrupt
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    y = np.eye(7, dtype=np.float32)[np.arange(64) % 7]
+    try:
+        model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[ferplus.backup(folder, save_freq=3), Stop()])
+    except Interrupt:
+        pass
+    return began, model
+
+
+def test_an_interrupted_run_resumes_at_its_epoch_even_when_interrupted_again(tmp_path):
+    import json
+    folder = tmp_path / "backup"
+    # 8 batches an epoch, a backup every 3: after batches 2, 5 of epoch 0, then 0 (9th), 3 (12th) of epoch 1
+    began, _ = fit_until(folder, stop_at=(1, 4))
+    assert began == [0, 1]
+    assert json.loads((folder / "training_metadata.json").read_text()) == {"epoch": 1, "batch": 3}
+    # resumed: epoch 1 again from its start; backups after its batches 2 and 5, before the epoch ends, say 1
+    began, _ = fit_until(folder, stop_at=(1, 6))
+    assert began == [1]
+    assert json.loads((folder / "training_metadata.json").read_text())["epoch"] == 1
+    # resumed again: still epoch 1 (Keras' own callback would have written 0 above and restarted at epoch 0)
+    began, _ = fit_until(folder, stop_at=None)
+    assert began == [1, 2]

@@ -153,3 +153,72 @@ def test_fitted_temperature_is_the_one_that_made_the_votes():
     assert ferplus.fit_temperature(softmax(logits / 0.7), [p])[0] == 0.7
     chosen, fit = ferplus.fit_temperature(p, [p])
     assert chosen == 1.0 and fit["loss_chosen"] == fit["loss_at_1"]
+
+
+# ----------------------------------------------------------------------------------------------- resuming
+
+HISTORY = "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.69,0.92,0.8013,0.68\n1,0.71,0.87,0.8253,0.63\n"
+
+
+def test_a_resumed_run_keeps_the_best_epoch_unless_a_new_one_beats_it(tmp_path):
+    history, best = tmp_path / "history.csv", tmp_path / "best.keras"
+    history.write_text(HISTORY)
+    # no epoch kept yet: a fresh run, the first epoch is kept whatever its accuracy
+    assert ferplus.best_so_far(history, best) is None
+    best.write_bytes(b"kept")
+    # epochs 1-2 done, epoch 2 kept (0.8253 > 0.8013): a resumed epoch must beat 0.8253 to replace it
+    assert ferplus.best_so_far(history, best) == 0.8253
+    history.write_text(HISTORY + "2,0.72,0.85,0.8201,0.64\n")
+    assert ferplus.best_so_far(history, best) == 0.8253
+    history.write_text(HISTORY + "2,0.72,0.85,0.8301,0.62\n")
+    assert ferplus.best_so_far(history, best) == 0.8301
+    history.write_text(HISTORY.splitlines()[0] + "\n")
+    assert ferplus.best_so_far(history, best) is None
+
+
+def test_the_run_says_how_many_epochs_it_finished_and_which_it_kept(tmp_path):
+    history = tmp_path / "history.csv"
+    assert ferplus.epochs_run(history) == {}
+    history.write_text(HISTORY + "2,0.72,0.85,0.8201,0.64\n")
+    assert ferplus.epochs_run(history) == {"finished": 3, "kept": 2,
+                                           "select_ferplus_accuracy": [0.8013, 0.8253, 0.8201]}
+
+
+def test_each_timed_model_makes_its_own_crops():
+    """``ms_per_face`` times the crop with the network: every model's run starts from an empty crop cache,
+    and each model's time is per face (total / faces)."""
+    from facecore.faces import Detections, FaceBatch
+    frames = [np.zeros((20, 20, 3), np.uint8)]
+    detections = Detections(frame=np.zeros(4, np.int64), boxes=np.tile(np.float32([2, 2, 12, 12]), (4, 1)),
+                            confidence=np.ones(4, np.float32), landmarks=np.zeros((4, 5, 2), np.float32))
+    faces = FaceBatch(frames=frames, detections=detections)
+    seen = []
+
+    class Model:
+        def run(self, batch):
+            seen.append(dict(batch._per_face))
+            batch.square_grey_crops(8, 0.0)
+
+    times = ferplus.ms_per_face({"a": Model(), "b": Model()}, faces, repeats=2)
+    assert seen == [{}, {}, {}, {}]
+    assert set(times) == {"a", "b"} and all(0 <= value < 1000 for value in times.values())
+
+
+
+def test_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch):
+    """``--epoch N`` scores the run's epochNN.keras: absent, the run stops with exit status 2 and says which file,
+    before anything is scored or shipped."""
+    cache = tmp_path / "cache"
+    run = cache / "expression_ferplus_seed0_e4_f2"
+    run.mkdir(parents=True)
+    (run / "epoch02.keras").write_bytes(b"")
+    fer = tmp_path / "fer"
+    fer.mkdir()
+    (fer / "ferplus.csv").write_text("")
+    # stand-ins for the research data: the run reaches the choice of the network file
+    monkeypatch.setattr(data, "missing_labels", lambda folder: None)
+    monkeypatch.setattr(data, "fer2013", lambda folder, cache: {"name": []})
+    monkeypatch.setattr(data, "ferplus_votes", lambda folder, names: None)
+    monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
+    assert ferplus.main(["--epoch", "3", "--ship", "--data", str(fer), "--cache", str(cache)]) == 2
+    assert "epoch03.keras" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The table writer (faceanalysis/writers/table.py) and the writers' registry (faceanalysis/writers/__init__.py) on
 a hand-made ``SequenceResult``, every column against a value worked out by hand here. The legacy and v2 JSON
-writers' fields are checked the same way in tests/test_formats.py.
+writers' fields are checked the same way in tests/unit/test_formats.py.
 
 Rules: values are the analyzer's own, unrounded; times are frame / fps; a landmark not known is None (a known one
 is its float); every writer only reads the result."""
