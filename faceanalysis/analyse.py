@@ -61,17 +61,17 @@ def resolve_input(paths: list[Path]) -> tuple[str, list[Path]]:
     absolute = [Path(os.path.abspath(path.expanduser())) for path in paths]
     missing = [str(path) for path in absolute if not path.exists()]
     if missing:
-        raise AnalysisError("input_not_found", "no such file or folder: " + ", ".join(map(repr, missing)), 404)
+        raise AnalysisError("input_not_found", "no such file or folder: " + ", ".join(map(repr, missing)))
     kinds = [kind_of(path) for path in absolute]
     if len(absolute) == 1:
         if kinds[0] is None:
             raise AnalysisError("unsupported_media_type", f"{str(absolute[0])!r} is not a video, a zip of frames, "
-                                "an image or a folder of frames", 415)
+                                "an image or a folder of frames")
         return kinds[0], absolute
     others = [str(path) for path, kind in zip(absolute, kinds) if kind != "frames"]
     if others:
         raise AnalysisError("invalid_request", "several paths are taken as frames, so each must be an image; not: "
-                            + ", ".join(map(repr, others[:5])), 400)
+                            + ", ".join(map(repr, others[:5])))
     return "frames", absolute
 
 
@@ -81,18 +81,18 @@ def check_options(args: argparse.Namespace) -> None:
               ("--max-frames", args.max_frames, 1, limits.max_frames)]
     for flag, value, low, high in checks:
         if value is not None and not low <= value <= high:
-            raise AnalysisError("invalid_option", f"{flag} must be from {low} to {high}, not {value}", 400)
+            raise AnalysisError("invalid_option", f"{flag} must be from {low} to {high}, not {value}")
     if args.fps is not None and not MIN_FPS <= args.fps <= MAX_FPS:
-        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}", 400)
+        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}")
     if args.csv is not None and args.csv.exists() and not args.csv.is_dir():
-        raise AnalysisError("invalid_output", f"--csv {str(args.csv.absolute())!r} is a file: name a folder", 400)
+        raise AnalysisError("invalid_output", f"--csv {str(args.csv.absolute())!r} is a file: name a folder")
     if args.annotate is not None:
         target = args.annotate.absolute()
         if target.suffix.lower() not in ANNOTATION_SUFFIXES:
             raise AnalysisError("invalid_output", f"--annotate {str(target)!r}: use one of "
-                                + ", ".join(ANNOTATION_SUFFIXES), 400)
+                                + ", ".join(ANNOTATION_SUFFIXES))
         if not target.parent.is_dir():
-            raise AnalysisError("invalid_output", f"--annotate {str(target)!r}: no folder {str(target.parent)!r}", 400)
+            raise AnalysisError("invalid_output", f"--annotate {str(target)!r}: no folder {str(target.parent)!r}")
 
 
 def open_input(kind: str, paths: list[Path], stride: int, max_frames: int | None):
@@ -103,8 +103,8 @@ def open_input(kind: str, paths: list[Path], stride: int, max_frames: int | None
     except AnalysisError as error:
         if kind == "folder":
             # The folder's own messages name it as a sample is named; here the user gave a path.
-            raise AnalysisError(error.code, error.message.replace(repr(paths[0].name), repr(str(paths[0]))),
-                                error.status) from None
+            raise AnalysisError(error.code,
+                                error.message.replace(repr(paths[0].name), repr(str(paths[0])))) from None
         raise
 
 

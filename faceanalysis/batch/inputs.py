@@ -48,7 +48,7 @@ class BatchInput:
 def input_not_found(missing: list[str]) -> AnalysisError:
     shown = ", ".join(repr(path) for path in missing[:MISSING_SHOWN])
     more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
-    return AnalysisError("input_not_found", f"no such file or folder: {shown}{more}", 404)
+    return AnalysisError("input_not_found", f"no such file or folder: {shown}{more}")
 
 
 def discover(arguments: list[str]) -> list[BatchInput]:
@@ -84,7 +84,7 @@ def read_manifest(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise AnalysisError("invalid_manifest", f"cannot read manifest {str(path)!r}: {error}", 400) from None
+        raise AnalysisError("invalid_manifest", f"cannot read manifest {str(path)!r}: {error}") from None
     if path.suffix.lower() == ".txt":
         lines = (line.strip() for line in text.splitlines())
         return [line for line in lines if line and not line.startswith("#")]

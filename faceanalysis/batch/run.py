@@ -44,7 +44,7 @@ PERMANENT = frozenset({"no_face", "no_images", "invalid_video", "invalid_archive
 
 def worker_lost(item: BatchInput) -> AnalysisError:
     return AnalysisError("worker_lost", f"the worker analysing {Path(item.path).name!r} died {engine.ATTEMPTS} "
-                         "times (out of memory, or a crash in a decoder); see the Ray logs", 500)
+                         "times (out of memory, or a crash in a decoder); see the Ray logs")
 
 
 def execute(request: Request, out: OutputFolder, progress_stream=None) -> tuple[Tally, dict[str, int]]:
@@ -118,8 +118,8 @@ def _check_capacity(cluster: engine.Cluster, workers: int, gpus_per_worker: floa
     """Refuse a pool the cluster can never place: Ray Data would wait for it for ever."""
     if gpus_per_worker > 0 and cluster.gpus < gpus_per_worker:
         raise AnalysisError("invalid_option", f"--gpus-per-worker {gpus_per_worker:g}, but the cluster has "
-                            f"{cluster.gpus:g} GPUs", 400)
+                            f"{cluster.gpus:g} GPUs")
     if workers > cluster.cpus or workers * gpus_per_worker > cluster.gpus + 1e-9:
         raise AnalysisError("invalid_option", f"--workers {workers} needs {workers} CPUs"
                             + (f" and {workers * gpus_per_worker:g} GPUs" if gpus_per_worker else "")
-                            + f"; the cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs", 400)
+                            + f"; the cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs")

@@ -73,7 +73,7 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
         sha = content_sha256(item)
     except OSError as error:
         code = "input_not_found" if isinstance(error, FileNotFoundError) else "unreadable_input"
-        failure = AnalysisError(code, f"{item.path!r} cannot be read: {error.strerror or error}", 404)
+        failure = AnalysisError(code, f"{item.path!r} cannot be read: {error.strerror or error}")
         return _result(item, None, ANALYSED, _failed(analyzer, item, None, task, failure, spec, started, where))
     if sha == task["previous_sha"]:
         return _result(item, sha, UNCHANGED, None)
@@ -85,8 +85,7 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
         rows = _failed(analyzer, item, sha, task, error, spec, started, where)
     except Exception as error:      # a bug must not stop the other inputs; the service answers it the same way
         log.exception("internal error analysing %s", item.path)
-        failure = AnalysisError("internal_error", f"{type(error).__name__} (the worker's log has the traceback)",
-                                500)
+        failure = AnalysisError("internal_error", f"{type(error).__name__} (the worker's log has the traceback)")
         rows = _failed(analyzer, item, sha, task, failure, spec, started, where)
     return _result(item, sha, ANALYSED, rows)
 
@@ -98,7 +97,7 @@ def source_for(item: BatchInput, spec: RunSpec) -> FrameSource:
     if item.kind not in SOURCE_KINDS:
         raise AnalysisError("unsupported_media_type",
                             f"{path.name!r} is not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a zip of "
-                            "frames, an image or a folder of frames", 415)
+                            "frames, an image or a folder of frames")
     return open_source(item.kind, [path], path.name, stride=spec.stride, max_frames=spec.max_frames,
                        limits=Limits())
 

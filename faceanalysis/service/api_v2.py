@@ -119,10 +119,10 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
         if runtime.lifecycle.stopping:
             raise ShuttingDown()
         if not analyzer.ready:
-            raise AnalysisError("not_ready", "the models are still loading", 503)
+            raise AnalysisError("not_ready", "the models are still loading")
         problem = runtime.storage_problem()
         if problem is not None:
-            raise AnalysisError("storage_unavailable", f"jobs cannot be stored: {problem}", 503)
+            raise AnalysisError("storage_unavailable", f"jobs cannot be stored: {problem}")
         return jsonify(to_json(Readiness(status="ready", device=analyzer.device.kind)))
 
     @api.errorhandler(RequestEntityTooLarge)

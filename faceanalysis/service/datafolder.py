@@ -41,7 +41,7 @@ class DataFolderError(AnalysisError):
     """The data folder cannot be used; the message names it and says why."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("data_folder_unusable", message, 500)
+        super().__init__("data_folder_unusable", message)
 
 
 def default_data_dir(state_home: str | None = None) -> Path:

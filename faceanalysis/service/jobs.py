@@ -44,9 +44,8 @@ POLL_S = 1.0
 RECORD_PAUSES_S = (0.25, 0.5, 1.0, 2.0)
 RECORD_PAUSE_MAX_S = 10.0
 RESULT_TRIES = 3
-STORAGE_FAILED = {"code": "storage_unavailable", "status": 503,
-                  "message": "the analysis ended but its outcome could not be stored (see the server log); "
-                             "submit the job again"}
+STORAGE_FAILED = AnalysisError("storage_unavailable", "the analysis ended but its outcome could not be stored "
+                               "(see the server log); submit the job again").to_record()
 # progress(frames_done, frames_total_or_None); run(request record, its uploads folder, progress) -> answer
 Progress = Callable[[int, "int | None"], None]
 Runner = Callable[[dict, "Path | None", Progress], dict]
@@ -100,11 +99,11 @@ class JobQueue:
             job = self._store.add(job_id, self._runner, request, workdir, self.policy.max_queued)
         except QueueFull:
             raise AnalysisError("queue_full", f"{self.policy.max_queued} jobs are already waiting; "
-                                "retry when one has finished", 429) from None
+                                "retry when one has finished") from None
         except (sqlite3.Error, OSError, StoreClosed):
             log.exception("could not store job %s", job_id)
             raise AnalysisError("storage_unavailable", "the job could not be stored (see the server log); "
-                                "retry later", 503) from None
+                                "retry later") from None
         with self._wake:
             self._wake.notify_all()
         log.info("job %s queued", job_id)
@@ -117,20 +116,20 @@ class JobQueue:
             return job_json(job, self.policy.ttl_s)
         if job is not None or self._store.was_expired(job_id):
             raise AnalysisError("job_expired", f"job {job_id!r} finished more than {self.policy.ttl_s:g} s ago "
-                                "(or more recent jobs took its place) and its answer was deleted", 410)
+                                "(or more recent jobs took its place) and its answer was deleted")
         raise AnalysisError("job_not_found", f"no job {job_id!r}: check the id (expired ids are remembered "
-                            f"for {self.policy.remember_s / 3600:g} h)", 404)
+                            f"for {self.policy.remember_s / 3600:g} h)")
 
     def cancel(self, job_id: str) -> dict:
         """Cancel a queued or running job: it ends as failed with ``cancelled``. Raises ``AnalysisError``: 409
         ``job_finished`` for a job that already ended, 404/410 as ``get`` for an unknown or forgotten one."""
         state = self.get(job_id)
-        error = {"code": "cancelled", "status": 409, "message": "the job was cancelled before it finished"}
+        error = AnalysisError("cancelled", "the job was cancelled before it finished").to_record()
         if not self._store.cancel(job_id, error):
             state = self.get(job_id)
             if state["status"] in (DONE, FAILED):
                 raise AnalysisError("job_finished", f"job {job_id!r} has already ended ({state['status']}): "
-                                    "there is nothing to cancel", 409)
+                                    "there is nothing to cancel")
         log.info("job %s cancelled (it was %s)", job_id, state["status"])
         return self.get(job_id)
 
@@ -141,7 +140,7 @@ class JobQueue:
         kept = self._store.kept_upload(job_id)
         if kept is None or not kept[1].is_dir():
             raise AnalysisError("upload_not_kept", f"job {job_id!r} did not keep its upload: submit it with "
-                                "keep_upload=true (a sample is read from samples/ instead)", 404)
+                                "keep_upload=true (a sample is read from samples/ instead)")
         return kept
 
     def counts(self) -> dict:
@@ -183,11 +182,10 @@ class JobQueue:
         except Interrupted:
             log.info("job %s stopped: it is back in the queue, or was cancelled", claim.id)
         except AnalysisError as error:
-            outcome = {"error": {**error.to_json()["error"], "status": error.status}}
+            outcome = {"error": error.to_record()}
         except Exception:
             log.exception("job %s failed unexpectedly", claim.id)
-            outcome = {"error": {"code": "internal_error", "status": 500,
-                                 "message": "the analysis failed unexpectedly"}}
+            outcome = {"error": AnalysisError("internal_error", "the analysis failed unexpectedly").to_record()}
         # The request is opaque here but for this one option: a job that keeps its uploads for playback.
         keep = bool((claim.request.get("options") or {}).get("keep_upload"))
         try:

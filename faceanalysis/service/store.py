@@ -35,6 +35,7 @@ from typing import Callable, Iterator
 
 from faceanalysis.service.contract import DONE, FAILED, QUEUED, RUNNING
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
+from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 
@@ -334,9 +335,8 @@ class JobStore:
                 if self.folder.alive(owner):
                     continue
                 if attempts >= max_attempts:
-                    error = {"code": "internal_error", "status": 500,
-                             "message": f"the server stopped {attempts} times while running this job; "
-                                        "it is not tried again"}
+                    error = AnalysisError("internal_error", f"the server stopped {attempts} times while running "
+                                                            "this job; it is not tried again").to_record()
                     db.execute("UPDATE jobs SET status = ?, owner = NULL, finished = ?, error = ? WHERE id = ?",
                                (FAILED, self._clock(), json.dumps(error), job_id))
                     failed.append(job_id)
