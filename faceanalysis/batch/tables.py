@@ -29,13 +29,13 @@ import pyarrow.csv as pa_csv
 from age.distribution import AgeDistribution
 from faceanalysis.pipeline.result import SequenceResult
 from faceanalysis.pipeline.settings import Settings
+from faceanalysis.service.contract import DONE, FAILED
 from facecore.errors import AnalysisError
 from facecore.labels import EXPRESSIONS, GENDERS
 
 from .inputs import BatchInput
 from .spec import RunSpec
 
-DONE, FAILED = "done", "failed"
 COUNT = pa.int64()          # the one integer type of frame numbers, ids and counts
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 

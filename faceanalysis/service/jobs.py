@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from faceanalysis.pipeline.analyzer import Progress
 from faceanalysis.service.contract import DONE, FAILED, Job, JobError, JobProgress, Limits
 from faceanalysis.service.schema import ABSENT, to_json
 from faceanalysis.service.store import Claim, JobRow, JobStore, QueueFull, StoreClosed
@@ -47,7 +48,6 @@ RESULT_TRIES = 3
 STORAGE_FAILED = AnalysisError("storage_unavailable", "the analysis ended but its outcome could not be stored "
                                "(see the server log); submit the job again").to_record()
 # progress(frames_done, frames_total_or_None); run(request record, its uploads folder, progress) -> answer
-Progress = Callable[[int, "int | None"], None]
 Runner = Callable[[dict, "Path | None", Progress], dict]
 
 
@@ -70,11 +70,11 @@ class JobPolicy:
 
 
 class JobQueue:
-    def __init__(self, store: JobStore, run: Runner, runner: str, policy: JobPolicy = JobPolicy()) -> None:
-        """``runner`` names the models ``run`` answers with: only jobs submitted to the same models are run."""
+    def __init__(self, store: JobStore, run: Runner, models_key: str, policy: JobPolicy = JobPolicy()) -> None:
+        """``models_key`` names the models ``run`` answers with: only jobs submitted to the same models are run."""
         self._store = store
         self._run = run
-        self._runner = runner
+        self._models_key = models_key
         self._owner = store.folder.instance
         self.policy = policy
         self._wake = threading.Condition()          # a submission, a finished job, a shutdown
@@ -96,7 +96,7 @@ class JobQueue:
         Raises ``AnalysisError``: 429 when the queue is full, 503 when the store cannot take it."""
         job_id = secrets.token_urlsafe(12)
         try:
-            job = self._store.add(job_id, self._runner, request, workdir, self.policy.max_queued)
+            job = self._store.add(job_id, self._models_key, request, workdir, self.policy.max_queued)
         except QueueFull:
             raise AnalysisError("queue_full", f"{self.policy.max_queued} jobs are already waiting; "
                                 "retry when one has finished") from None
@@ -156,7 +156,7 @@ class JobQueue:
                 if self._stopping.is_set():
                     return
                 try:
-                    claim = self._store.claim(self._owner, self._runner)
+                    claim = self._store.claim(self._owner, self._models_key)
                 except StoreClosed:
                     return
                 except sqlite3.Error:
