@@ -8,7 +8,7 @@ wide) and embeds them to tell people apart, so this head reads those: per sample
 and outputs (kept by the tracker with the chip) and its embedding; the person's answer is the mean over them.
 
 The arithmetic is that of the per-face heads on the 400 values side by side (``weights/age_gender_person_v2.npz``,
-``python -m training heads --features combined``): ``age.heads.answer_age`` (lifespan bins, the mix with the
+``python -m training heads --features combined``): ``age.calibration.answer_age`` (lifespan bins, the mix with the
 published network, the calibration warp) and ``gender.heads.answer_gender`` (the mix, the children's gender
 temperature), exactly as the trainer scored it. The gender half is gender's code; this head only feeds both.
 """

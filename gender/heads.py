@@ -1,4 +1,4 @@
-"""Gender heads fitted on UTKFace beside the age heads (``age.heads``; one file holds both, ``facecore.heads``):
+"""Gender heads fitted on UTKFace beside the age heads (``age.calibration``; one file holds both, ``facecore.heads``):
 logistic regression on the same features, optionally averaged with the dlib-models gender network.
 
 The v2 ("lifespan") files add ``child_age`` / ``child_temperature``: where the file's own age readout places a

@@ -97,7 +97,7 @@ def test_no_cycle_between_top_level_packages():
 
 def module_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The project modules ``path`` imports, each resolved to the module file it loads: ``from training import
-    heads`` is ``training.heads``, ``from age.heads import Heads`` is ``age.heads``."""
+    heads`` is ``training.heads``, ``from age.calibration import Heads`` is ``age.calibration``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()

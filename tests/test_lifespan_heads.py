@@ -9,8 +9,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from age.calibration import warp_bins
 from age.distribution import LIFESPAN_BINS
-from age.heads import warp_bins
 from gender.heads import soften
 from training import data
 

@@ -30,12 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecore.heads import HeadModel, Heads, NetworkFeatures, answer
+from facecore.heads import HeadModel, Heads, answer
 
 from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
-
-# Importable from here as before: the registry and the tests build the tuned heads' features from age.heads.
-__all__ = ["HeadAgeModel", "Heads", "NetworkFeatures", "answer_age", "calibrate", "warp_bins"]
 
 
 def warp_bins(distributions: np.ndarray, targets: np.ndarray) -> np.ndarray:
