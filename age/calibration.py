@@ -23,7 +23,7 @@ The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry`
 the v2 heads on the networks' features, per face, and the person head ``age.person`` per person), ``tuned`` (the
 v1 heads on the networks' features averaged with the networks), ``dlib`` (the dlib-models networks as published,
 CC0), ``heads`` (embedding heads only) or ``ensemble`` (embedding heads averaged with the networks). The gender
-head is ``gender.heads.HeadGenderModel``.
+head is ``gender.softening.HeadGenderModel``.
 """
 
 from __future__ import annotations

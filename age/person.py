@@ -9,7 +9,7 @@ and outputs (kept by the tracker with the chip) and its embedding; the person's 
 
 The arithmetic is that of the per-face heads on the 400 values side by side (``weights/age_gender_person_v2.npz``,
 ``python -m training heads --features combined``): ``age.calibration.answer_age`` (lifespan bins, the mix with the
-published network, the calibration warp) and ``gender.heads.answer_gender`` (the mix, the children's gender
+published network, the calibration warp) and ``gender.softening.answer_gender`` (the mix, the children's gender
 temperature), exactly as the trainer scored it. The gender half is gender's code; this head only feeds both.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from facecore.heads import Heads, NetworkFeatures
 from facecore.weights import WeightFile
-from gender.heads import answer_gender
+from gender.softening import answer_gender
 
 from .distribution import AgeDistribution
 from .heads import answer_age

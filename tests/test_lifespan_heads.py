@@ -11,7 +11,7 @@ import pytest
 
 from age.calibration import warp_bins
 from age.distribution import LIFESPAN_BINS
-from gender.heads import soften
+from gender.softening import soften
 from training import data
 
 

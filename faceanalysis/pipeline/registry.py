@@ -18,8 +18,8 @@ from emotion.model import NETWORK_KEYS, ExpressionModel
 from facecore.embedding import FaceEmbedder
 from facecore.heads import NetworkFeatures
 from facecore.weights import WeightFile
-from gender.heads import HeadGenderModel
 from gender.network import GenderModel
+from gender.softening import HeadGenderModel
 
 from .settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
 
