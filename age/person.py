@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecore.heads import Heads, NetworkFeatures
+from facecore.heads_file import Heads, NetworkFeatures
 from facecore.weights import WeightFile
 from gender.softening import answer_gender
 

@@ -16,7 +16,7 @@ from faceanalysis.pipeline.registry import HEADS_KEY, LIFESPAN_HEADS_KEY, NETWOR
 from faceanalysis.pipeline.settings import Settings
 from facecore.device import Device
 from facecore.frames import decode_frame
-from facecore.heads import NetworkFeatures
+from facecore.heads_file import NetworkFeatures
 from facecore.weights import load_manifest, resolve
 from training import data
 from training.batches import faces_given

@@ -24,7 +24,7 @@ import numpy as np
 
 from age.calibration import answer_age, warp_bins
 from age.distribution import LIFESPAN_BINS, on_lifespan
-from facecore.heads import Heads
+from facecore.heads_file import Heads
 from gender.softening import answer_gender, soften
 from training import heads_fitting as fitting
 from training.heads_fitting import log_loss, sample_weights

@@ -16,7 +16,7 @@ from age.network import AgeModel
 from age.person import PersonHead
 from emotion.model import NETWORK_KEYS, ExpressionModel
 from facecore.embedding import FaceEmbedder
-from facecore.heads import NetworkFeatures
+from facecore.heads_file import NetworkFeatures
 from facecore.weights import WeightFile
 from gender.network import GenderModel
 from gender.softening import HeadGenderModel
