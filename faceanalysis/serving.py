@@ -23,9 +23,9 @@ from typing import Callable
 from faceanalysis.cli import environment, exit_with
 from faceanalysis.service.datafolder import DataFolder, DataFolderError, default_data_dir
 from faceanalysis.service.frontdoor import ConnectionLimits
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.runtime import Runtime
 from faceanalysis.service.security import check_token
-from faceanalysis.service.store import JobStore
 from facecore.errors import AnalysisError
 
 log = logging.getLogger("faceanalysis.server")

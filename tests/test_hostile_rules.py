@@ -23,9 +23,9 @@ from faceanalysis.pipeline import sources
 from faceanalysis.service import jobs as jobs_module
 from faceanalysis.service import videoprobe
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.jobs import JobPolicy, JobQueue
 from faceanalysis.service.security import check_token, token_matches
-from faceanalysis.service.store import JobStore
 from faceanalysis.service.videoprobe import declared_frame_size
 from test_bad_input import error_of, png_header_only
 from test_inputs import sample  # noqa: F401  (a fixture)

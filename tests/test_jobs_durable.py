@@ -1,4 +1,4 @@
-"""The durable job store and queue (service/datafolder.py, store.py, jobs.py) with a stand-in runner, so no model
+"""The durable job store and queue (service/datafolder.py, job_store.py, jobs.py) with a stand-in runner, so no model
 loads: restarts and crashes of a process (its instance lock let go), order, expiry, the sweep of orphan files,
 a job that keeps killing its process, a damaged store, a read-only or full data folder, and the start-up
 refusals of a real process (exit 2, the folder named) before any model loads.
@@ -26,8 +26,8 @@ import pytest
 
 from conftest import REPO
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.jobs import MAX_ATTEMPTS, JobPolicy, JobQueue
-from faceanalysis.service.store import JobStore
 from facecore.errors import AnalysisError
 from service_process import Server, tiny_samples
 

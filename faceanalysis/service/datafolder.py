@@ -1,6 +1,6 @@
 """The data folder: the one place the service keeps what must outlive a request or a process.
 
-    <root>/jobs.sqlite3           the job store (store.py; SQLite in WAL mode, so also -wal and -shm beside it)
+    <root>/jobs.sqlite3           the job store (job_store.py; SQLite in WAL mode, so also -wal and -shm beside it)
     <root>/uploads/<job id>/      a job's uploaded files, from its acceptance until it ends
     <root>/tmp/<instance>/        uploads of requests still in progress, and files on their way out
     <root>/instances/<instance>.lock   held (flock) by each running server process for its whole life

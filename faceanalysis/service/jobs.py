@@ -1,4 +1,4 @@
-"""Background analyses: a durable, bounded queue (store.py), one worker thread, answers kept for a while.
+"""Background analyses: a durable, bounded queue (job_store.py), one worker thread, answers kept for a while.
 
 There is one set of models per process and it analyses one sequence at a time, so one worker is all that can
 make progress; more threads would only wait on the analyzer's lock. The queue is bounded so that a burst of
@@ -26,8 +26,8 @@ from typing import Callable
 
 from faceanalysis.pipeline.analyzer import Progress
 from faceanalysis.service.contract import DONE, FAILED, Job, JobError, JobProgress, Limits
+from faceanalysis.service.job_store import Claim, JobRow, JobStore, QueueFull, StoreClosed
 from faceanalysis.service.schema import ABSENT, to_json
-from faceanalysis.service.store import Claim, JobRow, JobStore, QueueFull, StoreClosed
 from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from typing import Iterator
 
 from faceanalysis.service.contract import Limits
 from faceanalysis.service.datafolder import DataFolder
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.jobs import JobPolicy, JobQueue, Runner
-from faceanalysis.service.store import JobStore
 
 
 class ShuttingDown(Exception):

@@ -19,11 +19,11 @@ from werkzeug.routing import PathConverter
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.service.api_v2 import JOB_QUEUE, create_api_v2
 from faceanalysis.service.contract import MAX_NAME_LENGTH, error_json
+from faceanalysis.service.job_store import JobStore, StoreClosed
 from faceanalysis.service.legacy import legacy_result
 from faceanalysis.service.page import create_page
 from faceanalysis.service.runtime import Runtime, ShuttingDown
 from faceanalysis.service.security import install_security
-from faceanalysis.service.store import JobStore, StoreClosed
 from facecore.errors import AnalysisError, bad_name, not_found
 from facecore.frames import natural_key
 
