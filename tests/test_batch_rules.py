@@ -12,10 +12,10 @@ import pytest
 from faceanalysis.batch.command import check_options, parse_args
 from faceanalysis.batch.engine import Cluster
 from faceanalysis.batch.inputs import BatchInput, content_sha256, discover, stat_signature
+from faceanalysis.batch.output_folder import OLD, TMP, OutputFolder
 from faceanalysis.batch.progress import Tally, summary
 from faceanalysis.batch.run import _check_capacity
 from faceanalysis.batch.spec import RunSpec
-from faceanalysis.batch.store import OLD, TMP, OutputFolder
 from faceanalysis.batch.tables import failed_rows
 from faceanalysis.pipeline.settings import Settings
 from facecore.errors import AnalysisError

@@ -25,10 +25,10 @@ from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
 
 from .inputs import discover
+from .output_folder import OutputFolder
 from .progress import summary
 from .run import Request, execute
 from .spec import RunSpec
-from .store import OutputFolder
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -18,9 +18,9 @@ from facecore.errors import AnalysisError
 
 from . import engine
 from .inputs import BatchInput, stat_signature
+from .output_folder import OutputFolder
 from .progress import Progress, Tally
 from .spec import RunSpec
-from .store import OutputFolder
 from .tables import DONE, failed_rows, from_bytes
 from .worker import UNCHANGED, task_for
 
