@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, check_device, exit_with, settings_from, setup_logging
+from faceanalysis.service.analysis_request import kind_of, open_source
 from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Input, Limits, Options
-from faceanalysis.service.inputs import kind_of, open_source
 from facecore.errors import AnalysisError, ModelFileError
 
 ANNOTATION_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")

@@ -46,7 +46,7 @@ MODULES = {
                                           "tests/test_person_rules.py"),
     "age/distribution.py": ("tests/test_age_interval.py", "tests/test_lifespan.py"),
     "facecore/frames.py": ("tests/test_frames.py",),
-    "faceanalysis/service/inputs.py": ("tests/test_inputs.py", "tests/test_hostile_rules.py"),
+    "faceanalysis/service/analysis_request.py": ("tests/test_inputs.py", "tests/test_hostile_rules.py"),
     "faceanalysis/service/legacy.py": ("tests/test_formats.py",),
     "faceanalysis/service/report.py": ("tests/test_formats.py",),
     "training/metrics.py": ("tests/test_metrics.py", "tests/test_lifespan_metrics.py"),

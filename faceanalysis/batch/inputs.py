@@ -3,7 +3,7 @@ again on the next run.
 
 An argument is
 - a video file, a zip of frames or one image: one input, known by its content as the service knows it
-  (``service.inputs.kind_of``: the kinds ``video``, ``zip``, ``frames``);
+  (``service.analysis_request.kind_of``: the kinds ``video``, ``zip``, ``frames``);
 - a folder: searched recursively; every video and zip in it is an input, and so is every folder that holds
   frames (images, taken as one sequence, as ``samples/seqA``: kind ``folder``). A folder in which nothing is
   found is itself one input, which fails as the service fails it (``no_images``), so that it shows in the tables;
@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceanalysis.service.inputs import kind_of
+from faceanalysis.service.analysis_request import kind_of
 from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames, natural_key
 from facecore.weights import sha256_of

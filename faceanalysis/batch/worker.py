@@ -22,8 +22,8 @@ import pyarrow as pa
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.pipeline.sources import VIDEO_EXTENSIONS, FrameSource
+from faceanalysis.service.analysis_request import SOURCE_KINDS, open_source
 from faceanalysis.service.contract import Limits
-from faceanalysis.service.inputs import SOURCE_KINDS, open_source
 from facecore.errors import AnalysisError
 
 from .inputs import BatchInput, content_sha256
@@ -91,7 +91,7 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
 
 
 def source_for(item: BatchInput, spec: RunSpec) -> FrameSource:
-    """The input as the service would read it (``service.inputs.open_source``), with the run's options and the
+    """The input as the service would read it (``service.analysis_request.open_source``), with the run's options and the
     service's limits."""
     path = Path(item.path)
     if item.kind not in SOURCE_KINDS:

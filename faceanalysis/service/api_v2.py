@@ -24,8 +24,8 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
+from faceanalysis.service.analysis_request import AnalysisRequest, parse_request, restore_request
 from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_json
-from faceanalysis.service.inputs import AnalysisRequest, parse_request, restore_request
 from faceanalysis.service.jobs import JobQueue
 from faceanalysis.service.openapi import openapi_spec
 from faceanalysis.service.report import build_report

@@ -1,6 +1,6 @@
 """The API v2 contract, declared once: the limits, the options, and every JSON answer.
 
-``inputs`` parses the options with the bounds declared here, ``report`` and ``api_v2`` build their answers as
+``analysis_request`` parses the options with the bounds declared here, ``report`` and ``api_v2`` build their answers as
 these declarations (``schema.to_json``), and ``openapi`` generates the document's parameters and components
 from them, so the document cannot drift from what the service does. Field order is the key order of the JSON.
 """

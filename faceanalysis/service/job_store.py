@@ -49,7 +49,7 @@ SCHEMA = (
         id           TEXT NOT NULL UNIQUE,
         status       TEXT NOT NULL,
         runner       TEXT NOT NULL,                      -- fingerprint of the models the job was submitted to
-        request      TEXT NOT NULL,                      -- JSON: what to analyse (inputs.AnalysisRequest.record)
+        request      TEXT NOT NULL,                      -- JSON: what to analyse (AnalysisRequest.record)
         has_uploads  INTEGER NOT NULL,                   -- its files are in uploads/<id>/ until it ends
         owner        TEXT,                               -- the instance running it
         attempts     INTEGER NOT NULL DEFAULT 0,         -- starts cut short by a crash, plus the current one

@@ -10,8 +10,8 @@ from what the service answers.
 from __future__ import annotations
 
 from faceanalysis.service import contract
+from faceanalysis.service.analysis_request import VIDEO_EXTENSIONS
 from faceanalysis.service.contract import MAX_NAME_LENGTH, Limits
-from faceanalysis.service.inputs import VIDEO_EXTENSIONS
 from faceanalysis.service.page import MAX_WIDTH, MIN_WIDTH, THUMBNAIL_WIDTH
 from faceanalysis.service.schema import Components
 from facecore.errors import API, kind_of

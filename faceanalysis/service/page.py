@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 from flask import Blueprint, Response, current_app, request, send_file
 
+from faceanalysis.service.analysis_request import restore_request
 from faceanalysis.service.contract import Limits
-from faceanalysis.service.inputs import restore_request
 from facecore.errors import AnalysisError
 from facecore.frames import decode_frame, list_frames
 
