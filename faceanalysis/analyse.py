@@ -152,7 +152,7 @@ def answer(result, given: Input, options: Options, form: str) -> dict:
 def write_tables(folder: Path, kind: str, paths: list[Path], result, analyzer, options: Options, fps: float,
                  seconds: float) -> None:
     """The batch tables of this one input, as CSV (the batch runner's columns; nested ones as JSON)."""
-    from faceanalysis.batch.inputs import BatchInput, content_sha256, stat_signature
+    from faceanalysis.batch.discovery import BatchInput, content_sha256, stat_signature
     from faceanalysis.batch.spec import RunSpec
     from faceanalysis.batch.tables import Where, done_rows, write_csv
 

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceanalysis.batch.command import check_options, parse_args
+from faceanalysis.batch.discovery import BatchInput, content_sha256, discover, stat_signature
 from faceanalysis.batch.engine import Cluster
-from faceanalysis.batch.inputs import BatchInput, content_sha256, discover, stat_signature
 from faceanalysis.batch.output_folder import OLD, TMP, OutputFolder
 from faceanalysis.batch.progress import Tally, summary
 from faceanalysis.batch.run import _check_capacity

@@ -24,7 +24,7 @@ from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
 
-from .inputs import discover
+from .discovery import discover
 from .output_folder import OutputFolder
 from .progress import summary
 from .run import Request, execute

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from facecore.errors import AnalysisError
 
-from .inputs import BatchInput
+from .discovery import BatchInput
 from .tables import FRAMES, INPUTS, PERSONS, InputRows, flat
 
 TABLES = {"persons": PERSONS, "inputs": INPUTS, "frames": FRAMES}

@@ -17,7 +17,7 @@ from pathlib import Path
 from facecore.errors import AnalysisError
 
 from . import engine
-from .inputs import BatchInput, stat_signature
+from .discovery import BatchInput, stat_signature
 from .output_folder import OutputFolder
 from .progress import Progress, Tally
 from .spec import RunSpec

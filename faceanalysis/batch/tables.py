@@ -33,7 +33,7 @@ from faceanalysis.service.contract import DONE, FAILED
 from facecore.errors import AnalysisError
 from facecore.labels import EXPRESSIONS, GENDERS
 
-from .inputs import BatchInput
+from .discovery import BatchInput
 from .spec import RunSpec
 
 COUNT = pa.int64()          # the one integer type of frame numbers, ids and counts
@@ -74,7 +74,7 @@ INPUTS = pa.schema([
     pa.field("device", pa.string()), pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
     pa.field("settings_key", pa.string()), pa.field("settings", SETTINGS), pa.field("options", OPTIONS),
     pa.field("models", pa.list_(MODEL)),
-    # How the next run tells, without reading the content, that the input has not changed (inputs.py).
+    # How the next run tells, without reading the content, that the input has not changed (discovery.py).
     pa.field("stat_signature", pa.string()),
 ])
 

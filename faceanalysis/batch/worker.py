@@ -26,7 +26,7 @@ from faceanalysis.service.analysis_request import SOURCE_KINDS, open_source
 from faceanalysis.service.contract import Limits
 from facecore.errors import AnalysisError
 
-from .inputs import BatchInput, content_sha256
+from .discovery import BatchInput, content_sha256
 from .spec import RunSpec
 from .tables import InputRows, Where, done_rows, failed_rows, to_bytes
 
