@@ -2,7 +2,7 @@
 even through a function-local import), and only entry points read the environment.
 
 Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``, ``faceanalysis.batch``,
-``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``)
+``faceanalysis.server_main``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``)
 -> pipeline (``faceanalysis.pipeline``) -> task models (``age``, ``gender``, ``emotion``) -> core (``facecore``).
 A module may import its own layer or any layer below, never one above.
 """
@@ -21,7 +21,7 @@ ENTRY_SCRIPTS = ("flaskMain.py", "TestAPI.py", "TestFlask.py", "testForTimeMeasu
 # Lower number = lower layer. Modules not listed take their package's layer.
 LAYERS = {"facecore": 0, "age": 1, "gender": 1, "emotion": 1, "faceanalysis.pipeline": 2,
           "faceanalysis.service": 3, "faceanalysis": 4, "faceanalysis.batch": 4, "training": 4, "bench": 5}
-ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__", "faceanalysis.server"}
+ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__", "faceanalysis.server_main"}
 
 
 def module_name(path: Path) -> str:
