@@ -128,7 +128,8 @@ class UnknownErrorCode(ValueError):
     """An error code that is not in ``CATALOGUE``: a bug in the code that raised it."""
 
 
-def kind_of(code: str) -> ErrorKind:
+def error_kind(code: str) -> ErrorKind:
+    """The catalogue's entry for ``code``; ``UnknownErrorCode`` when it has none."""
     try:
         return CATALOGUE[code]
     except KeyError:
@@ -141,7 +142,7 @@ class AnalysisError(Exception):
     status is the catalogue's. ``status``, when given, must be the catalogue's."""
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        kind = kind_of(code)
+        kind = error_kind(code)
         if status is not None and status != kind.status:
             raise ValueError(f"error code {code!r} has status {kind.status} in the catalogue, not {status}")
         super().__init__(message)

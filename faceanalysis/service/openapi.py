@@ -14,7 +14,7 @@ from faceanalysis.service.analysis_request import VIDEO_EXTENSIONS
 from faceanalysis.service.contract import MAX_NAME_LENGTH, Limits
 from faceanalysis.service.page import MAX_WIDTH, MIN_WIDTH, THUMBNAIL_WIDTH
 from faceanalysis.service.schema import Components
-from facecore.errors import API, kind_of
+from facecore.errors import API, error_kind
 from facecore.frames import IMAGE_EXTENSIONS
 
 # A folder name: file systems allow at most 255 bytes, longer names are refused with 400.
@@ -194,7 +194,7 @@ def openapi_spec(limits: Limits) -> dict:
 
 def _status(codes: list[str]) -> str:
     """The one HTTP status these codes have in the catalogue, as the document's key."""
-    kinds = [kind_of(code) for code in codes]
+    kinds = [error_kind(code) for code in codes]
     wrong = [kind.code for kind in kinds if API not in kind.where]
     statuses = {kind.status for kind in kinds}
     if wrong or len(statuses) != 1:
