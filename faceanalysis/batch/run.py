@@ -19,7 +19,7 @@ from facecore.errors import AnalysisError
 from . import engine
 from .discovery import BatchInput, stat_signature
 from .output_folder import OutputFolder
-from .progress import Progress, Tally
+from .progress import ProgressDisplay, Tally
 from .spec import RunSpec
 from .tables import DONE, failed_rows, from_bytes
 from .worker import UNCHANGED, task_for
@@ -64,7 +64,7 @@ def execute(request: Request, out: OutputFolder, progress_stream=None) -> tuple[
         else:
             todo.append((item, task_for(item, stat, previous["input_sha256"] if same else None)))
     if todo:
-        _analyse(request, todo, out, Progress(tally, progress_stream))
+        _analyse(request, todo, out, ProgressDisplay(tally, progress_stream))
     return tally, out.merge(request.items, spec.timeline, request.csv)
 
 
@@ -79,13 +79,14 @@ def _failed_for_good(row: dict, spec: RunSpec) -> bool:
             and row["input_sha256"] is not None)
 
 
-def _analyse(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder, progress: Progress) -> None:
+def _analyse(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder,
+             progress: ProgressDisplay) -> None:
     with engine.quiet_native_stderr():
         _analyse_on_ray(request, todo, out, progress)
 
 
 def _analyse_on_ray(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder,
-                    progress: Progress) -> None:
+                    progress: ProgressDisplay) -> None:
     tally = progress.tally
     cluster = engine.connect(request.address)
     tally.startup_seconds = cluster.startup_seconds
