@@ -5,7 +5,7 @@
 The same as ``faceanalysis serve``; ``python flaskMain.py --help`` lists every option.
 """
 
-from faceanalysis.server import main
+from faceanalysis.server_main import main
 
 if __name__ == "__main__":
     main()

@@ -8,8 +8,8 @@ wide) and embeds them to tell people apart, so this head reads those: per sample
 and outputs (kept by the tracker with the chip) and its embedding; the person's answer is the mean over them.
 
 The arithmetic is that of the per-face heads on the 400 values side by side (``weights/age_gender_person_v2.npz``,
-``python -m training heads --features combined``): ``age.heads.answer_age`` (lifespan bins, the mix with the
-published network, the calibration warp) and ``gender.heads.answer_gender`` (the mix, the children's gender
+``python -m training heads --features combined``): ``age.calibration.answer_age`` (lifespan bins, the mix with the
+published network, the calibration warp) and ``gender.softening.answer_gender`` (the mix, the children's gender
 temperature), exactly as the trainer scored it. The gender half is gender's code; this head only feeds both.
 One exception on age: a face whose age readout spreads over the lifespan (``UNSURE_SPREAD``) takes the network's
 age distribution instead, because the head's mean over mass at both ends of the lifespan is an adult age.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecore.heads import Heads, NetworkFeatures
+from facecore.heads_file import Heads, NetworkFeatures
 from facecore.weights import WeightFile
-from gender.heads import answer_gender
+from gender.softening import answer_gender
 
 from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
 from .heads import answer_age

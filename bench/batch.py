@@ -52,7 +52,7 @@ def write_videos(folder: Path, count: int, frames: int) -> list[Path]:
 
 def in_process(paths: list[str], max_frames: int) -> dict:
     """Run in its own process: load one analyzer, analyse the videos one after another."""
-    from faceanalysis.batch.inputs import BatchInput
+    from faceanalysis.batch.discovery import BatchInput
     from faceanalysis.batch.spec import RunSpec
     from faceanalysis.batch.worker import source_for
     from faceanalysis.cli import settings_from, setup_logging

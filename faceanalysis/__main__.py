@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"faceanalysis: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     if command == "serve":
-        from faceanalysis.server import main as serve
+        from faceanalysis.server_main import main as serve
         serve(rest, prog="faceanalysis serve")
     elif command == "batch":
         # Imported only here: the other commands, and the service, never load Ray.

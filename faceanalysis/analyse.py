@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from faceanalysis.cli import add_model_arguments, check_device, exit_with, settings_from, setup_logging
+from faceanalysis.service.analysis_request import kind_of, open_source
 from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Input, Limits, Options
-from faceanalysis.service.inputs import kind_of, open_source
 from faceanalysis.writers import JSON_FORMATS
 from facecore.errors import AnalysisError, ModelFileError
 
@@ -62,17 +62,17 @@ def resolve_input(paths: list[Path]) -> tuple[str, list[Path]]:
     absolute = [Path(os.path.abspath(path.expanduser())) for path in paths]
     missing = [str(path) for path in absolute if not path.exists()]
     if missing:
-        raise AnalysisError("input_not_found", "no such file or folder: " + ", ".join(map(repr, missing)), 404)
+        raise AnalysisError("input_not_found", "no such file or folder: " + ", ".join(map(repr, missing)))
     kinds = [kind_of(path) for path in absolute]
     if len(absolute) == 1:
         if kinds[0] is None:
             raise AnalysisError("unsupported_media_type", f"{str(absolute[0])!r} is not a video, a zip of frames, "
-                                "an image or a folder of frames", 415)
+                                "an image or a folder of frames")
         return kinds[0], absolute
     others = [str(path) for path, kind in zip(absolute, kinds) if kind != "frames"]
     if others:
         raise AnalysisError("invalid_request", "several paths are taken as frames, so each must be an image; not: "
-                            + ", ".join(map(repr, others[:5])), 400)
+                            + ", ".join(map(repr, others[:5])))
     return "frames", absolute
 
 
@@ -82,18 +82,18 @@ def check_options(args: argparse.Namespace) -> None:
               ("--max-frames", args.max_frames, 1, limits.max_frames)]
     for flag, value, low, high in checks:
         if value is not None and not low <= value <= high:
-            raise AnalysisError("invalid_option", f"{flag} must be from {low} to {high}, not {value}", 400)
+            raise AnalysisError("invalid_option", f"{flag} must be from {low} to {high}, not {value}")
     if args.fps is not None and not MIN_FPS <= args.fps <= MAX_FPS:
-        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}", 400)
+        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}")
     if args.csv is not None and args.csv.exists() and not args.csv.is_dir():
-        raise AnalysisError("invalid_output", f"--csv {str(args.csv.absolute())!r} is a file: name a folder", 400)
+        raise AnalysisError("invalid_output", f"--csv {str(args.csv.absolute())!r} is a file: name a folder")
     if args.annotate is not None:
         target = args.annotate.absolute()
         if target.suffix.lower() not in ANNOTATION_SUFFIXES:
             raise AnalysisError("invalid_output", f"--annotate {str(target)!r}: use one of "
-                                + ", ".join(ANNOTATION_SUFFIXES), 400)
+                                + ", ".join(ANNOTATION_SUFFIXES))
         if not target.parent.is_dir():
-            raise AnalysisError("invalid_output", f"--annotate {str(target)!r}: no folder {str(target.parent)!r}", 400)
+            raise AnalysisError("invalid_output", f"--annotate {str(target)!r}: no folder {str(target.parent)!r}")
 
 
 def open_input(kind: str, paths: list[Path], stride: int, max_frames: int | None):
@@ -104,8 +104,8 @@ def open_input(kind: str, paths: list[Path], stride: int, max_frames: int | None
     except AnalysisError as error:
         if kind == "folder":
             # The folder's own messages name it as a sample is named; here the user gave a path.
-            raise AnalysisError(error.code, error.message.replace(repr(paths[0].name), repr(str(paths[0]))),
-                                error.status) from None
+            raise AnalysisError(error.code,
+                                error.message.replace(repr(paths[0].name), repr(str(paths[0])))) from None
         raise
 
 
@@ -149,7 +149,7 @@ def answer(result, given: Input, options: Options, form: str) -> dict:
 def write_tables(folder: Path, kind: str, paths: list[Path], result, analyzer, options: Options, fps: float,
                  seconds: float) -> None:
     """The batch tables of this one input, as CSV (the batch runner's columns; nested ones as JSON)."""
-    from faceanalysis.batch.inputs import BatchInput, content_sha256, stat_signature
+    from faceanalysis.batch.discovery import BatchInput, content_sha256, stat_signature
     from faceanalysis.batch.spec import RunSpec
     from faceanalysis.batch.tables import Where, done_rows, write_csv
 

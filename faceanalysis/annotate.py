@@ -90,7 +90,7 @@ def _writer(out: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(out.suffix.lower(), "mp4v"))
     writer = cv2.VideoWriter(str(out), fourcc, float(fps), size)
     if not writer.isOpened():
-        raise AnalysisError("invalid_output", f"cannot write a video to {str(out)!r}", 400)
+        raise AnalysisError("invalid_output", f"cannot write a video to {str(out)!r}")
     return writer
 
 

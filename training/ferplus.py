@@ -545,9 +545,9 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
              "start": "weights/expression_vgg_v1.keras",
              "targets": "votes of 1 dropped; contempt, unknown and not_face votes left out of the 7-way target; "
                         "images whose remaining votes are not mostly the 7 expressions dropped",
-             "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} (epoch, unless --epoch) of "
-                       f"train; dev_choose {len(parts['dev_choose'])} (temperature, choice) / dev_report "
-                       f"{len(parts['dev_report'])}"),
+             "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} "
+                       f"(epoch, unless --epoch) of train; dev_choose {len(parts['dev_choose'])} "
+                       f"(temperature, choice) / dev_report {len(parts['dev_report'])}"),
              "epochs": report["epochs"],
              "epochs_run": report["epochs_run"],
              "network": report["network"],

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from age.distribution import LIFESPAN_BINS, on_lifespan
-from facecore.heads import NetworkFeatures
+from facecore.heads_file import NetworkFeatures
 from training.batches import faces_given
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def compute_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) ->
 
 def compute_network_features(data_dir: Path, files: np.ndarray, batch_size: int = 64) -> dict:
     """The age and gender networks' penultimate features and outputs for every file, through the service's
-    aligner and networks (as ``facecore.heads.NetworkFeatures`` reads them at run time)."""
+    aligner and networks (as ``facecore.heads_file.NetworkFeatures`` reads them at run time)."""
     from age.network import AgeModel
     from facecore.device import select_device
     from facecore.faces import Aligner

@@ -4,7 +4,7 @@ Gender is a logistic regression on the standardised features; age has three cand
 regression over the age bins (``bins``), a ridge regression of log(1 + age) (``linear``) and a kernel ridge
 regression of log(1 + age) on Nystroem RBF features (``rbf``), the last two turned into a distribution by a
 Gaussian in log(1 + age). Each also mixes with the dlib-models network, its weight chosen on "tune". ``Fitter``
-hands back the arrays the runtime ``facecore.heads.Heads`` reads; the v2 recipe (``training.lifespan``) adds
+hands back the arrays the runtime ``facecore.heads_file.Heads`` reads; the v2 recipe (``training.lifespan``) adds
 decade weights, soft labels, a calibration and the children's gender temperature on top of the same fitting.
 """
 
@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from facecore.heads import Heads
+from facecore.heads_file import Heads
 from training.metrics import DECADES, band_masks
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecore.heads import Heads
+from facecore.heads_file import Heads
 from training.heads_fitting import expected
 from training.metrics import accuracy
 from training.scoring import accuracy_by_age_band, age_scores, markdown_table, two_views

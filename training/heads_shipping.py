@@ -17,7 +17,7 @@ from training.heads_scoring import evaluate
 from training.shipping import WEIGHTS_DIR, ship
 
 # What the heads read: the dlib face embedding ("FaceNet + heads"), or the dlib-models age and gender
-# networks' own penultimate features (``facecore.heads.NetworkFeatures``; the "tuned" choice).
+# networks' own penultimate features (``facecore.heads_file.NetworkFeatures``; the "tuned" choice).
 FEATURE_KINDS = {
     "embedding": {"file": WEIGHTS_DIR / "age_gender_heads_v1.npz", "key": "age_gender_heads",
                   "describe": "the dlib 128-d face embedding", "modes": ("heads", "ensemble")},

@@ -11,9 +11,9 @@ always on "tune", never on validation:
 - a monotone calibration from predicted to true age: isotonic regression of the true age on the mixed
   distribution's expected age, weighted by decade to the power chosen on "tune" (scored by 2-fold
   cross-fitting inside "tune"), stored as ``age_warp`` (the calibrated age of every lifespan bin,
-  ``age.heads.warp_bins``);
+  ``age.calibration.warp_bins``);
 - gender for children: where the age head alone places a face under ``CHILD_AGE``, the gender logit is divided
-  by a temperature fitted by log-loss on "tune" (``gender.heads.soften``).
+  by a temperature fitted by log-loss on "tune" (``gender.softening.soften``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import logging
 
 import numpy as np
 
+from age.calibration import answer_age, warp_bins
 from age.distribution import LIFESPAN_BINS, on_lifespan
-from age.heads import answer_age, warp_bins
-from facecore.heads import Heads
-from gender.heads import answer_gender, soften
+from facecore.heads_file import Heads
+from gender.softening import answer_gender, soften
 from training import heads_fitting as fitting
 from training.heads_fitting import log_loss, sample_weights
 from training.metrics import decade_weights
@@ -158,7 +158,7 @@ def finish(arrays: dict, choices: dict) -> dict:
 
 def predict(arrays: dict, x: np.ndarray, network_age: np.ndarray, network_gender: np.ndarray) -> tuple:
     """(lifespan age distributions, gender probabilities) as the service's head models answer in "tuned" /
-    "lifespan" mode (``age.heads.HeadAgeModel``, ``gender.heads.HeadGenderModel``)."""
+    "lifespan" mode (``age.calibration.HeadAgeModel``, ``gender.softening.HeadGenderModel``)."""
     heads = Heads(arrays)
     return answer_age(heads, x, network_age), answer_gender(heads, x, network_gender)
 

@@ -42,8 +42,8 @@ def answer_for(analyzer, clip: Path, max_frames: int = 10000) -> dict:
     for an upload with ``timeline=true`` (its ``no_face`` error as an answer with no person and an empty timeline, plus
     the error), plus ``bench``: frames read, seconds and frames/s of the analysis."""
     from faceanalysis.pipeline.sources import VideoSource
+    from faceanalysis.service.analysis_request import parse_options
     from faceanalysis.service.contract import Input, Limits
-    from faceanalysis.service.inputs import parse_options
     from faceanalysis.writers.v2 import v2_json
     from facecore.errors import AnalysisError
 

@@ -24,11 +24,11 @@ from faceanalysis.service.contract import DEFAULT_FPS, MAX_FPS, MIN_FPS, Limits
 from facecore.errors import AnalysisError, ModelFileError
 from facecore.weights import load_manifest, resolve
 
-from .inputs import discover
+from .discovery import discover
+from .output_folder import OutputFolder
 from .progress import summary
 from .run import Request, execute
 from .spec import RunSpec
-from .store import OutputFolder
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -70,10 +70,9 @@ def check_options(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and (value < low or (high is not None and value > high)):
             within = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise AnalysisError("invalid_option", f"--{name.replace('_', '-')} must be {within}, not {value:g}",
-                                400)
+            raise AnalysisError("invalid_option", f"--{name.replace('_', '-')} must be {within}, not {value:g}")
     if not MIN_FPS <= args.fps <= MAX_FPS:
-        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}", 400)
+        raise AnalysisError("invalid_option", f"--fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {args.fps:g}")
 
 
 def main(argv: list[str]) -> None:

@@ -56,7 +56,7 @@ class Cluster:
 
 def unreachable(address: str, why: str) -> AnalysisError:
     return AnalysisError("cluster_unreachable", f"no Ray cluster answers at {address!r} ({why}); start one with "
-                         "`ray start --head`, or leave out --address and RAY_ADDRESS to run on this machine", 503)
+                         "`ray start --head`, or leave out --address and RAY_ADDRESS to run on this machine")
 
 
 def connect(address: str | None) -> Cluster:
@@ -81,8 +81,7 @@ def connect(address: str | None) -> Cluster:
             ray.init(address="local", _node_ip_address=LOCAL_NODE_IP, include_dashboard=False,
                      _system_config={"worker_niceness": 0}, **quiet)
         except (ConnectionError, RuntimeError, OSError, ValueError) as error:
-            raise AnalysisError("ray_failed", f"Ray could not start on this machine: {_first_line(error)}",
-                                500) from None
+            raise AnalysisError("ray_failed", f"Ray could not start on this machine: {_first_line(error)}") from None
     else:
         _check_reachable(address)
         try:
@@ -215,7 +214,7 @@ def run(tasks: list[dict], spec: RunSpec, workers: int, gpus_per_worker: float) 
     except ray.exceptions.RayError as error:
         # E.g. actors that die while loading their models, again and again (out of memory on a node).
         raise AnalysisError("ray_failed", f"Ray stopped the run: {_first_line(error)}. The inputs done so far are "
-                            "kept: run the same command again to go on", 500) from error
+                            "kept: run the same command again to go on") from error
 
 
 def _first_line(error: Exception) -> str:

@@ -44,7 +44,9 @@ class Tally:
             self.failed[row["error_code"]] += 1
 
 
-class Progress:
+class ProgressDisplay:
+    """The run's progress on ``stream`` (stderr): a bar on a terminal, else one line per input."""
+
     def __init__(self, tally: Tally, stream: TextIO | None = None) -> None:
         self.tally = tally
         self.stream = stream or sys.stderr

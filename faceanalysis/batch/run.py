@@ -17,10 +17,10 @@ from pathlib import Path
 from facecore.errors import AnalysisError
 
 from . import engine
-from .inputs import BatchInput, stat_signature
-from .progress import Progress, Tally
+from .discovery import BatchInput, stat_signature
+from .output_folder import OutputFolder
+from .progress import ProgressDisplay, Tally
 from .spec import RunSpec
-from .store import OutputFolder
 from .tables import DONE, failed_rows, from_bytes
 from .worker import UNCHANGED, task_for
 
@@ -44,7 +44,7 @@ PERMANENT = frozenset({"no_face", "no_images", "invalid_video", "invalid_archive
 
 def worker_lost(item: BatchInput) -> AnalysisError:
     return AnalysisError("worker_lost", f"the worker analysing {Path(item.path).name!r} died {engine.ATTEMPTS} "
-                         "times (out of memory, or a crash in a decoder); see the Ray logs", 500)
+                         "times (out of memory, or a crash in a decoder); see the Ray logs")
 
 
 def execute(request: Request, out: OutputFolder, progress_stream=None) -> tuple[Tally, dict[str, int]]:
@@ -64,7 +64,7 @@ def execute(request: Request, out: OutputFolder, progress_stream=None) -> tuple[
         else:
             todo.append((item, task_for(item, stat, previous["input_sha256"] if same else None)))
     if todo:
-        _analyse(request, todo, out, Progress(tally, progress_stream))
+        _analyse(request, todo, out, ProgressDisplay(tally, progress_stream))
     return tally, out.merge(request.items, spec.timeline, request.csv)
 
 
@@ -79,13 +79,14 @@ def _failed_for_good(row: dict, spec: RunSpec) -> bool:
             and row["input_sha256"] is not None)
 
 
-def _analyse(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder, progress: Progress) -> None:
+def _analyse(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder,
+             progress: ProgressDisplay) -> None:
     with engine.quiet_native_stderr():
         _analyse_on_ray(request, todo, out, progress)
 
 
 def _analyse_on_ray(request: Request, todo: list[tuple[BatchInput, dict]], out: OutputFolder,
-                    progress: Progress) -> None:
+                    progress: ProgressDisplay) -> None:
     tally = progress.tally
     cluster = engine.connect(request.address)
     tally.startup_seconds = cluster.startup_seconds
@@ -118,8 +119,8 @@ def _check_capacity(cluster: engine.Cluster, workers: int, gpus_per_worker: floa
     """Refuse a pool the cluster can never place: Ray Data would wait for it for ever."""
     if gpus_per_worker > 0 and cluster.gpus < gpus_per_worker:
         raise AnalysisError("invalid_option", f"--gpus-per-worker {gpus_per_worker:g}, but the cluster has "
-                            f"{cluster.gpus:g} GPUs", 400)
+                            f"{cluster.gpus:g} GPUs")
     if workers > cluster.cpus or workers * gpus_per_worker > cluster.gpus + 1e-9:
         raise AnalysisError("invalid_option", f"--workers {workers} needs {workers} CPUs"
                             + (f" and {workers * gpus_per_worker:g} GPUs" if gpus_per_worker else "")
-                            + f"; the cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs", 400)
+                            + f"; the cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs")

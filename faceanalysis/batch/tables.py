@@ -28,14 +28,14 @@ import pyarrow.csv as pa_csv
 
 from faceanalysis.pipeline.result import SequenceResult
 from faceanalysis.pipeline.settings import Settings
+from faceanalysis.service.contract import DONE, FAILED
 from faceanalysis.writers import table
 from facecore.errors import AnalysisError
 from facecore.labels import EXPRESSIONS, GENDERS
 
-from .inputs import BatchInput
+from .discovery import BatchInput
 from .spec import RunSpec
 
-DONE, FAILED = "done", "failed"
 COUNT = pa.int64()          # the one integer type of frame numbers, ids and counts
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
@@ -74,7 +74,7 @@ INPUTS = pa.schema([
     pa.field("device", pa.string()), pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
     pa.field("settings_key", pa.string()), pa.field("settings", SETTINGS), pa.field("options", OPTIONS),
     pa.field("models", pa.list_(MODEL)),
-    # How the next run tells, without reading the content, that the input has not changed (inputs.py).
+    # How the next run tells, without reading the content, that the input has not changed (discovery.py).
     pa.field("stat_signature", pa.string()),
 ])
 

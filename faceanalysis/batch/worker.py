@@ -22,11 +22,11 @@ import pyarrow as pa
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.pipeline.settings import Settings
 from faceanalysis.pipeline.sources import VIDEO_EXTENSIONS, FrameSource
+from faceanalysis.service.analysis_request import SOURCE_KINDS, open_source
 from faceanalysis.service.contract import Limits
-from faceanalysis.service.inputs import SOURCE_KINDS, open_source
 from facecore.errors import AnalysisError
 
-from .inputs import BatchInput, content_sha256
+from .discovery import BatchInput, content_sha256
 from .spec import RunSpec
 from .tables import InputRows, Where, done_rows, failed_rows, to_bytes
 
@@ -73,7 +73,7 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
         sha = content_sha256(item)
     except OSError as error:
         code = "input_not_found" if isinstance(error, FileNotFoundError) else "unreadable_input"
-        failure = AnalysisError(code, f"{item.path!r} cannot be read: {error.strerror or error}", 404)
+        failure = AnalysisError(code, f"{item.path!r} cannot be read: {error.strerror or error}")
         return _result(item, None, ANALYSED, _failed(analyzer, item, None, task, failure, spec, started, where))
     if sha == task["previous_sha"]:
         return _result(item, sha, UNCHANGED, None)
@@ -85,20 +85,19 @@ def analyse_task(analyzer: FaceAnalyzer, task: dict, spec: RunSpec, where: Where
         rows = _failed(analyzer, item, sha, task, error, spec, started, where)
     except Exception as error:      # a bug must not stop the other inputs; the service answers it the same way
         log.exception("internal error analysing %s", item.path)
-        failure = AnalysisError("internal_error", f"{type(error).__name__} (the worker's log has the traceback)",
-                                500)
+        failure = AnalysisError("internal_error", f"{type(error).__name__} (the worker's log has the traceback)")
         rows = _failed(analyzer, item, sha, task, failure, spec, started, where)
     return _result(item, sha, ANALYSED, rows)
 
 
 def source_for(item: BatchInput, spec: RunSpec) -> FrameSource:
-    """The input as the service would read it (``service.inputs.open_source``), with the run's options and the
+    """The input as the service would read it (``service.analysis_request.open_source``), with the run's options and the
     service's limits."""
     path = Path(item.path)
     if item.kind not in SOURCE_KINDS:
         raise AnalysisError("unsupported_media_type",
                             f"{path.name!r} is not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a zip of "
-                            "frames, an image or a folder of frames", 415)
+                            "frames, an image or a folder of frames")
     return open_source(item.kind, [path], path.name, stride=spec.stride, max_frames=spec.max_frames,
                        limits=Limits())
 

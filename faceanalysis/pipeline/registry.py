@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from age.heads import HeadAgeModel, NetworkFeatures
+from age.calibration import HeadAgeModel
 from age.network import AgeModel
 from age.person import PersonHead
 from emotion.model import NETWORK_KEYS, ExpressionModel
 from facecore.embedding import FaceEmbedder
+from facecore.heads_file import NetworkFeatures
 from facecore.weights import WeightFile
-from gender.heads import HeadGenderModel
 from gender.network import GenderModel
+from gender.softening import HeadGenderModel
 
 from .settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICES, Settings
 

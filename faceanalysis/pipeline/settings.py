@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-# Which models answer, per group of tasks (the registry maps each (task, choice) to a factory).
+# Which models answer, per group of tasks (the registry maps each (task, choice) to a factory). "ensemble" is a
+# different mix in each group: for age and gender, heads on the face embedding mixed with the two networks; for
+# expression, the mean of two CNNs. The names stay as they are: FACE_AGE_GENDER, FACE_EXPRESSION, the flags and
+# every answer's meta.model_choice use them.
 AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble", "lifespan")
 EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg", "ferplus")
 DEVICES = ("auto", "cpu", "gpu")
@@ -22,16 +25,14 @@ MIN_DETECT_SIDE = 128          # a smaller working resolution finds only faces t
 class Settings:
     # "lifespan": per face, heads on the networks' own features over 0-100 years (no extra network); per
     # person, a head that also reads the dlib embedding of the few faces the tracker embeds (age.person). The
-    # best on the view of UTKFace validation balanced by decade and on its natural view (README, "Age and
-    # gender over the lifespan"). "tuned" was the default before (chosen on the natural view only); age/gender
-    # "ensemble" (embedding heads mixed with the networks, unlike expression's "ensemble", the mean of two CNNs)
-    # embeds every face (~75 ms per face on a CPU core: ~35 -> ~10 frames/s). "dlib" is the choice for uses
-    # that UTKFace's non-commercial terms exclude (its weights are CC0).
+    # best on the view of UTKFace validation balanced by decade and on its natural view (docs/models.md).
+    # "tuned": the v1 heads on the same features. Age/gender "ensemble" embeds every face (~75 ms per face on a
+    # CPU core: ~35 -> ~10 frames/s). "dlib" is the choice for uses that UTKFace's non-commercial terms exclude
+    # (its weights are CC0).
     age_gender: str = "lifespan"
     # The project's VGG fine-tuned on the FER+ vote distributions: the best FER+ majority accuracy and
     # macro-F1 on FER2013 dev_choose, at the cost of one 48-px network (training/ferplus.py, docs/expression.md).
-    # "ensemble" (the mini-Xception and the FER2013 VGG) was the default before; "mini-xception" runs only
-    # MIT weights.
+    # "ensemble": the mini-Xception and the FER2013 VGG averaged; "mini-xception" runs only MIT weights.
     expression: str = "ferplus"
     aggregator: str = "confidence_weighted_mean"
     batch_size: int = 16               # frames per detector / network call

@@ -205,14 +205,14 @@ class ZipSource(FrameSource):
             with zipfile.ZipFile(path) as archive:
                 entries = archive.infolist()
         except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise AnalysisError("invalid_archive", f"{label!r} is not a readable zip archive ({error})", 422) from None
+            raise AnalysisError("invalid_archive", f"{label!r} is not a readable zip archive ({error})") from None
         if len(entries) > max_entries:
             raise AnalysisError("too_many_frames",
-                                f"{label!r} has {len(entries)} entries, more than {max_entries}", 413)
+                                f"{label!r} has {len(entries)} entries, more than {max_entries}")
         total = sum(entry.file_size for entry in entries)
         if total > max_total_bytes:
             raise AnalysisError("archive_too_large",
-                                f"{label!r} unpacks to {total} bytes, more than {max_total_bytes}", 413)
+                                f"{label!r} unpacks to {total} bytes, more than {max_total_bytes}")
         images = []
         for entry in entries:
             if entry.is_dir():
@@ -260,13 +260,13 @@ class VideoSource(FrameSource):
         try:
             # Reading the first frame is the only reliable proof that the container and codec are usable.
             if not capture.isOpened() or not capture.read()[0]:
-                raise AnalysisError("invalid_video", f"{label!r} has no frame that can be decoded", 422)
+                raise AnalysisError("invalid_video", f"{label!r} has no frame that can be decoded")
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
             try:
                 check_pixels(width, height)
             except ValueError as error:
-                raise AnalysisError("frame_too_large", f"{label!r}: {error}", 413) from None
+                raise AnalysisError("frame_too_large", f"{label!r}: {error}") from None
             self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or None
             # The container's frame count is an estimate (some formats do not store it): for progress only.
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))

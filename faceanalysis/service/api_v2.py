@@ -7,7 +7,7 @@
     GET  /api/v2/openapi.json     the contract (openapi.py, generated from contract.py)
     GET  /healthz, /readyz        liveness, and readiness (models loaded and warmed, not shutting down)
 
-Jobs live in the app's data folder (``runtime.py``, ``jobs.py``, ``store.py``), so they outlive the process. The
+Jobs live in the app's data folder (``runtime.py``, ``jobs.py``, ``job_store.py``), so they outlive the process. The
 runtime's queue runs each job with ``job_runner``'s function, which the app hands the runtime when it makes it.
 Requests that start work are counted by the runtime's lifecycle, which a graceful shutdown waits for and which
 refuses them (503 ``shutting_down``) once the shutdown began. Limits come from the Flask config
@@ -25,8 +25,8 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
+from faceanalysis.service.analysis_request import AnalysisRequest, parse_request, restore_request
 from faceanalysis.service.contract import Health, Limits, QueuedJob, Readiness, SampleList, error_json
-from faceanalysis.service.inputs import AnalysisRequest, parse_request, restore_request
 from faceanalysis.service.openapi import openapi_spec
 from faceanalysis.service.runtime import JobRun, Runtime, ShuttingDown
 from faceanalysis.service.schema import to_json
@@ -121,10 +121,10 @@ def create_api_v2(analyzer: FaceAnalyzer, resolve_sample: Callable[[str], Path],
         if runtime.lifecycle.stopping:
             raise ShuttingDown()
         if not analyzer.ready:
-            raise AnalysisError("not_ready", "the models are still loading", 503)
+            raise AnalysisError("not_ready", "the models are still loading")
         problem = runtime.storage_problem()
         if problem is not None:
-            raise AnalysisError("storage_unavailable", f"jobs cannot be stored: {problem}", 503)
+            raise AnalysisError("storage_unavailable", f"jobs cannot be stored: {problem}")
         return jsonify(to_json(Readiness(status="ready", device=analyzer.device.kind)))
 
     @api.errorhandler(RequestEntityTooLarge)

@@ -1,6 +1,6 @@
 """The API v2 contract, declared once: the limits, the options, and every JSON answer.
 
-``inputs`` parses the options with the bounds declared here, ``report`` and ``api_v2`` build their answers as
+``analysis_request`` parses the options with the bounds declared here, ``report`` and ``api_v2`` build their answers as
 these declarations (``schema.to_json``), and ``openapi`` generates the document's parameters and components
 from them, so the document cannot drift from what the service does. Field order is the key order of the JSON.
 """
@@ -22,8 +22,8 @@ ANSWER_KINDS = (*INPUT_KINDS, "folder")
 # sequences' rate. Times in seconds are frame numbers divided by the input's frame rate.
 DEFAULT_FPS = 25.0
 MIN_FPS, MAX_FPS = 0.001, 1000.0        # a frame every 1000 s at the slowest: the times stay finite
-# A job's states. Declared here, with the job's answer, so that jobs.py and the store can build that answer
-# from this module without importing each other.
+# A job's states (done and failed are also a batch input's). Declared here, with the job's answer, so that jobs.py
+# and the store can build that answer from this module without importing each other.
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_NAME_LENGTH = 255       # longest file name on common file systems: the longest sample name
 

@@ -1,6 +1,6 @@
 """The data folder: the one place the service keeps what must outlive a request or a process.
 
-    <root>/jobs.sqlite3           the job store (store.py; SQLite in WAL mode, so also -wal and -shm beside it)
+    <root>/jobs.sqlite3           the job store (job_store.py; SQLite in WAL mode, so also -wal and -shm beside it)
     <root>/uploads/<job id>/      a job's uploaded files, from its acceptance until it ends
     <root>/tmp/<instance>/        uploads of requests still in progress, and files on their way out
     <root>/instances/<instance>.lock   held (flock) by each running server process for its whole life
@@ -41,7 +41,7 @@ class DataFolderError(AnalysisError):
     """The data folder cannot be used; the message names it and says why."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("data_folder_unusable", message, 500)
+        super().__init__("data_folder_unusable", message)
 
 
 def default_data_dir(state_home: str | None = None) -> Path:

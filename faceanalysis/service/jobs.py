@@ -1,4 +1,4 @@
-"""Background analyses: a durable, bounded queue (store.py), one worker thread, answers kept for a while.
+"""Background analyses: a durable, bounded queue (job_store.py), one worker thread, answers kept for a while.
 
 There is one set of models per process and it analyses one sequence at a time, so one worker is all that can
 make progress; more threads would only wait on the analyzer's lock. The queue is bounded so that a burst of
@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from faceanalysis.pipeline.analyzer import Progress
 from faceanalysis.service.contract import DONE, FAILED, Job, JobError, JobProgress, Limits
+from faceanalysis.service.job_store import Claim, JobRow, JobStore, QueueFull, StoreClosed
 from faceanalysis.service.schema import ABSENT, to_json
-from faceanalysis.service.store import Claim, JobRow, JobStore, QueueFull, StoreClosed
 from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,9 @@ POLL_S = 1.0
 RECORD_PAUSES_S = (0.25, 0.5, 1.0, 2.0)
 RECORD_PAUSE_MAX_S = 10.0
 RESULT_TRIES = 3
-STORAGE_FAILED = {"code": "storage_unavailable", "status": 503,
-                  "message": "the analysis ended but its outcome could not be stored (see the server log); "
-                             "submit the job again"}
+STORAGE_FAILED = AnalysisError("storage_unavailable", "the analysis ended but its outcome could not be stored "
+                               "(see the server log); submit the job again").to_record()
 # progress(frames_done, frames_total_or_None); run(request record, its uploads folder, progress) -> answer
-Progress = Callable[[int, "int | None"], None]
 Runner = Callable[[dict, "Path | None", Progress], dict]
 
 
@@ -71,11 +70,11 @@ class JobPolicy:
 
 
 class JobQueue:
-    def __init__(self, store: JobStore, run: Runner, runner: str, policy: JobPolicy = JobPolicy()) -> None:
-        """``runner`` names the models ``run`` answers with: only jobs submitted to the same models are run."""
+    def __init__(self, store: JobStore, run: Runner, models_key: str, policy: JobPolicy = JobPolicy()) -> None:
+        """``models_key`` names the models ``run`` answers with: only jobs submitted to the same models are run."""
         self._store = store
         self._run = run
-        self._runner = runner
+        self._models_key = models_key
         self._owner = store.folder.instance
         self.policy = policy
         self._wake = threading.Condition()          # a submission, a finished job, a shutdown
@@ -97,14 +96,14 @@ class JobQueue:
         Raises ``AnalysisError``: 429 when the queue is full, 503 when the store cannot take it."""
         job_id = secrets.token_urlsafe(12)
         try:
-            job = self._store.add(job_id, self._runner, request, workdir, self.policy.max_queued)
+            job = self._store.add(job_id, self._models_key, request, workdir, self.policy.max_queued)
         except QueueFull:
             raise AnalysisError("queue_full", f"{self.policy.max_queued} jobs are already waiting; "
-                                "retry when one has finished", 429) from None
+                                "retry when one has finished") from None
         except (sqlite3.Error, OSError, StoreClosed):
             log.exception("could not store job %s", job_id)
             raise AnalysisError("storage_unavailable", "the job could not be stored (see the server log); "
-                                "retry later", 503) from None
+                                "retry later") from None
         with self._wake:
             self._wake.notify_all()
         log.info("job %s queued", job_id)
@@ -117,20 +116,20 @@ class JobQueue:
             return job_json(job, self.policy.ttl_s)
         if job is not None or self._store.was_expired(job_id):
             raise AnalysisError("job_expired", f"job {job_id!r} finished more than {self.policy.ttl_s:g} s ago "
-                                "(or more recent jobs took its place) and its answer was deleted", 410)
+                                "(or more recent jobs took its place) and its answer was deleted")
         raise AnalysisError("job_not_found", f"no job {job_id!r}: check the id (expired ids are remembered "
-                            f"for {self.policy.remember_s / 3600:g} h)", 404)
+                            f"for {self.policy.remember_s / 3600:g} h)")
 
     def cancel(self, job_id: str) -> dict:
         """Cancel a queued or running job: it ends as failed with ``cancelled``. Raises ``AnalysisError``: 409
         ``job_finished`` for a job that already ended, 404/410 as ``get`` for an unknown or forgotten one."""
         state = self.get(job_id)
-        error = {"code": "cancelled", "status": 409, "message": "the job was cancelled before it finished"}
+        error = AnalysisError("cancelled", "the job was cancelled before it finished").to_record()
         if not self._store.cancel(job_id, error):
             state = self.get(job_id)
             if state["status"] in (DONE, FAILED):
                 raise AnalysisError("job_finished", f"job {job_id!r} has already ended ({state['status']}): "
-                                    "there is nothing to cancel", 409)
+                                    "there is nothing to cancel")
         log.info("job %s cancelled (it was %s)", job_id, state["status"])
         return self.get(job_id)
 
@@ -141,7 +140,7 @@ class JobQueue:
         kept = self._store.kept_upload(job_id)
         if kept is None or not kept[1].is_dir():
             raise AnalysisError("upload_not_kept", f"job {job_id!r} did not keep its upload: submit it with "
-                                "keep_upload=true (a sample is read from samples/ instead)", 404)
+                                "keep_upload=true (a sample is read from samples/ instead)")
         return kept
 
     def counts(self) -> dict:
@@ -157,7 +156,7 @@ class JobQueue:
                 if self._stopping.is_set():
                     return
                 try:
-                    claim = self._store.claim(self._owner, self._runner)
+                    claim = self._store.claim(self._owner, self._models_key)
                 except StoreClosed:
                     return
                 except sqlite3.Error:
@@ -183,11 +182,10 @@ class JobQueue:
         except Interrupted:
             log.info("job %s stopped: it is back in the queue, or was cancelled", claim.id)
         except AnalysisError as error:
-            outcome = {"error": {**error.to_json()["error"], "status": error.status}}
+            outcome = {"error": error.to_record()}
         except Exception:
             log.exception("job %s failed unexpectedly", claim.id)
-            outcome = {"error": {"code": "internal_error", "status": 500,
-                                 "message": "the analysis failed unexpectedly"}}
+            outcome = {"error": AnalysisError("internal_error", "the analysis failed unexpectedly").to_record()}
         # The request is opaque here but for this one option: a job that keeps its uploads for playback.
         keep = bool((claim.request.get("options") or {}).get("keep_upload"))
         try:

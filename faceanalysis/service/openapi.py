@@ -1,18 +1,20 @@
 """The OpenAPI 3 description of the service.
 
-The paths, their summaries and every error code each can answer are written here: they state the contract
-we mean, not whatever the code happens to do. Every schema, and every option with its bounds, is generated
-from ``contract`` (the declarations the answers are built as) and the running app's ``Limits``, so shapes and
-bounds cannot drift from what the service answers.
+The paths, their summaries and which error codes each can answer are written here: they state the contract
+we mean, not whatever the code happens to do. Each code's HTTP status comes from the error catalogue
+(``facecore.errors.CATALOGUE``). Every schema, and every option with its bounds, is generated from ``contract``
+(the declarations the answers are built as) and the running app's ``Limits``, so shapes and bounds cannot drift
+from what the service answers.
 """
 
 from __future__ import annotations
 
 from faceanalysis.service import contract
+from faceanalysis.service.analysis_request import VIDEO_EXTENSIONS
 from faceanalysis.service.contract import MAX_NAME_LENGTH, Limits
-from faceanalysis.service.inputs import VIDEO_EXTENSIONS
 from faceanalysis.service.page import MAX_WIDTH, MIN_WIDTH, THUMBNAIL_WIDTH
 from faceanalysis.service.schema import Components
+from facecore.errors import API, error_kind
 from facecore.frames import IMAGE_EXTENSIONS
 
 # A folder name: file systems allow at most 255 bytes, longer names are refused with 400.
@@ -29,7 +31,8 @@ def openapi_spec(limits: Limits) -> dict:
                 "content": {"application/json": {"schema": components.ref(declaration)}}}
 
     def error(description: str, codes: list[str], **extra) -> dict:
-        return answer(f"{description} Codes: {', '.join(codes)}.", contract.Error, **extra)
+        """{status: the answer} for these codes, which share that status in the catalogue."""
+        return {_status(codes): answer(f"{description} Codes: {', '.join(codes)}.", contract.Error, **extra)}
 
     retry_after = {"Retry-After": {"description": "Seconds to wait before trying again.",
                                    "schema": {"type": "integer"}}}
@@ -38,25 +41,26 @@ def openapi_spec(limits: Limits) -> dict:
 
     parameters = _option_parameters(components)
     request_body = _request_body(components, limits)
+    malformed = error("The request is malformed.", ["invalid_request", "invalid_json", "invalid_option",
+                                                    "unknown_option", "invalid_sequence_name"])
+    no_sample = error("No such sample.", ["sequence_not_found"])
+    a_bug = error("A bug; the traceback is in the server log.", ["internal_error"])
     input_errors = {
-        "400": error("The request is malformed.", ["invalid_request", "invalid_option", "unknown_option",
-                                                       "invalid_sequence_name"]),
-        "404": error("No such sample.", ["sequence_not_found"]),
-        "413": error(f"Too large: request body over {limits.max_content_length} bytes, a zip over its limits, too "
-                     "many files, or video frames over the pixel limit.",
-                     ["request_too_large", "archive_too_large", "too_many_frames", "frame_too_large"]),
-        "415": error("Not JSON or multipart, or not a video file.", ["unsupported_media_type"]),
-        "422": error("Nothing that can be analysed.",
-                     ["no_images", "empty_upload", "invalid_video", "invalid_archive", "no_face"]),
-        "500": error("A bug; the traceback is in the server log.", ["internal_error"]),
+        **malformed, **no_sample,
+        **error(f"Too large: request body over {limits.max_content_length} bytes, a zip over its limits, too "
+                "many files, or video frames over the pixel limit.",
+                ["request_too_large", "archive_too_large", "too_many_frames", "frame_too_large"]),
+        **error("Not JSON or multipart, or not a video file.", ["unsupported_media_type"]),
+        **error("Nothing that can be analysed.",
+                ["no_images", "empty_upload", "invalid_video", "invalid_archive", "no_face"]),
+        **a_bug,
     }
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    job_errors = {
-        "404": error("No such job, and no expired one by that id in the last "
-                     f"{limits.expired_jobs_remembered_seconds} s.", ["job_not_found"]),
-        "410": error(f"The job finished more than {limits.job_ttl_seconds} s ago, or more than "
-                     f"{limits.jobs_kept} jobs finished since, and its answer was deleted.", ["job_expired"]),
-    }
+    job_not_found = error("No such job, and no expired one by that id in the last "
+                          f"{limits.expired_jobs_remembered_seconds} s.", ["job_not_found"])
+    job_expired = error(f"The job finished more than {limits.job_ttl_seconds} s ago, or more than "
+                        f"{limits.jobs_kept} jobs finished since, and its answer was deleted.", ["job_expired"])
+    job_errors = {**job_not_found, **job_expired}
     index_parameter = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
     width_parameter = {"name": "width", "in": "query",
                        "schema": {"type": "integer", "minimum": MIN_WIDTH, "maximum": MAX_WIDTH,
@@ -75,31 +79,31 @@ def openapi_spec(limits: Limits) -> dict:
                 "summary": "Analyse a sample, a video, a zip of frames or several images, and wait for the answer.",
                 "parameters": parameters, "requestBody": request_body,
                 "responses": {"200": answer("The answer.", contract.Analysis), **input_errors,
-                              "503": shutting_down}}},
+                              **shutting_down}}},
             "/api/v2/jobs": {"post": {
                 "summary": "Queue the same analysis in the background; answers at once.",
                 "parameters": parameters, "requestBody": request_body,
                 "responses": {
                     "202": answer("Queued. Poll the URL in Location.", contract.QueuedJob,
                                   headers={"Location": {"schema": {"type": "string"}}}),
-                    "429": error(f"{limits.job_queue_size} jobs are already waiting.", ["queue_full"]),
+                    **error(f"{limits.job_queue_size} jobs are already waiting.", ["queue_full"]),
                     **input_errors,
-                    "503": error("The server is shutting down (retry after Retry-After seconds), or the job "
+                    **error("The server is shutting down (retry after Retry-After seconds), or the job "
                                  "could not be stored.", ["shutting_down", "storage_unavailable"],
                                  headers=retry_after)}}},
             "/api/v2/jobs/{job_id}": {
                 "get": {
                     "summary": "A job's status and progress, and its answer or error once finished.",
                     "parameters": [job_id],
-                    "responses": {"200": answer("The job.", contract.Job), **job_errors, "503": shutting_down}},
+                    "responses": {"200": answer("The job.", contract.Job), **job_errors, **shutting_down}},
                 "delete": {
                     "summary": "Cancel a queued or running job: it ends as failed with error code `cancelled` "
                                "(a running one stops at its next batch of frames).",
                     "parameters": [job_id],
                     "responses": {
                         "200": answer("The job, now failed with code cancelled.", contract.Job),
-                        "404": job_errors["404"], "409": error("The job has already ended.", ["job_finished"]),
-                        "410": job_errors["410"], "503": shutting_down}}},
+                        **job_not_found, **error("The job has already ended.", ["job_finished"]),
+                        **job_expired, **shutting_down}}},
             "/api/v2/jobs/{job_id}/upload": {"get": {
                 "summary": "The video a job analysed, as it was uploaded, for playback (Range requests work).",
                 "description": "Only for a job submitted with `keep_upload=true`; the file is deleted when the job "
@@ -108,9 +112,9 @@ def openapi_spec(limits: Limits) -> dict:
                 "responses": {
                     "200": {"description": "The file, with the type its name suggests.",
                             "content": {"video/*": {"schema": {"type": "string", "format": "binary"}}}},
-                    "404": error("No such job, the job did not keep its upload, or its input is not a video.",
+                    **error("No such job, the job did not keep its upload, or its input is not a video.",
                                  ["job_not_found", "upload_not_kept", "not_a_video"]),
-                    "410": job_errors["410"]}}},
+                    **job_expired}}},
             "/api/v2/jobs/{job_id}/frames/{index}.jpg": {"get": {
                 "summary": "Frame `index` of a job's uploaded video, zip or images, downscaled to `width` pixels "
                            "(never enlarged), as JPEG.",
@@ -120,11 +124,11 @@ def openapi_spec(limits: Limits) -> dict:
                 "parameters": [job_id, index_parameter, width_parameter],
                 "responses": {
                     "200": jpeg_answer,
-                    "400": error("A bad width.", ["invalid_option"]),
-                    "404": error("No such job, it did not keep its upload, or no such frame in it.",
+                    **error("A bad width.", ["invalid_option"]),
+                    **error("No such job, it did not keep its upload, or no such frame in it.",
                                  ["job_not_found", "upload_not_kept", "frame_not_found"]),
-                    "410": job_errors["410"],
-                    "422": error("This frame cannot be decoded.", ["unreadable_frame"])}}},
+                    **job_expired,
+                    **error("This frame cannot be decoded.", ["unreadable_frame"])}}},
             "/api/v2/samples": {"get": {
                 "summary": "The sample names: the sequence folders in samples/, in natural order.",
                 "responses": {"200": answer("The names, for {\"sample\": NAME}.", contract.SampleList)}}},
@@ -138,10 +142,10 @@ def openapi_spec(limits: Limits) -> dict:
                     index_parameter, width_parameter],
                 "responses": {
                     "200": jpeg_answer,
-                    "400": error("A bad name or width.", ["invalid_sequence_name", "invalid_option"]),
-                    "404": error("No such sample, or no such frame in it.", ["sequence_not_found",
+                    **error("A bad name or width.", ["invalid_sequence_name", "invalid_option"]),
+                    **error("No such sample, or no such frame in it.", ["sequence_not_found",
                                                                             "frame_not_found"]),
-                    "422": error("The sample has no frames, or this frame cannot be decoded.",
+                    **error("The sample has no frames, or this frame cannot be decoded.",
                                  ["no_images", "unreadable_frame"])}}},
             "/api/v2/openapi.json": {"get": {
                 "summary": "This document.",
@@ -153,8 +157,8 @@ def openapi_spec(limits: Limits) -> dict:
             "/readyz": {"get": {
                 "summary": "Readiness: every model is loaded and warmed, and the server is not shutting down.",
                 "responses": {"200": answer("Ready.", contract.Readiness),
-                              "503": error("Models are still loading, or the server is shutting down.",
-                                           ["not_ready", "shutting_down"])}}},
+                              **error("Models are still loading, or the server is shutting down.",
+                                      ["not_ready", "shutting_down"])}}},
             "/": {"get": {
                 "summary": "The browser page: pick a sample or upload a video or zip, play it with each person's box, "
                            "and see the answer.",
@@ -166,9 +170,9 @@ def openapi_spec(limits: Limits) -> dict:
                 "responses": {
                     "200": {"description": "Video_Emo, Video_Gen, Video_Age; see README.",
                             "content": {"application/json": {"schema": {"type": "object"}}}},
-                    "400": input_errors["400"], "404": input_errors["404"],
-                    "422": error("Nothing to analyse.", ["no_images", "no_face"]),
-                    "500": input_errors["500"], "503": shutting_down}}},
+                    **malformed, **no_sample,
+                    **error("Nothing to analyse.", ["no_images", "no_face"]),
+                    **a_bug, **shutting_down}}},
         },
         "components": {"schemas": components.schemas, "securitySchemes": {"apiToken": {
             "type": "http", "scheme": "bearer",
@@ -184,8 +188,19 @@ def openapi_spec(limits: Limits) -> dict:
             if path in OPEN_PATHS:
                 operation["security"] = []
             else:
-                operation["responses"]["401"] = unauthorized
+                operation["responses"].update(unauthorized)
     return spec
+
+
+def _status(codes: list[str]) -> str:
+    """The one HTTP status these codes have in the catalogue, as the document's key."""
+    kinds = [error_kind(code) for code in codes]
+    wrong = [kind.code for kind in kinds if API not in kind.where]
+    statuses = {kind.status for kind in kinds}
+    if wrong or len(statuses) != 1:
+        raise ValueError(f"one answer of the document needs API codes of one status: {codes} "
+                         f"(not API: {wrong}; statuses {sorted(statuses)})")
+    return str(statuses.pop())
 
 
 def _option_parameters(components: Components) -> list[dict]:

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 from flask import Blueprint, Response, current_app, request, send_file
 
+from faceanalysis.service.analysis_request import restore_request
 from faceanalysis.service.contract import Limits
-from faceanalysis.service.inputs import restore_request
 from facecore.errors import AnalysisError
 from facecore.frames import decode_frame, list_frames
 
@@ -54,13 +54,13 @@ def create_page(resolve_sample: Callable[[str], Path], job_queue: Callable[[], "
         images = list_frames(resolve_sample(name)).images
         if index >= len(images):
             raise AnalysisError("frame_not_found", f"sample {name!r} has {len(images)} frames (0 to "
-                                                   f"{len(images) - 1}), not frame {index}", 404)
+                                                   f"{len(images) - 1}), not frame {index}")
         try:
             # The same checks as the analysis (size, pixel count, corrupt data).
             rgb = decode_frame(images[index])
         except (ValueError, OSError) as error:
             raise AnalysisError("unreadable_frame", f"frame {index} ({images[index].name}) cannot be used: "
-                                                    f"{error}", 422) from None
+                                                    f"{error}") from None
         return _jpeg(rgb, width)
 
     @page.get("/api/v2/jobs/<job_id>/upload")
@@ -69,7 +69,7 @@ def create_page(resolve_sample: Callable[[str], Path], job_queue: Callable[[], "
         kind = record["input"]["kind"]
         if kind != "video":
             raise AnalysisError("not_a_video", f"job {job_id!r} analysed a {kind}, not a video: its pictures are "
-                                "at /api/v2/jobs/<id>/frames/<index>.jpg", 404)
+                                "at /api/v2/jobs/<id>/frames/<index>.jpg")
         name, file_name = record["files"][0]
         path = folder / file_name
         mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -124,7 +124,7 @@ def _upload_frame(record: dict, folder: Path, index: int, limits: Limits) -> np.
         finally:
             capture.release()
         if not ok:
-            raise AnalysisError("frame_not_found", f"the video has no frame {index}", 404)
+            raise AnalysisError("frame_not_found", f"the video has no frame {index}")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     # A zip or images: the same source the analysis read, with a stride that lands on the frame wanted, so
     # only frames 0 and ``index`` are decoded.
@@ -138,9 +138,9 @@ def _upload_frame(record: dict, folder: Path, index: int, limits: Limits) -> np.
     for skipped in source.skipped:
         if skipped.index == index:
             raise AnalysisError("unreadable_frame", f"frame {index} ({skipped.name}) cannot be used: "
-                                                    f"{skipped.reason}", 422)
+                                                    f"{skipped.reason}")
     raise AnalysisError("frame_not_found", f"the {kind} has {source.listed} frames (0 to {source.listed - 1}), "
-                                           f"not frame {index}", 404)
+                                           f"not frame {index}")
 
 
 def _width(value: str) -> int:
@@ -150,5 +150,5 @@ def _width(value: str) -> int:
         width = 0
     if not MIN_WIDTH <= width <= MAX_WIDTH:
         raise AnalysisError("invalid_option", f"width must be a whole number from {MIN_WIDTH} to {MAX_WIDTH}, "
-                                              f"not {value!r}", 400)
+                                              f"not {value!r}")
     return width

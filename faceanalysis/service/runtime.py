@@ -31,8 +31,8 @@ from typing import Callable, Iterator
 
 from faceanalysis.service.contract import Limits
 from faceanalysis.service.datafolder import DataFolder
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.jobs import JobPolicy, JobQueue, Progress
-from faceanalysis.service.store import JobStore
 
 # run_job(request record, its uploads folder, progress, the limits the queue was made with) -> the answer
 JobRun = Callable[[dict, "Path | None", Progress, Limits], dict]
@@ -84,15 +84,15 @@ class Lifecycle:
 
 
 class Runtime:
-    def __init__(self, store: JobStore | None = None, run_job: JobRun | None = None, runner: str = "") -> None:
+    def __init__(self, store: JobStore | None = None, run_job: JobRun | None = None, models_key: str = "") -> None:
         """``store`` is the server's opened store; None makes a temporary data folder on first use. ``run_job``
-        analyses a job for the models ``runner`` names (``runner_key``); None: this runtime takes no jobs."""
+        analyses a job for the models ``models_key`` names (``models_key_of``); None: this runtime takes no jobs."""
         self.lifecycle = Lifecycle()
         self.retry_after_s = 30             # Retry-After of a refusal: the grace period, once a shutdown began
         self._store = store
         self._folder = store.folder if store is not None else None
         self._run_job = run_job
-        self._runner = runner
+        self._models_key = models_key
         self._jobs: JobQueue | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -146,7 +146,7 @@ class Runtime:
                 def run(record: dict, uploads: Path | None, progress: Progress) -> dict:
                     # The worker thread has no app context: the job runs with the limits the queue was made with.
                     return run_job(record, uploads, progress, limits)
-                self._jobs = JobQueue(store, run, self._runner, JobPolicy.from_limits(limits))
+                self._jobs = JobQueue(store, run, self._models_key, JobPolicy.from_limits(limits))
             return self._jobs
 
     def shutdown(self, grace_s: float, hurry: threading.Event | None = None) -> None:
@@ -169,6 +169,6 @@ class Runtime:
             folder.close()
 
 
-def runner_key(settings: dict) -> str:
+def models_key_of(settings: dict) -> str:
     """A short fingerprint of an analyzer's settings: which models a job was submitted to."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -4,7 +4,7 @@ With an API token, every request but the open ones must send ``Authorization: Be
 compared in constant time (``hmac.compare_digest``), so the time an answer takes says nothing about how much of
 a guess was right. Open without a token: ``/healthz`` and ``/readyz`` (a load balancer or an orchestrator
 probes them), and the browser page with its script and style sheet (the page asks for the token and sends it).
-The server requires a token when it listens on anything but the loopback interface (``server.py``).
+The server requires a token when it listens on anything but the loopback interface (``server_main.py``).
 
 Every response, an error included, says: same-origin content only (CSP), nothing in a frame of another site
 (``frame-ancestors 'none'``, and ``X-Frame-Options`` for browsers that predate it), no MIME sniffing, no

@@ -19,10 +19,10 @@ from werkzeug.routing import PathConverter
 from faceanalysis.pipeline.analyzer import FaceAnalyzer
 from faceanalysis.service.api_v2 import create_api_v2, job_runner
 from faceanalysis.service.contract import MAX_NAME_LENGTH, Limits, error_json
+from faceanalysis.service.job_store import JobStore, StoreClosed
 from faceanalysis.service.page import create_page
-from faceanalysis.service.runtime import Runtime, ShuttingDown, runner_key
+from faceanalysis.service.runtime import Runtime, ShuttingDown, models_key_of
 from faceanalysis.service.security import install_security
-from faceanalysis.service.store import JobStore, StoreClosed
 from faceanalysis.writers.legacy import legacy_json
 from facecore.errors import AnalysisError, bad_name, not_found
 from facecore.frames import natural_key
@@ -82,7 +82,7 @@ def create_app(analyzer: FaceAnalyzer, samples_dir: Path, store: JobStore | None
     # Stand-in analyzers (tests) have no settings: they all count as one set of models.
     settings = getattr(analyzer, "settings", None)
     runtime = app.extensions[RUNTIME] = Runtime(store, job_runner(analyzer),
-                                                runner_key(settings.to_json() if settings is not None else {}))
+                                                models_key_of(settings.to_json() if settings is not None else {}))
     install_security(app, api_token)
 
     def sample_folder(name: str) -> Path:

@@ -1,4 +1,4 @@
-"""The API token and the security headers (faceanalysis/service/security.py, faceanalysis/serving.py).
+"""The API token and the security headers (faceanalysis/service/security.py, faceanalysis/server_setup.py).
 
 Through Flask's test client with a stand-in analyzer (no model loads): a missing, wrong and right token on every
 kind of route, the open routes, and the headers on every response. Then real processes: the refusal to start
@@ -18,9 +18,9 @@ import pytest
 
 from checks import error_of
 from conftest import REPO
+from faceanalysis.server_setup import is_loopback
 from faceanalysis.service import security
 from faceanalysis.service.web import create_app
-from faceanalysis.serving import is_loopback
 from service_process import Server, tiny_samples
 from test_page import browser  # noqa: F401  (the fixture: headless Chromium, or a skip saying why not)
 

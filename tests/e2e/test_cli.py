@@ -254,7 +254,7 @@ def test_a_busy_port_is_one_line_of_json_before_any_model_loads(tmp_path):
 
 
 def test_a_free_port_passes_the_check():
-    from faceanalysis.server import check_port
+    from faceanalysis.server_main import check_port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

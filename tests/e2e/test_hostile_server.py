@@ -23,8 +23,8 @@ import pytest
 
 from conftest import REPO
 from faceanalysis.service.datafolder import DataFolder
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.security import SECURITY_HEADERS
-from faceanalysis.service.store import JobStore
 from service_process import Server, tiny_samples, tracebacks
 
 TOKEN = "hostile-test-token-0123456789abcdef"

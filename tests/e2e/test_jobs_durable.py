@@ -1,4 +1,4 @@
-"""The durable job store and queue (service/datafolder.py, store.py, jobs.py) with a stand-in runner, so no model
+"""The durable job store and queue (service/datafolder.py, job_store.py, jobs.py) with a stand-in runner, so no model
 loads: restarts and crashes of a process (its instance lock let go), order, expiry, the sweep of orphan files,
 a job that keeps killing its process, a damaged store, a read-only or full data folder, and the start-up
 refusals of a real process (exit 2, the folder named) before any model loads.
@@ -26,12 +26,12 @@ import pytest
 
 from conftest import REPO
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.jobs import MAX_ATTEMPTS, JobPolicy, JobQueue
-from faceanalysis.service.store import JobStore
 from facecore.errors import AnalysisError
 from service_process import Server, tiny_samples
 
-RUNNER = "models-a"
+MODELS_KEY = "models-a"
 
 
 class Recorder:
@@ -55,8 +55,8 @@ class Recorder:
         return {"n": request["n"]}
 
 
-def open_queue(root: Path, run, runner: str = RUNNER, **policy) -> JobQueue:
-    return JobQueue(JobStore.open(DataFolder.open(root, min_free=0)), run, runner,
+def open_queue(root: Path, run, models_key: str = MODELS_KEY, **policy) -> JobQueue:
+    return JobQueue(JobStore.open(DataFolder.open(root, min_free=0)), run, models_key,
                     JobPolicy(**{"sweep_s": 3600, **policy}))
 
 
@@ -141,8 +141,8 @@ def test_a_job_that_keeps_killing_its_process_fails_after_max_attempts(tmp_path)
 
 def test_servers_with_other_models_leave_each_others_jobs_alone(tmp_path):
     mine, theirs = Recorder(), Recorder()
-    a = open_queue(tmp_path, mine, runner="models-a")
-    b = open_queue(tmp_path, theirs, runner="models-b")
+    a = open_queue(tmp_path, mine, models_key="models-a")
+    b = open_queue(tmp_path, theirs, models_key="models-b")
     job_a = a.submit({"n": 1}, None).id
     job_b = b.submit({"n": 2}, None).id
     wait_until(lambda: status(a, job_a) == "done" and status(b, job_b) == "done")

@@ -10,12 +10,13 @@ import hashlib
 import numpy as np
 import pytest
 
-from age.heads import HeadAgeModel, NetworkFeatures
+from age.calibration import HeadAgeModel
 from conftest import REPO, needs_data
 from faceanalysis.pipeline.registry import HEADS_KEY, LIFESPAN_HEADS_KEY, NETWORK_HEADS_KEY, build_task_models
 from faceanalysis.pipeline.settings import Settings
 from facecore.device import Device
 from facecore.frames import decode_frame
+from facecore.heads_file import NetworkFeatures
 from facecore.weights import load_manifest, resolve
 from training import data
 from training.batches import faces_given

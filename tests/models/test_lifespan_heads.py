@@ -9,10 +9,10 @@ import hashlib
 import numpy as np
 import pytest
 
+from age.calibration import warp_bins
 from age.distribution import LIFESPAN_BINS
-from age.heads import warp_bins
 from conftest import needs_data
-from gender.heads import soften
+from gender.softening import soften
 from training import data
 
 

@@ -73,7 +73,7 @@ def test_start_up_is_refused_for_a_bad_manifest(monkeypatch, tmp_path, capsys, c
     import waitress
 
     from faceanalysis.pipeline import analyzer
-    from faceanalysis.server import main
+    from faceanalysis.server_main import main
     good = weights.load_manifest()
     bad = {"gender": {**good["gender"], **change}, **{key: entry for key, entry in good.items() if key != "gender"}}
     monkeypatch.setattr(analyzer, "load_manifest", lambda: bad)

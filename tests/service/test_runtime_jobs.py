@@ -43,7 +43,7 @@ def test_the_queue_runs_each_job_with_the_function_handed_in_and_the_limits_of_i
         seen.append((record, uploads, limits.max_frames))
         done.set()
         return {"answer": record["n"]}
-    runtime = Runtime(run_job=run_job, runner="models-a")
+    runtime = Runtime(run_job=run_job, models_key="models-a")
     queue = runtime.jobs(Limits(max_frames=7))
     assert runtime.jobs(Limits(max_frames=99)) is queue                 # made once: later limits do not apply
     job = queue.submit({"n": 1}, None)

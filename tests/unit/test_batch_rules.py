@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceanalysis.batch.command import check_options, parse_args
+from faceanalysis.batch.discovery import BatchInput, content_sha256, discover, stat_signature
 from faceanalysis.batch.engine import Cluster
-from faceanalysis.batch.inputs import BatchInput, content_sha256, discover, stat_signature
+from faceanalysis.batch.output_folder import OLD, TMP, OutputFolder
 from faceanalysis.batch.progress import Tally, summary
 from faceanalysis.batch.run import _check_capacity
 from faceanalysis.batch.spec import RunSpec
-from faceanalysis.batch.store import OLD, TMP, OutputFolder
 from faceanalysis.batch.tables import failed_rows
 from faceanalysis.pipeline.settings import Settings
 from facecore.errors import AnalysisError
@@ -105,26 +105,26 @@ SPEC = RunSpec.create(Settings(), stride=1, max_frames=5, timeline=False)
 
 
 def rows_for(item: BatchInput, code: str):
-    return failed_rows(item, "sha", "stat", AnalysisError(code, code, 422), SPEC, 0.0, None, None)
+    return failed_rows(item, "sha", "stat", AnalysisError(code, code), SPEC, 0.0, None, None)
 
 
 def test_a_new_result_replaces_the_old_one_whole(tmp_path):
     item = BatchInput("/data/a.mp4", "video")
     with OutputFolder(tmp_path / "out") as out:
-        out.write(item, rows_for(item, "first"))
-        out.write(item, rows_for(item, "second"))
-        assert out.part_row(item)["error_code"] == "second"
+        out.write(item, rows_for(item, "invalid_video"))
+        out.write(item, rows_for(item, "no_face"))
+        assert out.part_row(item)["error_code"] == "no_face"
         assert [path.name for path in out.parts.iterdir()] == [item.part_id]
 
 
 def test_a_part_moved_aside_by_a_killed_run_comes_back(tmp_path):
     item = BatchInput("/data/a.mp4", "video")
     with OutputFolder(tmp_path / "out") as out:
-        out.write(item, rows_for(item, "kept"))
+        out.write(item, rows_for(item, "invalid_video"))
         (out.parts / item.part_id).rename(out.parts / f"{OLD}{item.part_id}-1234abcd")   # killed mid-swap
         (out.parts / f"{TMP}{item.part_id}-5678abcd").mkdir()                            # killed mid-write
     with OutputFolder(tmp_path / "out") as out:
-        assert out.part_row(item)["error_code"] == "kept"
+        assert out.part_row(item)["error_code"] == "invalid_video"
         assert [path.name for path in out.parts.iterdir()] == [item.part_id]
 
 
@@ -222,7 +222,7 @@ def test_an_input_that_failed_for_good_is_skipped_unless_asked(tmp_path, monkeyp
     item = BatchInput(str(video), "video")
     with OutputFolder(tmp_path / "out") as out:
         out.write(item, failed_rows(item, content_sha256(item), stat_signature(item),
-                                    AnalysisError(code, code, 422), SPEC, 0.0, None, None))
+                                    AnalysisError(code, code), SPEC, 0.0, None, None))
     tally, sent = a_run_over(item, tmp_path / "out", retry_failed, monkeypatch)
     assert (tally.skipped, tally.skipped_failed, len(sent)) == ((1, 1, 0) if skipped else (0, 0, 1))
 
@@ -232,7 +232,7 @@ def test_a_changed_file_that_failed_for_good_goes_to_a_worker_to_compare_its_con
     item = BatchInput(str(video), "video")
     sha = content_sha256(item)
     with OutputFolder(tmp_path / "out") as out:
-        out.write(item, failed_rows(item, sha, stat_signature(item), AnalysisError("no_face", "none", 422), SPEC,
+        out.write(item, failed_rows(item, sha, stat_signature(item), AnalysisError("no_face", "none"), SPEC,
                                     0.0, None, None))
     touch(video, b"second")
     tally, sent = a_run_over(item, tmp_path / "out", False, monkeypatch)
@@ -252,7 +252,7 @@ def test_failed_rows_have_typed_nested_columns_and_no_null_counts(tmp_path):
     import pyarrow as pa
     item = BatchInput("/data/a.mp4", "video")
     with OutputFolder(tmp_path / "out") as out:
-        out.write(item, failed_rows(item, "sha", "stat", AnalysisError("no_face", "none", 422), SPEC, 0.0, None,
+        out.write(item, failed_rows(item, "sha", "stat", AnalysisError("no_face", "none"), SPEC, 0.0, None,
                                     {"age": {"model": "m", "package": "p", "file": "f", "sha256": "s",
                                              "license": "l"}}))
         out.merge([item], timeline=True, csv=True)

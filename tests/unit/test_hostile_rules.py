@@ -24,9 +24,9 @@ from faceanalysis.pipeline import sources
 from faceanalysis.service import jobs as jobs_module
 from faceanalysis.service import videoprobe
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.jobs import JobPolicy, JobQueue
 from faceanalysis.service.security import check_token, token_matches
-from faceanalysis.service.store import JobStore
 from faceanalysis.service.videoprobe import declared_frame_size
 from test_inputs import sample  # noqa: F401  (a fixture)
 from test_service_rules import StandIn, app_for, files_holding

@@ -1,4 +1,4 @@
-"""API v2 requests into a source and options (faceanalysis/service/inputs.py; README "API v2", "Limits and
+"""API v2 requests into a source and options (faceanalysis/service/analysis_request.py; README "API v2", "Limits and
 errors"): each option at both ends of its range, one input and only one, uploads named and kept by the service
 and removed whatever happens, each refusal with its code, status and message."""
 
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from faceanalysis.pipeline.sources import FolderSource, ImageFilesSource, VideoSource, ZipSource
-from faceanalysis.service import inputs
+from faceanalysis.service import analysis_request
+from faceanalysis.service.analysis_request import parse_options, parse_request
 from faceanalysis.service.contract import Input, Limits, Options
-from faceanalysis.service.inputs import parse_options, parse_request
 from facecore.errors import AnalysisError
 
 APP = flask.Flask(__name__)
@@ -283,11 +283,11 @@ def test_one_frame_is_labelled_with_its_name(temp_root):
 
 def test_a_windows_path_keeps_its_last_part():
     # (The multipart parser of Flask's test client eats backslashes, so this one is checked directly.)
-    assert inputs._base_name("C:\\Users\\me\\a.png") == "a.png"
+    assert analysis_request._base_name("C:\\Users\\me\\a.png") == "a.png"
 
 
 def test_the_same_name_three_times():
-    assert inputs._unique(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
+    assert analysis_request._unique(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
 
 
 @pytest.mark.parametrize("count, refused_", [(2, False), (3, True)])
@@ -386,11 +386,11 @@ def restored(request, limits: Limits = Limits()):
     record = json.loads(json.dumps(request.record()))
     assert all(str(request.workdir or "/nowhere") not in json.dumps(item) for item in record.values())
     if request.workdir is None:
-        return inputs.restore_request(record, None, limits)
+        return analysis_request.restore_request(record, None, limits)
     moved = request.workdir.parent / "moved"
     request.workdir.rename(moved)
     request.workdir = None
-    return inputs.restore_request(record, moved, limits)
+    return analysis_request.restore_request(record, moved, limits)
 
 
 def test_a_sample_request_is_restored(sample):
@@ -413,7 +413,7 @@ def test_a_sample_gone_since_is_not_found(sample, tmp_path):
     record = request.record()
     sample.rename(tmp_path / "elsewhere")
     with pytest.raises(AnalysisError) as caught:
-        inputs.restore_request(record, None, Limits())
+        analysis_request.restore_request(record, None, Limits())
     assert caught.value.code == "sequence_not_found"
 
 
@@ -439,7 +439,7 @@ def test_an_upload_request_is_restored_from_the_folder_its_files_moved_to(temp_r
 def test_uploads_without_their_folder_are_refused(temp_root):
     request = parse(**files("frames", ("a.png", TINY)))
     with pytest.raises(ValueError, match="^a request with uploads needs the folder holding them$"):
-        inputs.restore_request(request.record(), None, Limits())
+        analysis_request.restore_request(request.record(), None, Limits())
     request.cleanup()
 
 
@@ -476,23 +476,24 @@ ZIP_HEAD = b"PK\x03\x04" + b"\x00" * 26
 def test_a_file_is_known_by_its_content_first_then_by_its_extension(tmp_path, name, content, kind):
     path = tmp_path / name
     path.write_bytes(content)
-    assert inputs.kind_of(path) == kind
+    assert analysis_request.kind_of(path) == kind
 
 
 def test_a_folder_is_a_folder_of_frames_whatever_its_name(tmp_path):
     folder = tmp_path / "clip.mp4"
     folder.mkdir()
-    assert inputs.kind_of(folder) == "folder"
-    assert inputs.kind_of(tmp_path / "missing.mp4") == "video"     # by its name; opening it then says it is missing
+    assert analysis_request.kind_of(folder) == "folder"
+    # By its name; opening it then says it is missing.
+    assert analysis_request.kind_of(tmp_path / "missing.mp4") == "video"
 
 
 def test_every_kind_of_the_registry_opens_its_source(tmp_path, sample):
-    assert set(inputs.SOURCE_KINDS) == {"sample", "folder", "video", "zip", "frames"}
-    assert isinstance(inputs.open_source("folder", [sample], "seqA"), FolderSource)
-    assert isinstance(inputs.open_source("sample", [sample], "seqA"), FolderSource)
+    assert set(analysis_request.SOURCE_KINDS) == {"sample", "folder", "video", "zip", "frames"}
+    assert isinstance(analysis_request.open_source("folder", [sample], "seqA"), FolderSource)
+    assert isinstance(analysis_request.open_source("sample", [sample], "seqA"), FolderSource)
     image = tmp_path / "a.png"
     image.write_bytes(TINY)
-    source = inputs.open_source("frames", [image, image], "2 files")
+    source = analysis_request.open_source("frames", [image, image], "2 files")
     assert isinstance(source, ImageFilesSource)
     with pytest.raises(ValueError, match="unknown input kind 'movie'"):
-        inputs.open_source("movie", [image], "x")
+        analysis_request.open_source("movie", [image], "x")

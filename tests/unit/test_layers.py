@@ -2,7 +2,7 @@
 even through a function-local import), and only entry points read the environment.
 
 Layers, top to bottom (README "Layout"): entry points (root scripts, ``faceanalysis.cli``, ``faceanalysis.batch``,
-``faceanalysis.server``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``)
+``faceanalysis.server_main``, ``faceanalysis.__main__``, ``training``, ``bench``) -> service (``faceanalysis.service``)
 and the writers (``faceanalysis.writers``) -> pipeline (``faceanalysis.pipeline``) -> task models (``age``,
 ``gender``, ``emotion``) -> core (``facecore``).
 A module may import its own layer or any layer below, never one above.
@@ -23,7 +23,7 @@ ENTRY_SCRIPTS = ("flaskMain.py", "TestAPI.py", "TestFlask.py", "testForTimeMeasu
 LAYERS = {"facecore": 0, "age": 1, "gender": 1, "emotion": 1, "faceanalysis.pipeline": 2,
           "faceanalysis.service": 3, "faceanalysis.writers": 3, "faceanalysis": 4, "faceanalysis.batch": 4,
           "training": 4, "bench": 5}
-ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__", "faceanalysis.server"}
+ENTRY_MODULES = {"faceanalysis.cli", "faceanalysis.__main__", "faceanalysis.server_main"}
 
 
 def module_name(path: Path) -> str:
@@ -99,7 +99,7 @@ def test_no_cycle_between_top_level_packages():
 
 def module_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The project modules ``path`` imports, each resolved to the module file it loads: ``from training import
-    heads`` is ``training.heads``, ``from age.heads import Heads`` is ``age.heads``."""
+    heads`` is ``training.heads``, ``from age.calibration import Heads`` is ``age.calibration``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()

@@ -1,5 +1,6 @@
-"""Whether a shutdown left an analysis running (then the server process leaves with os._exit, faceanalysis/serving.py,
-rather than race the native threads still running it against the libraries' destructors)."""
+"""Whether a shutdown left an analysis running (then the server process leaves with os._exit,
+faceanalysis/server_setup.py, rather than race the native threads still running it against the libraries'
+destructors)."""
 
 from __future__ import annotations
 

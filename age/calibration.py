@@ -2,13 +2,13 @@
 
 The heads are small scikit-learn models trained by ``python -m training heads`` on UTKFace (research-only terms,
 see the README) and shipped as plain arrays (sha256 in the weights manifest). One file holds the age and the
-gender readouts on one feature vector (``facecore.heads``: the file, its readouts and the mixing); this module is
+gender readouts on one feature vector (``facecore.heads_file``: the file, its readouts and the mixing); this module is
 what age does with its readout. Two sets of v1 files, on two kinds of features:
 
 - ``weights/age_gender_heads_v1.npz``: on the dlib ResNet 128-d face embedding ("FaceNet + heads", the
   original's design); the embedding costs ~75 ms per face on a CPU core;
 - ``weights/age_gender_netheads_v1.npz``: on the dlib-models age and gender networks' own penultimate
-  features (272 values, ``facecore.heads.NetworkFeatures``), i.e. their last layer refitted on UTKFace; free
+  features (272 values, ``facecore.heads_file.NetworkFeatures``), i.e. their last layer refitted on UTKFace; free
   at run time, as the networks run anyway.
 
 The file's distribution over its ``age_bins`` (the v1 files: the dlib network's 81, 0.25, 1, ..., 80 years;
@@ -23,19 +23,16 @@ The settings' ``age_gender`` picks the models (``faceanalysis.pipeline.registry`
 the v2 heads on the networks' features, per face, and the person head ``age.person`` per person), ``tuned`` (the
 v1 heads on the networks' features averaged with the networks), ``dlib`` (the dlib-models networks as published,
 CC0), ``heads`` (embedding heads only) or ``ensemble`` (embedding heads averaged with the networks). The gender
-head is ``gender.heads.HeadGenderModel``.
+head is ``gender.softening.HeadGenderModel``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from facecore.heads import HeadModel, Heads, NetworkFeatures, answer
+from facecore.heads_file import HeadModel, Heads, answer
 
 from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
-
-# Importable from here as before: the registry and the tests build the tuned heads' features from age.heads.
-__all__ = ["HeadAgeModel", "Heads", "NetworkFeatures", "answer_age", "calibrate", "warp_bins"]
 
 
 def warp_bins(distributions: np.ndarray, targets: np.ndarray) -> np.ndarray:

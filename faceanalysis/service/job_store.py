@@ -10,9 +10,9 @@ The table *is* the queue: a job waits as a ``queued`` row and the next one to ru
 order. A ``running`` row names its owner, the instance (``datafolder``) running it; a row whose owner is no
 longer alive is queued again (``recover``). Every write a worker makes to its job is conditional on it still
 being the owner, so a worker that lost its job (requeued at shutdown, taken over after a stall) cannot
-overwrite what happened since. ``runner`` is a fingerprint of the models a job was submitted to: a process
-only runs the jobs its own models were asked for, so servers with different models may share a folder
-without answering for each other.
+overwrite what happened since. A job's ``models_key`` (the column ``runner``, named so in
+stores already written) is a fingerprint of the models it was submitted to: a process only runs the jobs its own
+models were asked for, so servers with different models may share a folder without answering for each other.
 
 Expired jobs are deleted and their ids kept in ``expired`` for a while, so that a late poll can be told
 ``job_expired`` rather than ``job_not_found``.
@@ -35,6 +35,7 @@ from typing import Callable, Iterator
 
 from faceanalysis.service.contract import DONE, FAILED, QUEUED, RUNNING
 from faceanalysis.service.datafolder import DataFolder, DataFolderError
+from facecore.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ SCHEMA = (
         id           TEXT NOT NULL UNIQUE,
         status       TEXT NOT NULL,
         runner       TEXT NOT NULL,                      -- fingerprint of the models the job was submitted to
-        request      TEXT NOT NULL,                      -- JSON: what to analyse (inputs.AnalysisRequest.record)
+        request      TEXT NOT NULL,                      -- JSON: what to analyse (AnalysisRequest.record)
         has_uploads  INTEGER NOT NULL,                   -- its files are in uploads/<id>/ until it ends
         owner        TEXT,                               -- the instance running it
         attempts     INTEGER NOT NULL DEFAULT 0,         -- starts cut short by a crash, plus the current one
@@ -194,7 +195,7 @@ class JobStore:
 
     # --- a job's life ---------------------------------------------------------------------------------------
 
-    def add(self, job_id: str, runner: str, request: dict, workdir: Path | None, max_queued: int) -> JobRow:
+    def add(self, job_id: str, models_key: str, request: dict, workdir: Path | None, max_queued: int) -> JobRow:
         """Accept a job: its row, and its uploads moved from ``workdir`` to ``uploads/<id>/``, in one transaction.
         Raises ``QueueFull`` when ``max_queued`` jobs of the same models already wait."""
         target = self.folder.upload_dir(job_id)
@@ -202,13 +203,13 @@ class JobStore:
         try:
             with self._write() as db:
                 waiting = db.execute("SELECT count(*) FROM jobs WHERE status = ? AND runner = ?",
-                                     (QUEUED, runner)).fetchone()[0]
+                                     (QUEUED, models_key)).fetchone()[0]
                 if waiting >= max_queued:
                     raise QueueFull(waiting)
                 now = self._clock()
                 db.execute("INSERT INTO jobs (id, status, runner, request, has_uploads, created) "
                            "VALUES (?, ?, ?, ?, ?, ?)",
-                           (job_id, QUEUED, runner, json.dumps(request), workdir is not None, now))
+                           (job_id, QUEUED, models_key, json.dumps(request), workdir is not None, now))
                 if workdir is not None:
                     # Inside the transaction: the file sweep takes the same lock, so it never sees these
                     # files without their row. A crash before the commit leaves them without one, for the
@@ -221,11 +222,11 @@ class JobStore:
             raise
         return JobRow(job_id, QUEUED, now, None, None, 0, None, None, None)
 
-    def claim(self, owner: str, runner: str) -> Claim | None:
-        """Take the oldest queued job of ``runner``'s models for ``owner`` to run, or None."""
+    def claim(self, owner: str, models_key: str) -> Claim | None:
+        """Take the oldest queued job of the models ``models_key`` names for ``owner`` to run, or None."""
         with self._write() as db:
             row = db.execute("SELECT id, request, has_uploads FROM jobs WHERE status = ? AND runner = ? "
-                             "ORDER BY seq LIMIT 1", (QUEUED, runner)).fetchone()
+                             "ORDER BY seq LIMIT 1", (QUEUED, models_key)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE jobs SET status = ?, owner = ?, started = ?, attempts = attempts + 1, "
@@ -334,9 +335,8 @@ class JobStore:
                 if self.folder.alive(owner):
                     continue
                 if attempts >= max_attempts:
-                    error = {"code": "internal_error", "status": 500,
-                             "message": f"the server stopped {attempts} times while running this job; "
-                                        "it is not tried again"}
+                    error = AnalysisError("internal_error", f"the server stopped {attempts} times while running "
+                                                            "this job; it is not tried again").to_record()
                     db.execute("UPDATE jobs SET status = ?, owner = NULL, finished = ?, error = ? WHERE id = ?",
                                (FAILED, self._clock(), json.dumps(error), job_id))
                     failed.append(job_id)

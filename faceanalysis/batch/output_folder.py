@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from facecore.errors import AnalysisError
 
-from .inputs import BatchInput
+from .discovery import BatchInput
 from .tables import FRAMES, INPUTS, PERSONS, InputRows, flat
 
 TABLES = {"persons": PERSONS, "inputs": INPUTS, "frames": FRAMES}
@@ -34,7 +34,7 @@ TMP, OLD = ".tmp-", ".old-"
 
 
 def invalid_output(message: str) -> AnalysisError:
-    return AnalysisError("invalid_output", message, 400)
+    return AnalysisError("invalid_output", message)
 
 
 class OutputFolder:
@@ -61,7 +61,7 @@ class OutputFolder:
         except OSError:
             self._lock.close()
             raise AnalysisError("output_busy", f"another batch run is writing to {str(self.path)!r}; wait for it "
-                                "or choose another --out", 409) from None
+                                "or choose another --out") from None
         self._recover()
         return self
 

@@ -1,5 +1,6 @@
-"""Gender heads fitted on UTKFace beside the age heads (``age.heads``; one file holds both, ``facecore.heads``):
-logistic regression on the same features, optionally averaged with the dlib-models gender network.
+"""Gender heads fitted on UTKFace beside the age heads (``age.calibration``; one file holds both,
+``facecore.heads_file``): logistic regression on the same features, optionally averaged with the dlib-models gender
+network.
 
 The v2 ("lifespan") files add ``child_age`` / ``child_temperature``: where the file's own age readout places a
 face under ``child_age`` years, the gender logit is divided by the temperature (fitted on held-out images by
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecore.heads import HeadModel, Heads, answer
+from facecore.heads_file import HeadModel, Heads, answer
 
 
 def soften(gender: np.ndarray, rows: np.ndarray, temperature: float) -> np.ndarray:

@@ -3,7 +3,7 @@ again on the next run.
 
 An argument is
 - a video file, a zip of frames or one image: one input, known by its content as the service knows it
-  (``service.inputs.kind_of``: the kinds ``video``, ``zip``, ``frames``);
+  (``service.analysis_request.kind_of``: the kinds ``video``, ``zip``, ``frames``);
 - a folder: searched recursively; every video and zip in it is an input, and so is every folder that holds
   frames (images, taken as one sequence, as ``samples/seqA``: kind ``folder``). A folder in which nothing is
   found is itself one input, which fails as the service fails it (``no_images``), so that it shows in the tables;
@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceanalysis.service.inputs import kind_of
+from faceanalysis.service.analysis_request import kind_of
 from facecore.errors import AnalysisError
 from facecore.frames import IMAGE_EXTENSIONS, list_frames, natural_key
 from facecore.weights import sha256_of
@@ -48,7 +48,7 @@ class BatchInput:
 def input_not_found(missing: list[str]) -> AnalysisError:
     shown = ", ".join(repr(path) for path in missing[:MISSING_SHOWN])
     more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
-    return AnalysisError("input_not_found", f"no such file or folder: {shown}{more}", 404)
+    return AnalysisError("input_not_found", f"no such file or folder: {shown}{more}")
 
 
 def discover(arguments: list[str]) -> list[BatchInput]:
@@ -84,7 +84,7 @@ def read_manifest(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise AnalysisError("invalid_manifest", f"cannot read manifest {str(path)!r}: {error}", 400) from None
+        raise AnalysisError("invalid_manifest", f"cannot read manifest {str(path)!r}: {error}") from None
     if path.suffix.lower() == ".txt":
         lines = (line.strip() for line in text.splitlines())
         return [line for line in lines if line and not line.startswith("#")]

@@ -15,7 +15,7 @@ on one feature vector, so the file, its standardisation and its two linear reado
   distribution / probabilities, chosen on held-out training images.
 
 What each task then does with its readout is the task's own: the lifespan bins and the calibration warp are
-``age.heads``; the children's gender temperature is ``gender.heads``. Both answer through ``answer`` below.
+``age.calibration``; the children's gender temperature is ``gender.softening``. Both answer through ``answer`` below.
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def restore_request(record: dict, uploads: Path | None, limits: Limits) -> Analy
     return AnalysisRequest(given, options, source, files=files)
 
 
-def invalid(message: str, code: str = "invalid_request", status: int = 400) -> AnalysisError:
-    return AnalysisError(code, message, status)
+def invalid(message: str, code: str = "invalid_request") -> AnalysisError:
+    return AnalysisError(code, message)
 
 
 def parse_request(request: Request, resolve_sample: Callable[[str], Path], limits: Limits,
@@ -123,7 +123,7 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
         files = {key: items for key, items in files.items() if items}
     else:
         raise invalid("send JSON {\"sample\": NAME}, or multipart/form-data with a video, zip or frames part",
-                      "unsupported_media_type", 415)
+                      "unsupported_media_type")
     check_known(request.args, fields)
     given = [key for key in INPUT_KINDS if key in files or (key == "sample" and "sample" in fields)]
     if len(given) != 1:
@@ -138,7 +138,7 @@ def parse_request(request: Request, resolve_sample: Callable[[str], Path], limit
         raise invalid(f"send one {kind} file, not {len(uploads)}")
     if len(uploads) > limits.max_entries:
         raise invalid(f"{len(uploads)} files, more than {limits.max_entries}; send a zip or fewer frames",
-                      "too_many_frames", 413)
+                      "too_many_frames")
     workdir = new_workdir() if new_workdir is not None else Path(tempfile.mkdtemp(prefix="faceanalysis-"))
     try:
         return _upload(kind, uploads, options, workdir, limits)
@@ -203,12 +203,12 @@ def _upload(kind: str, uploads: list, options: Options, workdir: Path, limits: L
         _save_private(item, path)
         paths.append(path)
     if sum(path.stat().st_size for path in paths) == 0:
-        raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload", 422)
+        raise invalid(f"the uploaded {kind} is empty (0 bytes)", "empty_upload")
     if kind == "video" and PurePosixPath(names[0]).suffix.lower() not in VIDEO_EXTENSIONS \
             and not (uploads[0].mimetype or "").startswith("video/") and sniff(paths[0]) != VIDEO:
         # Known by its content too: a clip renamed .bin, or sent without a name, is still a video.
         raise invalid(f"{names[0]!r} is not a video file: use one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
-                      "unsupported_media_type", 415)
+                      "unsupported_media_type")
     label = names[0] if len(names) == 1 else f"{len(names)} files"
     source = _source(kind, names, paths, label, options, limits)
     given = Input(kind=kind, name=label, fps=input_fps(source, options))
@@ -260,7 +260,7 @@ def _check_declared_size(path: Path, label: str) -> None:
         if size is not None:
             check_pixels(*size)
     except ValueError as error:
-        raise AnalysisError("frame_too_large", f"{label!r}: {error}", 413) from None
+        raise AnalysisError("frame_too_large", f"{label!r}: {error}") from None
 
 
 def _save_private(item, path: Path) -> None:
@@ -271,8 +271,8 @@ def _save_private(item, path: Path) -> None:
             item.save(file)
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise AnalysisError("storage_unavailable", "the server has no room left for this upload; retry later",
-                                503) from None
+            raise AnalysisError("storage_unavailable",
+                                "the server has no room left for this upload; retry later") from None
         raise
 
 

@@ -8,7 +8,7 @@ Flask's development server instead. ``--port 0`` lets the system choose a free p
 writes the port actually bound to PATH once the socket listens (tests and benchmarks start servers that way,
 so no other process can take the port between choosing and binding it). FACE_HOST / FACE_PORT set host and
 port too, FACE_AGE_GENDER / FACE_EXPRESSION the models (flags win). ``--data-dir``, ``--api-token-file`` and
-``--shutdown-grace`` (``faceanalysis/serving.py``): where jobs are kept, the token required off loopback, and how
+``--shutdown-grace`` (``faceanalysis/server_setup.py``): where jobs are kept, the token required off loopback, and how
 long SIGTERM/SIGINT waits for the running analysis before the server exits 0.
 """
 
@@ -31,7 +31,7 @@ from faceanalysis.cli import (
     settings_from,
     setup_logging,
 )
-from faceanalysis.serving import (
+from faceanalysis.server_setup import (
     StartupGuard,
     add_service_arguments,
     api_token,

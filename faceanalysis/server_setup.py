@@ -23,9 +23,9 @@ from typing import Callable
 from faceanalysis.cli import environment, exit_with
 from faceanalysis.service.datafolder import DataFolder, DataFolderError, default_data_dir
 from faceanalysis.service.frontdoor import ConnectionLimits
+from faceanalysis.service.job_store import JobStore
 from faceanalysis.service.runtime import Runtime
 from faceanalysis.service.security import check_token
-from faceanalysis.service.store import JobStore
 from facecore.errors import AnalysisError
 
 log = logging.getLogger("faceanalysis.server")
@@ -76,7 +76,7 @@ def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
                               cleanup_interval_s=min(ConnectionLimits.cleanup_interval_s, args.idle_timeout / 2))
     if limits.connection_limit < 1 or limits.header_timeout_s <= 0 or limits.idle_timeout_s <= 0 \
             or limits.min_body_rate < 0:
-        exit_with(AnalysisError("invalid_setting", f"connection limits must be positive: {limits}", 2))
+        exit_with(AnalysisError("invalid_setting", f"connection limits must be positive: {limits}"))
     return limits
 
 
@@ -91,20 +91,20 @@ def api_token(args: argparse.Namespace) -> str | None:
             if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
                 log.warning("the API token file %s can be read by other users: chmod 600 it", path)
         except (OSError, UnicodeDecodeError) as error:
-            exit_with(AnalysisError("invalid_token", f"cannot read the API token file {path}: {error}", 2))
+            exit_with(AnalysisError("invalid_token", f"cannot read the API token file {path}: {error}"))
     else:
         token = environment().get("FACE_API_TOKEN")
     if token is not None:
         try:
             return check_token(token)
         except ValueError as error:
-            exit_with(AnalysisError("invalid_token", str(error), 2))
+            exit_with(AnalysisError("invalid_token", str(error)))
     if not is_loopback(args.host):
         exit_with(AnalysisError(
             "token_required",
             f"refusing to listen on {args.host!r} without an API token: anyone who can reach the port could use "
             "the service and read every job. Give one with --api-token-file FILE (or $FACE_API_TOKEN), or "
-            "listen on 127.0.0.1", 2))
+            "listen on 127.0.0.1"))
     return None
 
 
