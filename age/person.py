@@ -24,7 +24,7 @@ from facecore.weights import WeightFile
 from gender.softening import answer_gender
 
 from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
-from .heads import answer_age
+from .calibration import answer_age
 
 # A face whose age the head's own readout spreads this widely over the lifespan (standard deviation of
 # log(1 + age) under it) is one the head cannot read: its age is the network's (``run_each``).
