@@ -23,8 +23,8 @@ from facecore.heads_file import Heads, NetworkFeatures
 from facecore.weights import WeightFile
 from gender.softening import answer_gender
 
-from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
 from .calibration import answer_age
+from .distribution import LIFESPAN_BINS, AgeDistribution, on_lifespan
 
 # A face whose age the head's own readout spreads this widely over the lifespan (standard deviation of
 # log(1 + age) under it) is one the head cannot read: its age is the network's (``run_each``).
