@@ -58,6 +58,7 @@ def video_worker(path: str, frames: int, every: int, overrides: dict) -> dict:
     analyzer = FaceAnalyzer(**{"device": "cpu", **overrides}).prepare()
     release_memory()
     loaded = rss_mb()
+    watch = PeakWatch().start()
     samples: list[tuple[int, float, float]] = []
     started = time.perf_counter()
 
@@ -82,8 +83,45 @@ def video_worker(path: str, frames: int, every: int, overrides: dict) -> dict:
     with_result = rss_mb()
     del result
     release_memory()
+    watch.stop()
     return {"loaded_mb": loaded, "samples": samples, "with_result_mb": with_result, "after_mb": rss_mb(),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **summary}
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "watched_peak": {"mb": watch.peak_mb, "s": watch.peak_s, "frames_done": samples[-1][0] if samples else 0,
+                             "stacks": watch.stacks}, **summary}
+
+
+class PeakWatch:
+    """A thread that reads RSS every ``interval`` s and keeps, at the highest reading, what every thread was
+    doing (the innermost frames of each stack): where a peak between two progress samples comes from."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+        self.interval, self.peak_mb, self.peak_s, self.stacks = interval, 0.0, 0.0, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-watch", daemon=True)
+        self._started = time.perf_counter()
+
+    def start(self) -> "PeakWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import threading
+        import traceback
+        names = {}
+        while not self._stop.wait(self.interval):
+            now = rss_mb()
+            if now > self.peak_mb:
+                names.update({thread.ident: thread.name for thread in threading.enumerate()})
+                self.peak_mb, self.peak_s = now, time.perf_counter() - self._started
+                self.stacks = {names.get(ident, str(ident)): [f"{f.name} ({Path(f.filename).name}:{f.lineno})"
+                                                              for f in traceback.extract_stack(frame)[-6:]]
+                               for ident, frame in sys._current_frames().items()
+                               if ident != threading.get_ident()}
 
 
 def run_video(args) -> dict:
@@ -109,6 +147,10 @@ def run_video(args) -> dict:
           f"({result['faces'] / max(result['frames'], 1):.2f} a frame), {len(result['persons'])} persons, "
           f"{result['unlisted_tracks']} unlisted tracks; {result['total_s']:.0f} s, "
           f"CPU {result['cpu_ms_per_frame']:.0f} ms/frame")
+    peak = result["watched_peak"]
+    print(f"highest RSS read (every 50 ms): {peak['mb']:.0f} MB at {peak['s']:.0f} s; the threads then:")
+    for name, stack in peak["stacks"].items():
+        print(f"  {name}: {' <- '.join(reversed(stack))}")
     print(f"RSS: models loaded {result['loaded_mb']:.0f} MB; peak {result['peak_mb']:.0f} MB (target <= 2000); "
           f"with the result {result['with_result_mb']:.0f} MB (face table {result['face_table_mb']:.1f} MB); "
           f"after {result['after_mb']:.0f} MB; growth from frame {first[0]} on: {growth:.1f} MB per 1,000 frames")

@@ -314,6 +314,8 @@ def test_pairwise_rows_keep_the_block_within_its_bytes():
     # Less than one row's bytes still computes one row at a time.
     assert tracking.pairwise_rows(10, 4, block_bytes=319) == 1
     assert tracking.pairwise_rows(10, 4, block_bytes=0) == 1
+    # No vectors: no division by zero (the block is then empty whatever its rows).
+    assert tracking.pairwise_rows(0, 128, block_bytes=100) == 100
     # The default: 64 MB; 1,500 chips of 128 dimensions (1.5 MB a row) take 43 rows a block.
     assert tracking.PAIRWISE_BLOCK_BYTES == 64 * 2 ** 20
     assert tracking.pairwise_rows(1500, 128) == 43
@@ -327,3 +329,21 @@ def test_pairwise_distances_by_blocks_are_the_unblocked_numbers():
     whole = np.linalg.norm(vectors.astype(np.float64)[:, None, :] - vectors.astype(np.float64)[None, :, :], axis=2)
     for block_bytes in (1, 37 * 128 * 8 * 5, 10 ** 9):         # one row, five rows (the last block 2), all at once
         assert np.array_equal(tracking.pairwise_distances(vectors, block_bytes), whole)
+
+
+def test_pairwise_distances_go_by_blocks_of_the_rows_that_fit(monkeypatch):
+    # 10 vectors of 4 dimensions, 320 bytes a row: 640 bytes make 5 blocks of 2 rows; the default, one block.
+    shapes = []
+    norm = np.linalg.norm
+
+    def spy(x, *args, **kwargs):
+        shapes.append(x.shape)
+        return norm(x, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "norm", spy)
+    vectors = np.arange(40, dtype=np.float64).reshape(10, 4)
+    tracking.pairwise_distances(vectors, block_bytes=640)
+    assert shapes == [(2, 10, 4)] * 5
+    shapes.clear()
+    tracking.pairwise_distances(vectors)
+    assert shapes == [(10, 10, 4)]

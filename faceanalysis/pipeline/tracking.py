@@ -393,7 +393,7 @@ def pairwise_distances(vectors: np.ndarray, block_bytes: int = PAIRWISE_BLOCK_BY
     vectors = np.asarray(vectors, np.float64)
     count = len(vectors)
     out = np.empty((count, count))
-    step = pairwise_rows(count, vectors.shape[1] if vectors.ndim == 2 else 1, block_bytes)
+    step = pairwise_rows(count, vectors.shape[1], block_bytes)
     for start in range(0, count, step):
         out[start:start + step] = np.linalg.norm(vectors[start:start + step, None, :] - vectors[None, :, :], axis=2)
     return out
