@@ -7,7 +7,7 @@
   (``bench.resolution``'s inputs: scaled to cover it, MJPEG), analysed by ``FaceAnalyzer.analyse_source`` in a
   child process that loaded nothing else. Its resident set (``VmRSS``) is sampled from the analysis's progress
   callback every ``--every`` frames, so the growth per frame can be read; printed: RSS after loading the
-  models, every sample, the peak (``ru_maxrss``, the whole child), and the RSS once the result was dropped.
+  models, every sample, the peak (``VmHWM``, the whole child), and the RSS once the result was dropped.
   Target: peak at most 2,000 MB for 10,000 frames at 720p with several faces.
 - ``server``: a real server process (``flaskMain.py``, waitress) analyses each clip, scaled to cover the
   resolution, through ``POST /api/v2/analyze``, one after the other; its ``VmRSS`` is read from
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
-from bench.resolution import CLIPS, build_inputs, rss_mb  # noqa: E402
+from bench.resolution import CLIPS, build_inputs, peak_rss_mb, rss_mb  # noqa: E402
 
 ALL_CLIPS = ["office_three", "walking_three", "bedroom_two_children", "headpose_two", "armwrestling"]
 
@@ -85,7 +85,7 @@ def video_worker(path: str, frames: int, every: int, overrides: dict) -> dict:
     release_memory()
     watch.stop()
     return {"loaded_mb": loaded, "samples": samples, "with_result_mb": with_result, "after_mb": rss_mb(),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_mb": peak_rss_mb(),
             "watched_peak": {"mb": watch.peak_mb, "s": watch.peak_s, "frames_done": samples[-1][0] if samples else 0,
                              "stacks": watch.stacks}, **summary}
 
