@@ -54,6 +54,10 @@ SCALE_FACTOR = 0.709
 # matter twice over because the two halves of a batch are detected at the same time.
 MAX_PIXELS_PER_CALL = 2 * 288 * 384     # P-Net: 2 frames of the largest 640x480 level
 MAX_PATCHES_PER_CALL = 128              # R-Net / O-Net: 128 patches need ~40 MB of activations, 512 ~150 MB
+# Frames a part takes through the pyramid and the three networks at once, by their pixels: the normalised
+# float copy of a frame and its levels are ~7 float32 values a pixel (8 frames of 1280x720: ~200 MB, and both
+# parts of a batch hold theirs at the same time). Four 1280x720 frames; a 640x480 part (8 frames) is one step.
+MAX_PIXELS_PER_STEP = 4 * 1280 * 720
 # Compiled pyramid functions kept, one per frame size (least recently used dropped first). A video or a folder
 # of frames has one size; an upload of images of many sizes would otherwise keep one compiled TensorFlow graph
 # per size for the life of the process (tests/models/test_resources.py: RSS stays flat over 200 sizes).
@@ -322,6 +326,12 @@ def _run_chunked(session, names: list[str], inputs: np.ndarray, step: int) -> li
     return [np.concatenate(outputs, axis=0) for outputs in zip(*parts)]
 
 
+def frames_per_step(height: int, width: int, max_pixels: int | None = None) -> int:
+    """Frames of this size a part detects at once: as many as fit in ``max_pixels`` (default
+    ``MAX_PIXELS_PER_STEP``), at least one."""
+    return max(1, (max_pixels or MAX_PIXELS_PER_STEP) // max(height * width, 1))
+
+
 def _pyramid_function(height: int, width: int, scales: np.ndarray, device: str):
     """A compiled uint8 batch -> (normalised batch, level 0, level 1, ...) for one frame size."""
     import tensorflow as tf
@@ -426,6 +436,20 @@ class FastMTCNN:
         return np.concatenate(results, axis=0)
 
     def _detect(self, frames: list[np.ndarray], min_face_size: int) -> np.ndarray:
+        """``detect`` of one part, in steps of at most ``MAX_PIXELS_PER_STEP`` pixels (per image, so the same
+        rows)."""
+        height, width = frames[0].shape[:2]
+        step = frames_per_step(height, width)
+        if len(frames) <= step:
+            return self._detect_step(frames, min_face_size)
+        results = []
+        for start in range(0, len(frames), step):
+            rows = self._detect_step(frames[start:start + step], min_face_size)
+            rows[:, 0] += start
+            results.append(rows)
+        return np.concatenate(results, axis=0)
+
+    def _detect_step(self, frames: list[np.ndarray], min_face_size: int) -> np.ndarray:
         height, width = frames[0].shape[:2]
         scales = pyramid_scales(width, height, min_face_size)
         if not len(scales):

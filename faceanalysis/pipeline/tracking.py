@@ -376,7 +376,7 @@ def merge_tracklets(embeddings: list[np.ndarray], positions: list[set[int]], thr
     # Sums and counts of pairwise distances between groups: average linkage = sum / count, updated per merge.
     vectors = np.concatenate([embeddings[number] for number in with_samples]).astype(np.float64)
     owner = np.concatenate([[index] * len(embeddings[number]) for index, number in enumerate(with_samples)])
-    pairwise = np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=2)
+    pairwise = pairwise_distances(vectors)
     size = len(with_samples)
     one_hot = np.zeros((len(vectors), size))
     one_hot[np.arange(len(vectors)), owner] = 1
@@ -402,6 +402,30 @@ def merge_tracklets(embeddings: list[np.ndarray], positions: list[set[int]], thr
         alive[gone] = False
         label[[number for number in range(count) if label[number] == with_samples[gone]]] = with_samples[keep]
     return label
+
+
+# The largest (rows, n, d) float64 difference block ``pairwise_distances`` makes at once. Unchunked, a long
+# video's chips (1,500 of them: 500 tracklets) would need 1,500 x 1,500 x 128 x 8 bytes = 2.3 GB at once.
+PAIRWISE_BLOCK_BYTES = 64 * 2 ** 20
+
+
+def pairwise_rows(count: int, dims: int, block_bytes: int = PAIRWISE_BLOCK_BYTES) -> int:
+    """Rows of the (count, count) distance matrix computed per block: as many as keep a (rows, count, dims)
+    float64 block within ``block_bytes``, at least one."""
+    return max(1, block_bytes // max(count * dims * 8, 1))
+
+
+def pairwise_distances(vectors: np.ndarray, block_bytes: int = PAIRWISE_BLOCK_BYTES) -> np.ndarray:
+    """(n, n) Euclidean distances between the rows of ``vectors`` (n, d), computed a block of rows at a time:
+    every entry is the same number as one ``norm(v[:, None] - v[None], axis=2)`` call gives, with memory
+    bounded by ``block_bytes`` instead of n * n * d floats."""
+    vectors = np.asarray(vectors, np.float64)
+    count = len(vectors)
+    out = np.empty((count, count))
+    step = pairwise_rows(count, vectors.shape[1], block_bytes)
+    for start in range(0, count, step):
+        out[start:start + step] = np.linalg.norm(vectors[start:start + step, None, :] - vectors[None, :, :], axis=2)
+    return out
 
 
 def signature(grey: np.ndarray) -> np.ndarray:

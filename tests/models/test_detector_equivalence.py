@@ -181,3 +181,18 @@ def test_parallel_parts_give_the_same_rows(frames, fast):
     with ThreadPoolExecutor(2) as pool:
         parts._pool = pool
         np.testing.assert_array_equal(parts.detect(batch), whole.detect(batch))
+
+
+def test_steps_of_a_part_give_the_same_rows(frames, fast, monkeypatch):
+    """A part detected a few frames at a time (MAX_PIXELS_PER_STEP) finds exactly what one call finds, with the
+    frame numbers of the whole part."""
+    from faceanalysis.pipeline import mtcnn_fast
+
+    batch = [frames[name] for name in list(frames) if name.startswith("seqA/")][:BATCH]
+    height, width = batch[0].shape[:2]
+    whole = fast._mtcnn._detect_step(batch, 20)
+    monkeypatch.setattr(mtcnn_fast, "MAX_PIXELS_PER_STEP", 3 * height * width)      # steps of 3, 3, ..., rest
+    assert mtcnn_fast.frames_per_step(height, width) == 3
+    stepped = fast._mtcnn._detect(batch, 20)
+    assert len(batch) > 3 and len(set(whole[:, 0].astype(int))) > 3
+    np.testing.assert_array_equal(stepped, whole)

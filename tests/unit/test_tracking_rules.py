@@ -303,3 +303,48 @@ def test_the_linkage_of_several_chips_is_their_mean_distance():
     uneven = [np.vstack([embeddings(0.3), embeddings(0.5)]), embeddings(0.8)]
     assert merge_tracklets(uneven, [{0}, {1}], 0.4).tolist() == [0, 0]
     assert merge_tracklets(uneven, [{0}, {1}], 0.39).tolist() == [0, 1]
+
+
+# --- the distance matrix's memory bound -----------------------------------------------------------------------
+
+def test_pairwise_rows_keep_the_block_within_its_bytes():
+    # 10 vectors of 4 dimensions: one row of the block is 10 x 4 x 8 = 320 bytes.
+    assert tracking.pairwise_rows(10, 4, block_bytes=640) == 2
+    assert tracking.pairwise_rows(10, 4, block_bytes=639) == 1
+    assert tracking.pairwise_rows(10, 4, block_bytes=960) == 3
+    # Less than one row's bytes still computes one row at a time.
+    assert tracking.pairwise_rows(10, 4, block_bytes=319) == 1
+    assert tracking.pairwise_rows(10, 4, block_bytes=0) == 1
+    # No vectors: no division by zero (the block is then empty whatever its rows).
+    assert tracking.pairwise_rows(0, 128, block_bytes=100) == 100
+    # The default: 64 MB; 1,500 chips of 128 dimensions (1.5 MB a row) take 43 rows a block.
+    assert tracking.PAIRWISE_BLOCK_BYTES == 64 * 2 ** 20
+    assert tracking.pairwise_rows(1500, 128) == 43
+
+
+def test_pairwise_distances_by_blocks_are_the_unblocked_numbers():
+    # A 3-4-5 triangle, by hand: |(0,0)-(3,0)| = 3, |(0,0)-(3,4)| = 5, |(3,0)-(3,4)| = 4.
+    triangle = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 4.0]])
+    assert tracking.pairwise_distances(triangle, block_bytes=1).tolist() == [[0, 3, 5], [3, 0, 4], [5, 4, 0]]
+    vectors = np.random.default_rng(7).normal(size=(37, 128)).astype(np.float32)
+    whole = np.linalg.norm(vectors.astype(np.float64)[:, None, :] - vectors.astype(np.float64)[None, :, :], axis=2)
+    for block_bytes in (1, 37 * 128 * 8 * 5, 10 ** 9):         # one row, five rows (the last block 2), all at once
+        assert np.array_equal(tracking.pairwise_distances(vectors, block_bytes), whole)
+
+
+def test_pairwise_distances_go_by_blocks_of_the_rows_that_fit(monkeypatch):
+    # 10 vectors of 4 dimensions, 320 bytes a row: 640 bytes make 5 blocks of 2 rows; the default, one block.
+    shapes = []
+    norm = np.linalg.norm
+
+    def spy(x, *args, **kwargs):
+        shapes.append(x.shape)
+        return norm(x, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "norm", spy)
+    vectors = np.arange(40, dtype=np.float64).reshape(10, 4)
+    tracking.pairwise_distances(vectors, block_bytes=640)
+    assert shapes == [(2, 10, 4)] * 5
+    shapes.clear()
+    tracking.pairwise_distances(vectors)
+    assert shapes == [(10, 10, 4)]
