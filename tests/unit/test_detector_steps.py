@@ -1,6 +1,6 @@
 """How many frames a detector part takes through the pyramid at once (``mtcnn_fast.frames_per_step``): as
 many as fit in ``MAX_PIXELS_PER_STEP`` pixels, at least one. Arithmetic only; that the steps find the same
-rows as one call is tests/test_detector_equivalence.py's."""
+rows as one call is tests/models/test_detector_equivalence.py's."""
 
 from faceanalysis.pipeline import mtcnn_fast
 from faceanalysis.pipeline.mtcnn_fast import frames_per_step
