@@ -9,21 +9,16 @@ import numpy as np
 import pytest
 
 from age.distribution import LIFESPAN_BINS
-from age.person import UNSURE_SPREAD, PersonHead, log_age_spread
+from age.person import PersonHead
 
-
-def on_bin(age: float, logit: float = 50.0) -> np.ndarray:
-    """Age logits that put (nearly) all the mass on the bin of ``age``."""
-    logits = np.zeros(101)
-    logits[int(np.flatnonzero(LIFESPAN_BINS == age)[0])] = logit
-    return logits
+MEAN_BIN = (0.25 + 5050) / 101            # the mean of the lifespan bins 0.25, 1, ..., 100: 50.0025
 
 
 def head_file(tmp_path, **changes) -> SimpleNamespace:
-    """Two network features then two embedding values; the age head says 50 years whatever it reads, the gender
-    head reads the last embedding value only: p(female) = sigmoid(ln 3 * e2)."""
+    """Two network features then two embedding values; the age head knows nothing (uniform), the gender head
+    reads the last embedding value only: p(female) = sigmoid(ln 3 * e2)."""
     arrays = {"embedding_mean": np.zeros(4), "embedding_scale": np.ones(4), "age_bins": LIFESPAN_BINS,
-              "age_kind": np.str_("bins"), "age_coef": np.zeros((4, 101)), "age_intercept": on_bin(50),
+              "age_kind": np.str_("bins"), "age_coef": np.zeros((4, 101)), "age_intercept": np.zeros(101),
               "gender_coef": np.array([0.0, 0.0, 0.0, np.log(3)]), "gender_intercept": np.float64(0),
               "age_mix": np.float64(0.5), "gender_mix": np.float64(0.5), **changes}
     np.savez(tmp_path / "person.npz", **arrays)
@@ -40,8 +35,8 @@ def inputs(network_age: float, female: float) -> np.ndarray:
 def test_each_face_mixes_the_head_with_the_networks_and_reads_the_embedding_after_the_features(tmp_path):
     head = PersonHead(head_file(tmp_path), features=None)
     age, gender = head.run_each(np.stack([inputs(30, 0.0), inputs(60, 1.0)]), np.array([[0.0, 1.0], [0.0, 0.0]]))
-    # Age: half the head's 50, half the network's one bin.
-    assert head.expected_age(age) == pytest.approx([25 + 15, 25 + 30])
+    # Age: half uniform (mean 50.0025), half the network's one bin.
+    assert head.expected_age(age) == pytest.approx([0.5 * MEAN_BIN + 15, 0.5 * MEAN_BIN + 30])
     # Gender: head 0.75 (e2 = 1) mixed half and half with the network's 0 -> 0.375; head 0.5 with 1 -> 0.75.
     assert gender[:, 1] == pytest.approx([0.375, 0.75])
 
@@ -50,7 +45,7 @@ def test_the_person_is_the_mean_over_their_faces(tmp_path):
     head = PersonHead(head_file(tmp_path), features=None)
     age, gender = head.run(np.stack([inputs(30, 0.0), inputs(60, 1.0)]), np.array([[0.0, 1.0], [0.0, 0.0]]))
     assert age.shape == (101,) and age.sum() == pytest.approx(1.0)
-    assert head.expected_age(age[None])[0] == pytest.approx(25 + 22.5)
+    assert head.expected_age(age[None])[0] == pytest.approx(0.5 * MEAN_BIN + 22.5)
     assert gender == pytest.approx([1 - 0.5625, 0.5625])
 
 
@@ -66,32 +61,3 @@ def test_children_get_the_softened_gender(tmp_path):
                                 child_age=np.float64(5), child_temperature=np.float64(2.0)), features=None)
     _, gender = head.run_each(inputs(30, 0.0)[None], np.array([[0.0, 1.0]]))
     assert gender[0, 1] == pytest.approx(0.75)                                   # 5 is not under 5
-
-
-def two_bins(low: float, high: float) -> np.ndarray:
-    """Age logits that put half the mass on the bin of ``low`` and half on the bin of ``high``."""
-    return on_bin(low) + on_bin(high)
-
-
-def test_log_age_spread_by_hand():
-    one = np.zeros((1, 101))
-    one[0, 30] = 1
-    ends = np.zeros((1, 101))
-    ends[0, [0, 100]] = 0.5                      # 0.25 and 100 years: (ln 101 - ln 1.25) / 2
-    assert log_age_spread(one) == pytest.approx([0.0], abs=1e-7)
-    assert log_age_spread(ends) == pytest.approx([(np.log(101) - np.log(1.25)) / 2])
-
-
-@pytest.mark.parametrize("high, network_answers", [(23, False), (25, True)])
-def test_a_face_the_head_spreads_over_the_lifespan_gets_the_networks_age(tmp_path, high, network_answers):
-    # The head: half on 4 years, half on `high`; its spread is (ln(1 + high) - ln 5) / 2: 0.784 for 23 (kept,
-    # mixed half and half with the network's 30: (4 + 23) / 4 + 15 = 21.75), 0.824 for 25 (above 0.8: the
-    # network's 30 alone).
-    head = PersonHead(head_file(tmp_path, age_intercept=two_bins(4, high)), features=None)
-    age, gender = head.run_each(inputs(30, 0.0)[None], np.array([[0.0, 1.0]]))
-    assert head.expected_age(age) == pytest.approx([30.0 if network_answers else (4 + high) / 4 + 15])
-    assert gender[0, 1] == pytest.approx(0.375)            # gender is the head's mix either way
-
-
-def test_the_documented_unsure_spread():
-    assert UNSURE_SPREAD == 0.8
