@@ -34,6 +34,7 @@ from faceanalysis.writers.table import (
 )
 from faceanalysis.writers.v2 import v2_json
 from facecore.frames import SkippedFrame
+from facecore.labels import EXPRESSIONS, GENDERS
 
 # angry disgust fear happy sad surprise neutral
 EXPRESSION = np.array([0.0000031, 0.01, 0.02, 0.1234567, 0.8, 0.04, 0.0065402])
@@ -209,3 +210,37 @@ def test_the_comparison_sees_a_changed_column():
     changed = copy.deepcopy(result)
     changed.faces.person[0] = 2
     assert same(result, copy.deepcopy(result)) and not same(result, changed)
+
+
+# --- the columns' types, whatever the table holds -----------------------------------------------------------------
+
+def test_face_columns_have_their_documented_types_from_narrow_inputs():
+    # A table of int32 frames and ids, 0/1 bytes for primary and float32 values: every column still comes out
+    # int64, bool or float64, and the values are the same numbers.
+    table = faces()
+    narrow = FaceTable(frame=table.frame.astype(np.int32), frame_name=table.frame_name,
+                       boxes=table.boxes.astype(np.float32), confidence=np.array([0.5, 0.25, 0.75], np.float32),
+                       landmarks=table.landmarks, primary=table.primary.astype(np.uint8), age=table.age,
+                       age_years=table.age_years.astype(np.float32), gender=table.gender.astype(np.float32),
+                       expression=table.expression.astype(np.float32), person=table.person.astype(np.int32))
+    result = sequence()
+    columns = face_columns(SequenceResult(source=result.source, faces=narrow, summary=result.summary,
+                                          persons=result.persons, frames_without_face=(),
+                                          provenance=result.provenance), fps=10.0)
+    assert columns["frame"].dtype == np.int64 and columns["person"].dtype == np.int64
+    assert columns["primary"].dtype == bool and columns["primary"].tolist() == [True, True, False]
+    floats = ("x1", "y1", "x2", "y2", "confidence", "age", *GENDERS, *EXPRESSIONS)
+    assert {name: columns[name].dtype for name in floats} == {name: np.float64 for name in floats}
+    assert columns["confidence"].tolist() == [0.5, 0.25, 0.75] and columns["x1"].tolist() == [1.5, 3.0, 200.0]
+
+
+def test_a_person_row_spans_from_the_first_spans_start_to_the_last_spans_end():
+    result = sequence()
+    person = result.persons[0]
+    spread = Person(id=1, primary=True, summary=person.summary, frames_seen=14, mean_confidence=0.9,
+                    spans=((3, 7), (12, 20)))
+    row, = person_rows(SequenceResult(source=result.source, faces=result.faces, summary=result.summary,
+                                      persons=(spread,), frames_without_face=(), provenance=result.provenance),
+                       fps=10.0)
+    assert (row["first_frame"], row["last_frame"]) == (3, 20)
+    assert (row["first_seconds"], row["last_seconds"]) == (0.3, 2.0)
