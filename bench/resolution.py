@@ -190,9 +190,12 @@ def _ours_runner(overrides: dict):
                     "dominant": _dominant(p.summary.expression)} for p in result.persons]
         faces = result.faces
         small = int(((faces.boxes[:, 2] - faces.boxes[:, 0]) < 40).sum()) if len(faces) else 0
+        settings = result.provenance.settings
+        # A --baseline-tree from before the writers rework keeps the settings as a dict.
+        detect_max_side = settings["detect_max_side"] if isinstance(settings, dict) else settings.detect_max_side
         return {"frames": result.frames_read, "faces": len(faces), "faces_under_40": small,
                 "total_ms": result.timings_ms["total"], "stages_ms": {s: result.timings_ms.get(s, 0.0) for s in STAGES},
-                "persons": persons, "detection": result.provenance.settings.detect_max_side}
+                "persons": persons, "detection": detect_max_side}
 
     return run
 
