@@ -85,9 +85,13 @@ def client(analyzer, samples_dir):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """flaskMain.py as a user starts it, on a loopback port it binds itself; yields its base URL once ready."""
-    from bench.loadtest import serve
-    with serve(log_path=tmp_path_factory.mktemp("server") / "server.log") as running:
+    from service_process import Server
+    workdir = tmp_path_factory.mktemp("server")
+    running = Server(workdir / "data", workdir, None, "--threads", "4").start()
+    try:
         yield running.url
+    finally:
+        running.stop()
 
 
 HEAVY_FIXTURES = frozenset({"analyzer", "sample_results", "client", "server"})
