@@ -424,7 +424,7 @@ def pairwise_distances(vectors: np.ndarray, block_bytes: int = PAIRWISE_BLOCK_BY
     out = np.empty((count, count))
     step = pairwise_rows(count, vectors.shape[1], block_bytes)
     for start in range(0, count, step):
-        out[start:start + step] = np.linalg.norm(vectors[start:start + step, None, :] - vectors[None, :, :], axis=2)
+        out[start:start + step] = _distances(vectors[start:start + step], vectors)
     return out
 
 
