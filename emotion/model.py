@@ -9,7 +9,7 @@ Two networks, both 7 expressions in ``EXPRESSIONS`` order, both fed grey crops s
   ``training/expression.py``, ``weights/expression_vgg_v1.keras``).
 - ``expression_ferplus``: that network fine-tuned on the FER+ vote distributions of the same images, with
   video augmentation and a fitted softmax temperature (``training/ferplus.py``,
-  ``weights/expression_ferplus_v2.keras``).
+  ``weights/expression_ferplus_v3.keras``).
 
 The settings' ``expression`` picks ``mini-xception``, ``vgg``, ``ensemble`` (the mean of those two) or
 ``ferplus``, keyed

@@ -1,14 +1,16 @@
 """Fine-tune the project's expression CNN on the FER+ vote distributions and compare every expression choice.
 
     python -m training ferplus [--data ../shared/data/fer2013] [--cache ~/.cache/videoface] [--seed 0]
-                               [--epochs 4] [--frozen-blocks 2] [--score-now | --epoch N] [--ship]
+                               [--epochs 4] [--frozen-blocks 2] [--score-now | --epoch N | --average N N ...]
+                               [--ship]
 
 FER2013's single labels call many neutral faces sad or fear; FER+ (``ferplus.csv``, 10 annotators per image)
 does not. One data path, in order:
 
 1. The split is FER2013's (``training.data.fer2013_split``, the one the shipped VGG was trained with): the
    network learns on "fit"; the epoch kept is the one with the best FER+ majority accuracy on "select"
-   (``--epoch N`` scores another; shipping it is a choice made on "dev_choose"); the temperature and the
+   (``--epoch N`` scores another, ``--average N N ...`` the mean of several epochs' weights; shipping either
+   is a choice made on "dev_choose"); the temperature and the
    service's choice are made on "dev_choose"; "dev_report" and the whole dev only report.
 2. Targets are the FER+ vote distributions over the seven expressions (``training.data.ferplus_targets``:
    one-vote counts dropped, contempt / unknown / not_face votes left out, images most annotators put there
@@ -50,8 +52,8 @@ from training.shipping import WEIGHTS_DIR, command, ship
 
 log = logging.getLogger(__name__)
 
-SHIPPED_FILE = WEIGHTS_DIR / "expression_ferplus_v2.keras"
-SHIPPED_VERSION = "v2"
+SHIPPED_FILE = WEIGHTS_DIR / "expression_ferplus_v3.keras"
+SHIPPED_VERSION = "v3"
 SHIPPED_KEY = "expression_ferplus"
 START_FROM = WEIGHTS_DIR / "expression_vgg_v1.keras"
 SIZE = data.FER_SIZE
@@ -217,6 +219,36 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
                                     "learning_rate": learning_rate, "frozen_blocks": frozen_blocks,
                                     "seconds_this_run": round(time.perf_counter() - started, 1)}))
     return best
+
+
+def average_weights(networks: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """The element-wise mean of several networks' weights (each a list of arrays in the same order and shapes,
+    batch-norm statistics included). Epochs late in one run, near the end of the cosine decay, lie in one basin:
+    their mean is a network of the same cost that usually generalises a little better than either (Izmailov et
+    al. 2018, "Averaging weights leads to wider optima")."""
+    if not networks:
+        raise ValueError("no networks to average")
+    shapes = [[array.shape for array in weights] for weights in networks]
+    if any(other != shapes[0] for other in shapes[1:]):
+        raise ValueError("the networks to average differ in their weights' shapes")
+    return [np.mean(np.stack(arrays), axis=0, dtype=np.float64).astype(arrays[0].dtype)
+            for arrays in zip(*networks)]
+
+
+def averaged_network(run_dir: Path, epochs: list[int]) -> Path:
+    """``average_NN_MM.keras`` in ``run_dir``: the mean of the weights of ``epochNN.keras`` for each epoch."""
+    import keras
+    files = [run_dir / f"epoch{epoch:02d}.keras" for epoch in epochs]
+    missing = [str(file) for file in files if not file.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)}")
+    models = [keras.models.load_model(str(file), compile=False) for file in files]
+    averaged = models[0]
+    averaged.set_weights(average_weights([model.get_weights() for model in models]))
+    out = run_dir / ("average_" + "_".join(f"{epoch:02d}" for epoch in epochs) + ".keras")
+    averaged.save(str(out))
+    log.info("averaged epochs %s into %s", epochs, out.name)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- calibration
@@ -470,8 +502,13 @@ def main(argv: list[str]) -> int:
                         help="score this epoch of the run (epochNN.keras) instead of the best on select, without "
                              "training; its report is report_epochNN.json. With --ship, ship it: an epoch other "
                              "than the best on select is chosen on dev_choose, as the service's choice is")
+    parser.add_argument("--average", type=int, nargs="+", metavar="EPOCH",
+                        help="score the mean of these epochs' weights (average_NN_MM.keras; report_average_NN_MM"
+                             ".json), without training; with --ship, ship it, a choice made on dev_choose as --epoch's")
     parser.add_argument("--ship", action="store_true", help="copy the network to weights/ and update the manifest")
     args = parser.parse_args(argv)
+    if args.epoch is not None and args.average:
+        parser.error("--epoch and --average are two different networks: give one")
     if (problem := data.missing_labels(args.data)) is not None:
         print(problem, file=sys.stderr)
         return 2
@@ -486,6 +523,12 @@ def main(argv: list[str]) -> int:
         best = run_dir / f"epoch{args.epoch:02d}.keras"
         if not best.is_file():
             print(f"no {best}", file=sys.stderr)
+            return 2
+    elif args.average:
+        try:
+            best = averaged_network(run_dir, args.average)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
             return 2
     elif args.score_now:
         best = run_dir / "best.keras"
@@ -506,7 +549,8 @@ def main(argv: list[str]) -> int:
               "calibration": calibration, **result, "chosen": chosen(table),
               "finished": json.loads(finished.read_text()) if finished.exists() else None,
               "history": history.read_text(encoding="utf-8") if history.exists() else ""}
-    name = "report.json" if args.epoch is None else f"report_epoch{args.epoch:02d}.json"
+    name = ("report.json" if args.epoch is None and not args.average
+            else f"report_{best.stem}.json")
     (run_dir / name).write_text(json.dumps(report, indent=1), encoding="utf-8")
     if args.ship:
         ship_network(tempered_file, report, parts)

@@ -222,3 +222,46 @@ def test_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
     assert ferplus.main(["--epoch", "3", "--ship", "--data", str(fer), "--cache", str(cache)]) == 2
     assert "epoch03.keras" in capsys.readouterr().err
+
+
+def test_averaged_weights_are_the_element_wise_mean_in_each_arrays_type():
+    """Two networks of two arrays: kernel [1, 2] and [3, 6] average to [2, 4]; a float32 bias 0.1 and 0.4 to 0.25
+    (in float32); a third network's [5, 10] makes the kernel mean [3, 6]."""
+    first = [np.array([1.0, 2.0]), np.array([0.1], np.float32)]
+    second = [np.array([3.0, 6.0]), np.array([0.4], np.float32)]
+    kernel, bias = ferplus.average_weights([first, second])
+    assert kernel.tolist() == [2.0, 4.0]
+    assert bias.dtype == np.float32 and bias[0] == np.float32(0.25)
+    third = [np.array([5.0, 10.0]), np.array([0.1], np.float32)]
+    assert ferplus.average_weights([first, second, third])[0].tolist() == [3.0, 6.0]
+    assert ferplus.average_weights([first])[0].tolist() == [1.0, 2.0]
+
+
+def test_networks_of_other_shapes_or_none_are_not_averaged():
+    with pytest.raises(ValueError, match="differ"):
+        ferplus.average_weights([[np.zeros(2)], [np.zeros(3)]])
+    with pytest.raises(ValueError, match="differ"):
+        ferplus.average_weights([[np.zeros(2)], [np.zeros(2), np.zeros(1)]])
+    with pytest.raises(ValueError, match="no networks"):
+        ferplus.average_weights([])
+
+
+def test_an_average_of_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch):
+    """``--average 2 3`` with epoch03.keras absent stops with exit status 2 and names it; --epoch with --average is
+    refused as two different networks."""
+    cache = tmp_path / "cache"
+    run = cache / "expression_ferplus_seed0_e4_f2"
+    run.mkdir(parents=True)
+    (run / "epoch02.keras").write_bytes(b"")
+    fer = tmp_path / "fer"
+    fer.mkdir()
+    (fer / "ferplus.csv").write_text("")
+    monkeypatch.setattr(data, "missing_labels", lambda folder: None)
+    monkeypatch.setattr(data, "fer2013", lambda folder, cache: {"name": []})
+    monkeypatch.setattr(data, "ferplus_votes", lambda folder, names: None)
+    monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
+    assert ferplus.main(["--average", "2", "3", "--data", str(fer), "--cache", str(cache)]) == 2
+    error = capsys.readouterr().err
+    assert "epoch03.keras" in error and "epoch02.keras" not in error
+    with pytest.raises(SystemExit):
+        ferplus.main(["--average", "2", "3", "--epoch", "2", "--data", str(fer), "--cache", str(cache)])
