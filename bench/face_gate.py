@@ -9,6 +9,8 @@ matched to an ``unsure`` box it is left out. Printed per clip and overall, for e
 
 - ``sure``: detection confidence >= the gate's ``sure_confidence``;
 - ``sure|hog``: ... or the second opinion (dlib's HOG on the level crop) finds a face;
+- ``sure|cnn``: ... or the second look (dlib's CNN face detector on the same crop) finds one, asked here about every
+  detection ``sure|hog`` leaves (the service asks it about a few faces per tracklet without a sure face);
 - ``gate``: what ``FaceGate.check`` passes (geometry, detail, and the second opinion below sure_confidence);
 - ``kept``: geometry and detail only (what the gate lets into tracking; doubtful faces need a sure face in
   their person, ``persons.py``).
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceanalysis.pipeline.gate import PASSED, FaceGate
+from faceanalysis.pipeline.gate import PASSED, CnnOpinion, FaceGate
 from faceanalysis.pipeline.quality import measure, pose
 from faceanalysis.pipeline.tracking import SIGNATURE_CROP, iou
 
@@ -87,6 +89,7 @@ def main(argv=None) -> None:
     analyzer = FaceAnalyzer(device="cpu", min_confidence=args.min_confidence).prepare()
     gate = analyzer.gate or FaceGate()
     hog = analyzer._second_opinion
+    cnn = CnnOpinion(str(analyzer.weights["face_detector_cnn"].path))
     rows = defaultdict(list)
     for truth_file in sorted(args.truth.glob("*.boxes.csv")):
         clip_name = truth_file.name[:-len(".boxes.csv")]
@@ -108,6 +111,12 @@ def main(argv=None) -> None:
             quality = measure(detections.boxes, detections.landmarks, grey)
             agrees = hog(rgb, detections.frame, detections.boxes, detections.landmarks) if len(detections) \
                 else np.zeros(0, bool)
+            sure_or_hog = (detections.confidence >= gate.sure_confidence) | agrees
+            found = np.zeros(len(detections), bool)
+            if (~sure_or_hog).any():
+                rows_left = np.flatnonzero(~sure_or_hog)
+                found[rows_left] = cnn(rgb, detections.frame[rows_left], detections.boxes[rows_left],
+                                       detections.landmarks[rows_left])
             reason = gate.check(detections.boxes, detections.confidence, detections.landmarks, quality.sharpness,
                                 agrees)
             kept = gate.check(detections.boxes, np.ones(len(detections)), detections.landmarks,
@@ -121,6 +130,7 @@ def main(argv=None) -> None:
                     rows["label"].append(label)
                     rows["confidence"].append(float(detections.confidence[row]))
                     rows["hog"].append(bool(agrees[row]))
+                    rows["cnn"].append(bool(found[row]))
                     rows["gate"].append(reason[row] == PASSED)
                     rows["kept"].append(kept[row] == PASSED)
                     rows["size"].append(float(quality.size[row]))
@@ -133,7 +143,8 @@ def main(argv=None) -> None:
         np.savez(args.save, **data)
     known = data["label"] != "unsure"
     sure = data["confidence"] >= gate.sure_confidence
-    verdicts = {"sure": sure, "sure|hog": sure | data["hog"], "gate": data["gate"], "kept": data["kept"]}
+    verdicts = {"sure": sure, "sure|hog": sure | data["hog"], "sure|cnn": sure | data["hog"] | data["cnn"],
+                "gate": data["gate"], "kept": data["kept"]}
     print(f"{'clip':28s} {'verdict':9s} {'faces':>5s} {'non':>4s} {'precision':>9s} {'recall':>7s} {'non passed':>10s}")
     for clip in [*sorted(set(data["clip"].tolist())), "all"]:
         inside = known & ((data["clip"] == clip) if clip != "all" else True)

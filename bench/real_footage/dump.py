@@ -67,11 +67,22 @@ def answer_for(analyzer, clip: Path, max_frames: int = 10000) -> dict:
     return answer
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` as (field, value), the value read as JSON when it is JSON (numbers, true, false)."""
+    field, _, value = text.partition("=")
+    try:
+        return field, json.loads(value)
+    except json.JSONDecodeError:
+        return field, value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, required=True, help="the tree whose faceanalysis answers")
     parser.add_argument("--out", type=Path, required=True, help="folder for the answer JSONs")
     parser.add_argument("--max-frames", type=int, default=10000)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a setting other than its default (e.g. min_confidence=0.7), for comparing choices")
     parser.add_argument("clips", nargs="+", type=Path, help="video files (.mp4 .avi .mov .gif ...)")
     args = parser.parse_args(argv)
     checkout = args.checkout.resolve()
@@ -84,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(faceanalysis.__file__).resolve().is_relative_to(checkout):
         raise SystemExit(f"faceanalysis came from {faceanalysis.__file__}, not from {checkout}")
 
-    analyzer = FaceAnalyzer().prepare()
+    analyzer = FaceAnalyzer(**dict(_setting(text) for text in args.set)).prepare()
     commit = commit_of(checkout)
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in args.clips:
         answer = answer_for(analyzer, clip, args.max_frames)
         frames, seconds = answer["bench"]["frames"], answer["bench"]["seconds"]
-        answer["bench"].update(checkout=str(checkout), commit=commit,
+        answer["bench"].update(checkout=str(checkout), commit=commit, settings=args.set,
                                loadavg=Path("/proc/loadavg").read_text().split()[:3]
                                if Path("/proc/loadavg").exists() else None)
         (args.out / f"{clip.name}.json").write_text(json.dumps(answer))

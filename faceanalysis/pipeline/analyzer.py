@@ -32,7 +32,7 @@ from facecore.weights import load_manifest, resolve
 from . import persons as person_rules
 from .aggregate import AGGREGATORS
 from .detector import FaceDetector
-from .gate import BLANK, GEOMETRY, PASSED, FaceGate, HogOpinion
+from .gate import BLANK, GEOMETRY, PASSED, CnnOpinion, FaceGate, HogOpinion, SecondLook
 from .quality import measure
 from .registry import SharedModels, build_person_head, build_task_models, face_embedder
 from .result import FaceSummary, FaceTable, Person, Provenance, SequenceResult, SourceSummary, Unlisted
@@ -89,6 +89,7 @@ class FaceAnalyzer:
                                identity_distance=s.tracker_identity_distance)
         self.gate = FaceGate() if s.face_gate else None
         self._second_opinion: HogOpinion | None = None
+        self._second_look: CnnOpinion | None = None
         self.device: Device | None = None
         self.load_seconds = 0.0
         self.ready = False          # True once every model is loaded and warmed
@@ -119,6 +120,7 @@ class FaceAnalyzer:
                 part.prepare(self.device)
         if self.gate is not None and self.gate.second_opinion:
             self._second_opinion = HogOpinion()
+            self._second_look = CnnOpinion(str(self.weights["face_detector_cnn"].path))
         self._warm_up()
         self.load_seconds = time.perf_counter() - start
         self.ready = True
@@ -188,6 +190,8 @@ class FaceAnalyzer:
         timer = StageTimer()
         parts: list[_BatchFaces] = []
         tracking = self.tracker.start()
+        if self._second_opinion is not None and self._second_look is not None:
+            tracking.second_look = self._looks()
         chip_inputs: dict[int, np.ndarray] = {}      # face number -> the person head's inputs of a face kept as chip
         sizes: set[tuple[int, int]] = set()          # frame sizes read, for meta.detection
         started = time.perf_counter()
@@ -264,6 +268,9 @@ class FaceAnalyzer:
                 if self.person_head is not None and chip_inputs is not None and len(tracked.chip_rows):
                     inputs = self.person_head.face_inputs(faces)
                     chip_inputs.update(zip(tracked.chip_faces.tolist(), inputs[tracked.chip_rows]))
+            if tracking.second_look is not None and len(detections):
+                with timer("gate"):
+                    sure = self._look_again(faces, tracklets, sure, tracking.second_look)
         if as_persons and self.person_head is not None and len(detections):
             with timer("aggregate"):
                 outputs["age"], outputs["gender"] = self.person_head.run_each(
@@ -283,7 +290,9 @@ class FaceAnalyzer:
         detections = faces.detections
         agrees = None
         doubtful = self.gate.doubtful(detections.confidence)
-        if doubtful.any() and self._second_opinion is not None:
+        # With tracking the second opinions are asked after it, per tracklet (``_look_again``): here only without.
+        later = tracking is not None and tracking.second_look is not None
+        if doubtful.any() and self._second_opinion is not None and not later:
             agrees = np.zeros(len(detections), bool)
             agrees[doubtful] = self._second_opinion(faces.frames, detections.frame[doubtful],
                                                     detections.boxes[doubtful], detections.landmarks[doubtful])
@@ -302,6 +311,32 @@ class FaceAnalyzer:
         gated = FaceBatch(frames=faces.frames, detections=kept, whole_image_faces=faces.whole_image_faces)
         gated.cached(("grey", SIGNATURE_CROP, 0.0), lambda: grey[keep])
         return gated, quality.take(keep), sure
+
+    def _looks(self) -> tuple[SecondLook, SecondLook]:
+        """One analysis's second opinions, asked per tracklet after tracking, and only about tracklets with no
+        sure face yet: a person is listed on one sure face (``persons.MIN_SURE``), so once a tracklet has one,
+        asking about its other faces changes no answer. HOG (a few ms a crop) reads every doubtful face of such a
+        tracklet; the CNN (about 0.19 s) a few, from the tracklet's ``min_frames``-th face on, as a shorter
+        tracklet cannot make a person by itself and most tracklets of hands and hair are 1-3 faces long."""
+        sure: set[int] = set()
+        return (SecondLook(max_asks=1 << 30, ask_every=1, sure=sure),
+                SecondLook(self.gate.max_asks, self.gate.ask_every, first_ask=max(0, self.settings.min_frames - 1),
+                           sure=sure))
+
+    def _look_again(self, faces: FaceBatch, tracklets: np.ndarray, sure: np.ndarray,
+                    looks: tuple[SecondLook, SecondLook]) -> np.ndarray:
+        """``sure`` with the second opinions' answers for the doubtful faces the looks choose: HOG's, then the
+        CNN's (faces looking down or turned, which HOG does not find)."""
+        detections = faces.detections
+        sure = sure.copy()
+        for look, opinion in zip(looks, (self._second_opinion, self._second_look)):
+            rows = look.choose(tracklets, sure)
+            if not len(rows):
+                continue
+            agrees = opinion(faces.frames, detections.frame[rows], detections.boxes[rows], detections.landmarks[rows])
+            look.record(tracklets[rows], agrees)
+            sure[rows[agrees]] = True
+        return sure
 
     def _combine(self, read: SourceSummary, parts: list["_BatchFaces"], tracking: TrackingRun,
                  chip_inputs: dict[int, np.ndarray]):

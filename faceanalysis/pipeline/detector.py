@@ -28,6 +28,7 @@ import logging
 import cv2
 import numpy as np
 
+from faceanalysis.pipeline import mtcnn_fast
 from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
 from facecore.device import Device
 from facecore.faces import Detections
@@ -98,6 +99,15 @@ def map_back(rows: np.ndarray, scale_x: float, scale_y: float, width: int, heigh
     return rows
 
 
+def stage_thresholds(min_confidence: float) -> tuple[float, float, float]:
+    """MTCNN's P-Net, R-Net and O-Net thresholds for a final ``min_confidence``: the package's (0.6, 0.7, 0.8),
+    with R-Net's and O-Net's lowered to ``min_confidence`` when it is below them, so that a face the caller
+    would keep can get through the stages before it (O-Net's score is the detection's confidence). P-Net's
+    stays: lowering it multiplies the proposals R-Net must read."""
+    return (mtcnn_fast.THRESHOLD_PNET, min(mtcnn_fast.THRESHOLD_RNET, min_confidence),
+            min(mtcnn_fast.THRESHOLD_ONET, min_confidence))
+
+
 class FaceDetector:
     """MTCNN on onnxruntime (``mtcnn_fast``): the package's networks and weights, batched and compiled."""
     name = "mtcnn"
@@ -113,7 +123,7 @@ class FaceDetector:
     def describe(self, sizes: "set[tuple[int, int]] | None" = None) -> dict:
         """What detection used: the limit and, for each frame size seen, the size it was detected at."""
         out = {"name": self.name, "min_face_size": self.min_face_size, "min_confidence": self.min_confidence,
-               "max_side": self.max_side}
+               "stage_thresholds": list(stage_thresholds(self.min_confidence)), "max_side": self.max_side}
         if sizes is not None:
             out["sizes"] = [{"frame": [width, height],
                              "detected_at": list(working_size(width, height, self.max_side) or (width, height))}
@@ -125,7 +135,8 @@ class FaceDetector:
         from mtcnn.utils.tensorflow import load_weights
 
         weights = [load_weights(str(weight.path)) for weight in self.files]
-        self._mtcnn = FastMTCNN(*weights, providers=device.ort_providers, tf_device=device.tf_device)
+        self._mtcnn = FastMTCNN(*weights, providers=device.ort_providers, tf_device=device.tf_device,
+                                thresholds=stage_thresholds(self.min_confidence))
         log.info("MTCNN runs on onnxruntime %s", self._mtcnn.providers)
 
     def run(self, frames: list[np.ndarray]) -> Detections:

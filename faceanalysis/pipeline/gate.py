@@ -15,6 +15,12 @@ persons are formed", says on which labelled detections it was chosen):
 - ``doubtful``: neither. On the labelled clips every hand, watch, mug and wall MTCNN boxed is doubtful, and so
   are some real faces (blurred, looking down, small).
 
+A **second look** (``SecondLook``, ``CnnOpinion``) then asks dlib's CNN face detector (the MMOD model of
+``face-recognition-models``), which was trained on faces in many poses, about a few doubtful faces of each
+tracklet that has no sure face yet: HOG is a frontal detector and misses faces looking down or turned, but the
+CNN costs about 0.1-0.2 s a crop on a CPU, so it reads at most ``max_asks`` faces of a tracklet, ``ask_every``
+of its faces apart, from its ``min_frames``-th face on, and none once the tracklet has a sure face.
+
 Rejected detections are dropped before tracking (``meta.faces_rejected`` counts them). Doubtful ones are tracked
 and answered like the others (a face blurred by motion in the middle of a track is still that person's), but a
 person is listed only with at least one sure face (``persons.listed``): a track that is doubtful in every frame
@@ -34,6 +40,7 @@ from .quality import pose
 PASSED, GEOMETRY, BLANK, DOUBTFUL = "face", "geometry", "blank", "doubtful"
 HOG_CROP = 160            # pixels: the crop the second opinion reads (dlib's HOG window is 80 px)
 HOG_MARGIN = 0.25         # share of the box side added around it, so the HOG window sees the whole face
+CNN_CROP = 160            # pixels: the crop the CNN opinion reads (same crop as HOG's; its window is 80 px)
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,15 @@ class FaceGate:
     min_sharpness: float = 15.0         # Laplacian variance of the 48 px grey crop
     sure_confidence: float = 0.99       # at or above: no second opinion needed
     second_opinion: bool = True
+    max_asks: int = 3                   # the CNN's second look: doubtful faces read per tracklet, at most
+    ask_every: int = 5                  # ... this many of the tracklet's faces apart
 
     def describe(self) -> dict:
         return {"min_mouth_height": self.min_mouth_height, "max_mouth_height": self.max_mouth_height,
                 "eye_share": list(self.eye_share), "max_yaw": self.max_yaw, "min_sharpness": self.min_sharpness,
-                "sure_confidence": self.sure_confidence, "second_opinion": self.second_opinion}
+                "sure_confidence": self.sure_confidence, "second_opinion": self.second_opinion,
+                "second_look": {"max_asks": self.max_asks, "ask_every": self.ask_every} if self.second_opinion
+                else None}
 
     def check(self, boxes: np.ndarray, confidence: np.ndarray, landmarks: np.ndarray, sharpness: np.ndarray,
               agrees: np.ndarray | None = None) -> np.ndarray:
@@ -104,6 +115,68 @@ class HogOpinion:
             crop = crop_around(frames[int(index)], box, HOG_MARGIN, HOG_CROP, rolls[row])
             out[row] = len(self._detector(crop, 0)) > 0
         return out
+
+
+class CnnOpinion:
+    """dlib's CNN (MMOD) face detector, of ``face-recognition-models``, on the same level crop as ``HogOpinion``:
+    the second look at doubtful faces HOG did not find (faces looking down or turned)."""
+
+    def __init__(self, model_path: str) -> None:
+        import dlib
+
+        self._detector = dlib.cnn_face_detection_model_v1(model_path)
+
+    def __call__(self, frames: list[np.ndarray], frame_of: np.ndarray, boxes: np.ndarray,
+                 landmarks: np.ndarray | None = None) -> np.ndarray:
+        """True per box where the CNN finds a face in the crop around it."""
+        out = np.zeros(len(boxes), bool)
+        rolls = roll(landmarks) if landmarks is not None else np.zeros(len(boxes))
+        for row, (index, box) in enumerate(zip(frame_of, boxes)):
+            crop = crop_around(frames[int(index)], box, HOG_MARGIN, CNN_CROP, rolls[row])
+            out[row] = len(self._detector(crop, 0)) > 0
+        return out
+
+
+class SecondLook:
+    """Which doubtful faces of one analysis the CNN opinion reads: per tracklet, while it has no sure face, its
+    first doubtful face from its ``first_ask``-th face on (counted from 0: a tracklet shorter than that is never
+    asked about, as a person needs ``min_frames`` faces anyway, and most tracklets of hands and hair are 1-3
+    faces long), then one at least ``ask_every`` of its faces later, at most ``max_asks`` in all. Feed the
+    batches in order (``choose``, then ``record`` with the answers)."""
+
+    def __init__(self, max_asks: int, ask_every: int, first_ask: int = 0, sure: set[int] | None = None) -> None:
+        self.max_asks = max_asks
+        self.ask_every = ask_every
+        self.first_ask = first_ask
+        self.asked = 0                              # faces read in this analysis
+        self._faces: dict[int, int] = {}            # tracklet -> its faces so far
+        self._next: dict[int, int] = {}             # tracklet -> the face count from which it may be asked again
+        self._asks: dict[int, int] = {}             # tracklet -> faces asked about
+        # Tracklets with a sure face; two looks given the same set skip what either made sure.
+        self._sure: set[int] = sure if sure is not None else set()
+
+    def choose(self, tracklets: np.ndarray, sure: np.ndarray) -> np.ndarray:
+        """The rows (faces of this batch, in order) to ask about."""
+        chosen = []
+        for row, (tracklet, is_sure) in enumerate(zip(np.asarray(tracklets).tolist(), np.asarray(sure).tolist())):
+            count = self._faces.get(tracklet, 0)
+            self._faces[tracklet] = count + 1
+            if is_sure:
+                self._sure.add(tracklet)
+                continue
+            if (tracklet in self._sure or self._asks.get(tracklet, 0) >= self.max_asks
+                    or count < self._next.get(tracklet, self.first_ask)):
+                continue
+            chosen.append(row)
+            self._asks[tracklet] = self._asks.get(tracklet, 0) + 1
+            self._next[tracklet] = count + self.ask_every
+        self.asked += len(chosen)
+        return np.asarray(chosen, np.int64)
+
+    def record(self, tracklets: np.ndarray, agrees: np.ndarray) -> None:
+        """The CNN's answers for the chosen faces' tracklets: a face found makes its tracklet sure."""
+        self._sure.update(int(t) for t, yes in zip(np.asarray(tracklets).tolist(), np.asarray(agrees).tolist())
+                          if yes)
 
 
 def roll(landmarks: np.ndarray) -> np.ndarray:

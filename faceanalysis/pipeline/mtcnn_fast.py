@@ -232,6 +232,16 @@ def nms_per_image(rows: np.ndarray, threshold: float, method: str = "union", ini
     return np.concatenate(kept, axis=0)
 
 
+def with_added(kept: np.ndarray, extra: np.ndarray, threshold: float, method: str) -> np.ndarray:
+    """``kept`` rows (already suppressed among themselves) as they are, plus the ``extra`` rows that neither a kept
+    row nor a higher-scored extra row overlaps by more than ``threshold``; per image the kept rows first."""
+    if not len(extra):
+        return kept
+    # Kept boxes do not overlap one another, so putting them first and suppressing in that order drops none of
+    # them, whatever the extra boxes' scores.
+    return nms_per_image(np.concatenate([kept, sort_by_score(extra)]), threshold, method=method, initial_sort=False)
+
+
 def to_square(rows: np.ndarray) -> np.ndarray:
     """``resize_to_square``: grow the short side about the centre."""
     rows = rows.copy()
@@ -378,8 +388,14 @@ class FastMTCNN:
 
     def __init__(self, pnet_weights: list, rnet_weights: list, onet_weights: list,
                  providers: tuple = ("CPUExecutionProvider",), tf_device: str = "CPU:0",
-                 threads: int | None = None, workers: int | None = None) -> None:
+                 threads: int | None = None, workers: int | None = None,
+                 thresholds: tuple[float, float, float] | None = None) -> None:
         import onnxruntime as ort
+
+        # P-Net, R-Net and O-Net's score thresholds: the package's unless given (read here, not at import, so
+        # that the labelling tool's permissive detector can lower the module's values first).
+        self.thresholds = tuple(thresholds) if thresholds is not None else (
+            THRESHOLD_PNET, THRESHOLD_RNET, THRESHOLD_ONET)
 
         on_cpu = list(providers)[0] == "CPUExecutionProvider"
         cores = os.cpu_count() or 1
@@ -459,7 +475,7 @@ class FastMTCNN:
         if len(rows):
             rows = self._stage_rnet(normalized, rows)
         if len(rows):
-            rows = self._stage_onet(normalized, rows)
+            rows = self._stage_onet(normalized, rows, rows[:, 5] > THRESHOLD_RNET)
         if not len(rows):
             return np.empty((0, 16))
         # limit_bboxes(fit_to_image=True, limit_landmarks=False)
@@ -496,7 +512,7 @@ class FastMTCNN:
             level = levels.pop(0)
             step = max(1, MAX_PIXELS_PER_CALL // (level.shape[1] * level.shape[2]))
             reg, prob = _run_chunked(self._pnet, ["reg", "prob"], level, step)
-            rows = pnet_proposals(reg, prob, scale, THRESHOLD_PNET)
+            rows = pnet_proposals(reg, prob, scale, self.thresholds[0])
             per_level.append(nms_per_image(rows, NMS_PNET_LEVEL, initial_sort=False))
         rows = np.concatenate(per_level, axis=0)
         return to_square(nms_per_image(rows, NMS_PNET_ALL))
@@ -507,10 +523,16 @@ class FastMTCNN:
         rows = rows.copy()
         rows[:, 5] = prob[:, 1]
         rows = refine(rows, reg)
-        rows = rows[rows[:, 5] > THRESHOLD_RNET]
+        rows = rows[rows[:, 5] > self.thresholds[1]]
         return to_square(nms_per_image(rows, NMS_RNET))
 
-    def _stage_onet(self, normalized: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def _stage_onet(self, normalized: np.ndarray, rows: np.ndarray, standard: np.ndarray) -> np.ndarray:
+        """O-Net over R-Net's boxes. ``standard``: the boxes that passed R-Net's own threshold. With the package's
+        thresholds that is every box. With lower ones, the boxes that pass both stages' own thresholds are
+        suppressed among themselves exactly as the package does, and the others are added only where none of
+        those overlaps them: lowering the thresholds adds faces and never moves one the package finds.
+        (R-Net's suppression needs no such care: a box is dropped only for a higher-scored one, and every box
+        scored above R-Net's own threshold is higher than every box added below it.)"""
         reg, landmarks, prob = _run_chunked(self._onet, ["reg", "landmarks", "prob"],
                                             crop_and_resize(normalized, rows, 48), MAX_PATCHES_PER_CALL)
         # adjust_landmarks writes float64 results back into the float32 network output: keep that rounding.
@@ -522,5 +544,6 @@ class FastMTCNN:
         rows = rows.copy()
         rows[:, 5] = prob[:, 1]
         rows = np.concatenate([refine(rows, reg), landmarks], axis=-1)
-        rows = rows[rows[:, 5] > THRESHOLD_ONET]
-        return nms_per_image(rows, NMS_ONET, method="min")
+        found = standard & (rows[:, 5] > THRESHOLD_ONET)
+        kept = nms_per_image(rows[found], NMS_ONET, method="min")
+        return with_added(kept, rows[~found & (rows[:, 5] > self.thresholds[2])], NMS_ONET, "min")

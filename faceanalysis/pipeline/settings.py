@@ -38,7 +38,11 @@ class Settings:
     batch_size: int = 16               # frames per detector / network call
     device: str = "auto"               # auto: the GPU when TensorFlow / onnxruntime see one
     min_face_size: int = 20            # pixels; MTCNN's smallest face
-    min_confidence: float = 0.9        # detections below are dropped
+    # Detections below are dropped; below MTCNN's own R-Net / O-Net thresholds (0.7, 0.8) it lowers them too
+    # (detector.stage_thresholds). 0.6, not 0.9: faces looking down, turned or blurred score 0.6-0.9, and on the
+    # labelled clips 0.6 found 20 of 37 of the arm-wrestling teen's faces (0.9: 5) and 35 of 54 of the bedroom
+    # children's (0.9: 19). What else it boxes (hands, hair) the face gate keeps out of the listed persons.
+    min_confidence: float = 0.6
     # MTCNN runs on the frame scaled so that its long side is at most this many pixels (0: on the full frame);
     # boxes and landmarks are mapped back and the models crop from the full frame. A face under
     # min_face_size * long side / detect_max_side pixels is then not found. 1280: up to 1280x720 nothing changes;

@@ -131,6 +131,7 @@ class TrackingRun:
         self._faces = 0                    # faces given to ``add`` so far: the number of the batch's first face
         self._kept: list[int] = []         # rows of the current batch kept as chips (``add``)
         self.rejected: dict[str, int] = {}          # the face gate's reason -> detections it rejected
+        self.second_look = None            # the face gate's second look of this analysis (gate.SecondLook), if any
 
     def add(self, faces, quality: np.ndarray | None = None) -> Tracked:
         """The tracklet of each face of the next batch of analysed frames (a ``FaceBatch`` with its shapes), and

@@ -196,3 +196,22 @@ def test_steps_of_a_part_give_the_same_rows(frames, fast, monkeypatch):
     stepped = fast._mtcnn._detect(batch, 20)
     assert len(batch) > 3 and len(set(whole[:, 0].astype(int))) > 3
     np.testing.assert_array_equal(stepped, whole)
+
+
+def test_a_lower_min_confidence_adds_boxes_and_moves_none(weights, frames):
+    """With min_confidence 0.6 R-Net's and O-Net's thresholds come down to 0.6 (detector.stage_thresholds), but
+    only to add boxes: every row the detector gives at 0.9 is among the 0.6 rows, bit for bit, on every sample and
+    benchmark frame."""
+    strict, low = FaceDetector(*weights, min_confidence=0.9), FaceDetector(*weights, min_confidence=0.6)
+    for detector in (strict, low):
+        detector.prepare(select_device("cpu"))
+    names = sorted(frames)
+    for start in range(0, len(names), BATCH):
+        batch = [frames[name] for name in names[start:start + BATCH]]
+        found, more = strict.run(batch), low.run(batch)
+        assert len(more) >= len(found)
+        for index in range(len(found)):
+            same = ((more.frame == found.frame[index]) & (more.boxes == found.boxes[index]).all(axis=1)
+                    & (more.landmarks == found.landmarks[index]).reshape(len(more), -1).all(axis=1)
+                    & (more.confidence == found.confidence[index]))
+            assert same.sum() == 1, f"{names[start + int(found.frame[index])]}: a 0.9 face moved at 0.6"

@@ -17,7 +17,7 @@ def test_defaults_are_the_shipped_models():
     settings = Settings()
     assert (settings.age_gender, settings.expression, settings.aggregator) == ("lifespan", "ferplus",
                                                                                    "confidence_weighted_mean")
-    assert (settings.batch_size, settings.min_face_size, settings.min_confidence) == (16, 20, 0.9)
+    assert (settings.batch_size, settings.min_face_size, settings.min_confidence) == (16, 20, 0.6)
     assert (settings.tracker_min_iou, settings.tracker_max_gap) == (0.3, 5)
     assert (settings.expression_box_margin, settings.expression_crop_margin, settings.expression_flip) == (0, 0, True)
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from faceanalysis.pipeline import persons, quality
-from faceanalysis.pipeline.gate import BLANK, DOUBTFUL, GEOMETRY, PASSED, FaceGate, crop_around
+from faceanalysis.pipeline.detector import stage_thresholds
+from faceanalysis.pipeline.gate import BLANK, DOUBTFUL, GEOMETRY, PASSED, FaceGate, SecondLook, crop_around
 from faceanalysis.pipeline.quality import FLOOR, QualityRules, pose, ramp
 from faceanalysis.pipeline.tracking import Span, Tracker, handovers
 from test_tracking import FACE_A, FakeBatch, box, scene
@@ -103,6 +104,48 @@ def test_the_crop_for_the_second_opinion_is_the_box_with_its_margin():
 
 
 # --- per-face quality ---------------------------------------------------------------------------------------------
+
+def test_the_second_look_asks_a_tracklets_first_doubtful_face_then_every_fifth():
+    """One tracklet (7), doubtful in 12 faces: asked at its faces 0, 5 and 10, the third ask being the last."""
+    look = SecondLook(max_asks=3, ask_every=5)
+    rows = look.choose(np.full(12, 7), np.zeros(12, bool))
+    assert rows.tolist() == [0, 5, 10] and look.asked == 3
+    # max_asks reached: its next faces are not asked about, however far apart
+    assert look.choose(np.full(10, 7), np.zeros(10, bool)).tolist() == []
+
+
+def test_the_ask_spacing_counts_the_tracklets_faces_across_batches():
+    """Faces 0-3 in one batch (asked at 0), 4 in the next: not asked (4 < 0 + 5); face 5, in a third: asked."""
+    look = SecondLook(max_asks=3, ask_every=5)
+    assert look.choose(np.full(4, 1), np.zeros(4, bool)).tolist() == [0]
+    assert look.choose(np.array([1]), np.array([False])).tolist() == []
+    assert look.choose(np.array([1]), np.array([False])).tolist() == [0]
+
+
+def test_a_tracklet_with_a_sure_face_is_not_asked_about():
+    """Tracklet 2's first face is sure: its later doubtful faces are not asked; tracklet 3 beside it is."""
+    look = SecondLook(max_asks=3, ask_every=1)
+    rows = look.choose(np.array([2, 3, 2, 3]), np.array([True, False, False, False]))
+    assert rows.tolist() == [1, 3]
+
+
+def test_a_face_the_cnn_finds_makes_its_tracklet_sure():
+    look = SecondLook(max_asks=3, ask_every=1)
+    assert look.choose(np.array([4, 5]), np.array([False, False])).tolist() == [0, 1]
+    look.record(np.array([4, 5]), np.array([True, False]))
+    assert look.choose(np.array([4, 5]), np.array([False, False])).tolist() == [1]
+
+
+@pytest.mark.parametrize("min_confidence, expected", [
+    (0.9, (0.6, 0.7, 0.8)),          # above both: the package's thresholds
+    (0.8, (0.6, 0.7, 0.8)),          # O-Net's own
+    (0.75, (0.6, 0.7, 0.75)),        # between: O-Net lowered only
+    (0.6, (0.6, 0.6, 0.6)),          # R-Net and O-Net lowered; P-Net never
+    (0.5, (0.6, 0.5, 0.5)),
+])
+def test_a_lower_min_confidence_lowers_r_net_and_o_net_not_p_net(min_confidence, expected):
+    assert stage_thresholds(min_confidence) == pytest.approx(expected)
+
 
 def test_ramp_runs_from_the_floor_at_bad_to_one_at_good():
     assert ramp(np.array([10.0, 20.0, 40.0, 60.0, 90.0]), 20.0, 60.0).tolist() == pytest.approx(
@@ -325,3 +368,11 @@ def test_faces_far_apart_on_average_but_alike_in_one_pair_do_not_clearly_differ(
 def test_the_distance_counts_the_vertical_offset(y, continued):
     spans = [Span(0, 10, square(0), square(0)), Span(12, 20, square(0) + [0, y, 0, y], square(0) + [0, y, 0, y])]
     assert chain(spans) == ([0, 0] if continued else [0, 1])
+
+
+def test_a_tracklet_is_asked_about_only_from_its_first_ask_th_face():
+    """first_ask 4 (min_frames 5): faces 0-3 of tracklet 9 are not asked about, face 4 is, then face 9; a tracklet
+    of 4 faces never is."""
+    look = SecondLook(max_asks=3, ask_every=5, first_ask=4)
+    assert look.choose(np.full(10, 9), np.zeros(10, bool)).tolist() == [4, 9]
+    assert look.choose(np.full(4, 8), np.zeros(4, bool)).tolist() == []
