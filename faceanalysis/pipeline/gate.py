@@ -15,11 +15,14 @@ persons are formed", says on which labelled detections it was chosen):
 - ``doubtful``: neither. On the labelled clips every hand, watch, mug and wall MTCNN boxed is doubtful, and so
   are some real faces (blurred, looking down, small).
 
-A **second look** (``SecondLook``, ``CnnOpinion``) then asks dlib's CNN face detector (the MMOD model of
-``face-recognition-models``), which was trained on faces in many poses, about a few doubtful faces of each
-tracklet that has no sure face yet: HOG is a frontal detector and misses faces looking down or turned, but the
-CNN costs about 0.1-0.2 s a crop on a CPU, so it reads at most ``max_asks`` faces of a tracklet, ``ask_every``
-of its faces apart, from its ``min_frames``-th face on, and none once the tracklet has a sure face.
+When the faces are tracked (videos, folders), the second opinions are asked after tracking, per tracklet
+(``SecondLook``; ``FaceAnalyzer._looks``), and only about tracklets with no sure face yet: a person is listed on
+one sure face, so asking about the rest of a sure tracklet would change no answer. HOG then reads every doubtful
+face of such a tracklet. A **second look** follows: dlib's CNN face detector (``CnnOpinion``, the MMOD model of
+``face-recognition-models``), trained on faces in many poses, where HOG, a frontal detector, misses faces looking
+down or turned. It costs about 0.19 s a crop on a CPU core, so it reads at most ``max_asks`` faces of a tracklet,
+``ask_every`` of its faces apart, from its ``min_frames``-th face on. Without tracking (single photos) HOG is
+asked about every doubtful detection at once, and the CNN is not asked.
 
 Rejected detections are dropped before tracking (``meta.faces_rejected`` counts them). Doubtful ones are tracked
 and answered like the others (a face blurred by motion in the middle of a track is still that person's), but a
