@@ -100,44 +100,49 @@ class FaceGate:
         return self.second_opinion & (np.asarray(confidence, np.float64) < self.sure_confidence)
 
 
-class HogOpinion:
-    """dlib's HOG frontal face detector (``dlib.get_frontal_face_detector()``: the model is inside dlib) on the
-    crop around a box, turned so that the eyes are level: the second opinion on doubtful detections."""
+class _CropOpinion:
+    """A second opinion read on the crop around each box, turned so that the eyes are level: ``_finds`` says
+    whether the detector finds a face in one crop of ``crop_size`` pixels."""
+    crop_size = HOG_CROP
+
+    def __call__(self, frames: list[np.ndarray], frame_of: np.ndarray, boxes: np.ndarray,
+                 landmarks: np.ndarray | None = None) -> np.ndarray:
+        """True per box where a face is found in the crop around it."""
+        out = np.zeros(len(boxes), bool)
+        rolls = roll(landmarks) if landmarks is not None else np.zeros(len(boxes))
+        for row, (index, box) in enumerate(zip(frame_of, boxes)):
+            out[row] = self._finds(crop_around(frames[int(index)], box, HOG_MARGIN, self.crop_size, rolls[row]))
+        return out
+
+    def _finds(self, crop: np.ndarray) -> bool:
+        raise NotImplementedError
+
+
+class HogOpinion(_CropOpinion):
+    """dlib's HOG frontal face detector (``dlib.get_frontal_face_detector()``: the model is inside dlib): the
+    second opinion on doubtful detections."""
 
     def __init__(self) -> None:
         import dlib
 
         self._detector = dlib.get_frontal_face_detector()
 
-    def __call__(self, frames: list[np.ndarray], frame_of: np.ndarray, boxes: np.ndarray,
-                 landmarks: np.ndarray | None = None) -> np.ndarray:
-        """True per box where a HOG face is found in the crop around it."""
-        out = np.zeros(len(boxes), bool)
-        rolls = roll(landmarks) if landmarks is not None else np.zeros(len(boxes))
-        for row, (index, box) in enumerate(zip(frame_of, boxes)):
-            crop = crop_around(frames[int(index)], box, HOG_MARGIN, HOG_CROP, rolls[row])
-            out[row] = len(self._detector(crop, 0)) > 0
-        return out
+    def _finds(self, crop: np.ndarray) -> bool:
+        return len(self._detector(crop, 0)) > 0
 
 
-class CnnOpinion:
+class CnnOpinion(_CropOpinion):
     """dlib's CNN (MMOD) face detector, of ``face-recognition-models``, on the same level crop as ``HogOpinion``:
     the second look at doubtful faces HOG did not find (faces looking down or turned)."""
+    crop_size = CNN_CROP
 
     def __init__(self, model_path: str) -> None:
         import dlib
 
         self._detector = dlib.cnn_face_detection_model_v1(model_path)
 
-    def __call__(self, frames: list[np.ndarray], frame_of: np.ndarray, boxes: np.ndarray,
-                 landmarks: np.ndarray | None = None) -> np.ndarray:
-        """True per box where the CNN finds a face in the crop around it."""
-        out = np.zeros(len(boxes), bool)
-        rolls = roll(landmarks) if landmarks is not None else np.zeros(len(boxes))
-        for row, (index, box) in enumerate(zip(frame_of, boxes)):
-            crop = crop_around(frames[int(index)], box, HOG_MARGIN, CNN_CROP, rolls[row])
-            out[row] = len(self._detector(crop, 0)) > 0
-        return out
+    def _finds(self, crop: np.ndarray) -> bool:
+        return len(self._detector(crop, 0)) > 0
 
 
 class SecondLook:

@@ -13,13 +13,18 @@ from bench.real_footage.metrics import score_clip
 CLIP = SHARED_CLIPS / "walking_three.gif"
 
 
+def answered_and_scored(request, clip) -> tuple[dict, dict]:
+    """The analyzer's answer on a shared clip and its scores against the truth; skips when the clip is absent."""
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent (the shared clips sit beside the checkout)")
+    # The models are loaded only when the clip is there.
+    answer = answer_for(request.getfixturevalue("analyzer"), clip)
+    return answer, score_clip(truth_files.load(clip.name), answer)
+
+
 @pytest.fixture(scope="module")
 def walking(request):
-    if not CLIP.is_file():
-        pytest.skip(f"{CLIP} is absent (the shared clips sit beside the checkout)")
-    # The models are loaded only when the clip is there.
-    analyzer = request.getfixturevalue("analyzer")
-    return score_clip(truth_files.load(CLIP.name), answer_for(analyzer, CLIP))
+    return answered_and_scored(request, CLIP)[1]
 
 
 def test_three_people_walking_are_three_persons_and_no_phantom(walking):
@@ -42,11 +47,7 @@ ARMWRESTLING = SHARED_CLIPS / "armwrestling.mp4"
 
 @pytest.fixture(scope="module")
 def armwrestling(request):
-    if not ARMWRESTLING.is_file():
-        pytest.skip(f"{ARMWRESTLING} is absent (the shared clips sit beside the checkout)")
-    analyzer = request.getfixturevalue("analyzer")
-    answer = answer_for(analyzer, ARMWRESTLING)
-    return answer, score_clip(truth_files.load(ARMWRESTLING.name), answer)
+    return answered_and_scored(request, ARMWRESTLING)
 
 
 def test_a_teen_seen_in_profile_under_a_cap_is_found_and_listed_on_his_own_evidence(armwrestling):

@@ -205,9 +205,10 @@ def test_each_timed_model_makes_its_own_crops():
 
 
 
-def test_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch):
-    """``--epoch N`` scores the run's epochNN.keras: absent, the run stops with exit status 2 and says which file,
-    before anything is scored or shipped."""
+@pytest.fixture()
+def run_with_epoch_2(tmp_path, monkeypatch) -> list[str]:
+    """A run folder holding only epoch02.keras, with stand-ins for the research data (the run reaches the choice of
+    the network file); the ``--data`` and ``--cache`` arguments that point at them."""
     cache = tmp_path / "cache"
     run = cache / "expression_ferplus_seed0_e4_f2"
     run.mkdir(parents=True)
@@ -215,12 +216,17 @@ def test_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch)
     fer = tmp_path / "fer"
     fer.mkdir()
     (fer / "ferplus.csv").write_text("")
-    # stand-ins for the research data: the run reaches the choice of the network file
     monkeypatch.setattr(data, "missing_labels", lambda folder: None)
     monkeypatch.setattr(data, "fer2013", lambda folder, cache: {"name": []})
     monkeypatch.setattr(data, "ferplus_votes", lambda folder, names: None)
     monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
-    assert ferplus.main(["--epoch", "3", "--ship", "--data", str(fer), "--cache", str(cache)]) == 2
+    return ["--data", str(fer), "--cache", str(cache)]
+
+
+def test_an_epoch_that_is_not_there_stops_the_run(run_with_epoch_2, capsys):
+    """``--epoch N`` scores the run's epochNN.keras: absent, the run stops with exit status 2 and says which file,
+    before anything is scored or shipped."""
+    assert ferplus.main(["--epoch", "3", "--ship", *run_with_epoch_2]) == 2
     assert "epoch03.keras" in capsys.readouterr().err
 
 
@@ -246,22 +252,11 @@ def test_networks_of_other_shapes_or_none_are_not_averaged():
         ferplus.average_weights([])
 
 
-def test_an_average_of_an_epoch_that_is_not_there_stops_the_run(tmp_path, capsys, monkeypatch):
+def test_an_average_of_an_epoch_that_is_not_there_stops_the_run(run_with_epoch_2, capsys):
     """``--average 2 3`` with epoch03.keras absent stops with exit status 2 and names it; --epoch with --average is
     refused as two different networks."""
-    cache = tmp_path / "cache"
-    run = cache / "expression_ferplus_seed0_e4_f2"
-    run.mkdir(parents=True)
-    (run / "epoch02.keras").write_bytes(b"")
-    fer = tmp_path / "fer"
-    fer.mkdir()
-    (fer / "ferplus.csv").write_text("")
-    monkeypatch.setattr(data, "missing_labels", lambda folder: None)
-    monkeypatch.setattr(data, "fer2013", lambda folder, cache: {"name": []})
-    monkeypatch.setattr(data, "ferplus_votes", lambda folder, names: None)
-    monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
-    assert ferplus.main(["--average", "2", "3", "--data", str(fer), "--cache", str(cache)]) == 2
+    assert ferplus.main(["--average", "2", "3", *run_with_epoch_2]) == 2
     error = capsys.readouterr().err
     assert "epoch03.keras" in error and "epoch02.keras" not in error
     with pytest.raises(SystemExit):
-        ferplus.main(["--average", "2", "3", "--epoch", "2", "--data", str(fer), "--cache", str(cache)])
+        ferplus.main(["--average", "2", "3", "--epoch", "2", *run_with_epoch_2])
