@@ -319,7 +319,7 @@ class FaceAnalyzer:
         tracklet; the CNN (about 0.19 s) a few, from the tracklet's ``min_frames``-th face on, as a shorter
         tracklet cannot make a person by itself and most tracklets of hands and hair are 1-3 faces long."""
         sure: set[int] = set()
-        return (SecondLook(max_asks=1 << 30, ask_every=1, sure=sure),
+        return (SecondLook(max_asks=None, ask_every=1, sure=sure),
                 SecondLook(self.gate.max_asks, self.gate.ask_every, first_ask=max(0, self.settings.min_frames - 1),
                            sure=sure))
 

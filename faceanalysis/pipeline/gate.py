@@ -149,10 +149,10 @@ class SecondLook:
     """Which doubtful faces of one analysis the CNN opinion reads: per tracklet, while it has no sure face, its
     first doubtful face from its ``first_ask``-th face on (counted from 0: a tracklet shorter than that is never
     asked about, as a person needs ``min_frames`` faces anyway, and most tracklets of hands and hair are 1-3
-    faces long), then one at least ``ask_every`` of its faces later, at most ``max_asks`` in all. Feed the
-    batches in order (``choose``, then ``record`` with the answers)."""
+    faces long), then one at least ``ask_every`` of its faces later, at most ``max_asks`` in all (None: no cap).
+    Feed the batches in order (``choose``, then ``record`` with the answers)."""
 
-    def __init__(self, max_asks: int, ask_every: int, first_ask: int = 0, sure: set[int] | None = None) -> None:
+    def __init__(self, max_asks: int | None, ask_every: int, first_ask: int = 0, sure: set[int] | None = None) -> None:
         self.max_asks = max_asks
         self.ask_every = ask_every
         self.first_ask = first_ask
@@ -172,7 +172,8 @@ class SecondLook:
             if is_sure:
                 self._sure.add(tracklet)
                 continue
-            if (tracklet in self._sure or self._asks.get(tracklet, 0) >= self.max_asks
+            capped = self.max_asks is not None and self._asks.get(tracklet, 0) >= self.max_asks
+            if (tracklet in self._sure or capped
                     or count < self._next.get(tracklet, self.first_ask)):
                 continue
             chosen.append(row)

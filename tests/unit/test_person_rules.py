@@ -376,3 +376,9 @@ def test_a_tracklet_is_asked_about_only_from_its_first_ask_th_face():
     look = SecondLook(max_asks=3, ask_every=5, first_ask=4)
     assert look.choose(np.full(10, 9), np.zeros(10, bool)).tolist() == [4, 9]
     assert look.choose(np.full(4, 8), np.zeros(4, bool)).tolist() == []
+
+
+def test_without_a_cap_every_doubtful_face_of_an_unsure_tracklet_is_asked_about():
+    """HOG's look: max_asks None, ask_every 1: all 7 doubtful faces of tracklet 3 are asked about."""
+    look = SecondLook(max_asks=None, ask_every=1)
+    assert look.choose(np.full(7, 3), np.zeros(7, bool)).tolist() == list(range(7))
