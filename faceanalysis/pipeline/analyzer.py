@@ -73,7 +73,9 @@ class FaceAnalyzer:
         self.detector = FaceDetector(self.weights["detector_pnet"], self.weights["detector_rnet"],
                                      self.weights["detector_onet"], min_face_size=self.settings.min_face_size,
                                      min_confidence=self.settings.min_confidence,
-                                     max_side=self.settings.detect_max_side)
+                                     max_side=self.settings.detect_max_side,
+                                     proposals=(self.weights["face_detector_blazeface"]
+                                                if self.settings.blazeface_proposals else None))
         self.aligner = Aligner(self.weights["aligner"])
         shared = SharedModels()
         self.models = build_task_models(self.weights, self.settings, shared)

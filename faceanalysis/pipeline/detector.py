@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from faceanalysis.pipeline import mtcnn_fast
+from faceanalysis.pipeline.blazeface import BlazeFace
 from faceanalysis.pipeline.mtcnn_fast import PNET_INPUT, FastMTCNN, pyramid_scales
 from facecore.device import Device
 from facecore.faces import Detections
@@ -113,8 +114,10 @@ class FaceDetector:
     name = "mtcnn"
 
     def __init__(self, pnet: WeightFile, rnet: WeightFile, onet: WeightFile,
-                 min_face_size: int = 20, min_confidence: float = 0.9, max_side: int = 0) -> None:
+                 min_face_size: int = 20, min_confidence: float = 0.9, max_side: int = 0,
+                 proposals: WeightFile | None = None) -> None:
         self.files = (pnet, rnet, onet)
+        self.proposals = proposals       # BlazeFace's weights: its faces are proposed to O-Net (blazeface.py)
         self.min_face_size = min_face_size
         self.min_confidence = min_confidence
         self.max_side = max_side         # detect at a long side of at most this many pixels (0: full frames)
@@ -123,7 +126,8 @@ class FaceDetector:
     def describe(self, sizes: "set[tuple[int, int]] | None" = None) -> dict:
         """What detection used: the limit and, for each frame size seen, the size it was detected at."""
         out = {"name": self.name, "min_face_size": self.min_face_size, "min_confidence": self.min_confidence,
-               "stage_thresholds": list(stage_thresholds(self.min_confidence)), "max_side": self.max_side}
+               "stage_thresholds": list(stage_thresholds(self.min_confidence)), "max_side": self.max_side,
+               "proposals": "blazeface_full_range" if self.proposals is not None else None}
         if sizes is not None:
             out["sizes"] = [{"frame": [width, height],
                              "detected_at": list(working_size(width, height, self.max_side) or (width, height))}
@@ -135,8 +139,9 @@ class FaceDetector:
         from mtcnn.utils.tensorflow import load_weights
 
         weights = [load_weights(str(weight.path)) for weight in self.files]
+        proposer = BlazeFace(str(self.proposals.path)).propose if self.proposals is not None else None
         self._mtcnn = FastMTCNN(*weights, providers=device.ort_providers, tf_device=device.tf_device,
-                                thresholds=stage_thresholds(self.min_confidence))
+                                thresholds=stage_thresholds(self.min_confidence), proposer=proposer)
         log.info("MTCNN runs on onnxruntime %s", self._mtcnn.providers)
 
     def run(self, frames: list[np.ndarray]) -> Detections:

@@ -38,8 +38,11 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
+
+from .blazeface import box_iou
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ THRESHOLD_PNET, NMS_PNET_LEVEL, NMS_PNET_ALL = 0.6, 0.5, 0.7
 THRESHOLD_RNET, NMS_RNET = 0.7, 0.7
 THRESHOLD_ONET, NMS_ONET = 0.8, 0.7
 SCALE_FACTOR = 0.709
+# A proposal from another detector overlapping one of MTCNN's faces by more than this IoU is that face.
+PROPOSAL_OVERLAP = 0.3
 # Bounded calls keep onnxruntime's activations small (peak RSS) at no measurable cost in speed; they
 # matter twice over because the two halves of a batch are detected at the same time.
 MAX_PIXELS_PER_CALL = 2 * 288 * 384     # P-Net: 2 frames of the largest 640x480 level
@@ -242,6 +247,16 @@ def with_added(kept: np.ndarray, extra: np.ndarray, threshold: float, method: st
     return nms_per_image(np.concatenate([kept, sort_by_score(extra)]), threshold, method=method, initial_sort=False)
 
 
+def _overlapping(rows: np.ndarray, others: np.ndarray, threshold: float) -> np.ndarray:
+    """Per row, whether a row of ``others`` in the same image overlaps it by more than ``threshold`` IoU."""
+    out = np.zeros(len(rows), bool)
+    for image in np.unique(rows[:, 0]) if len(others) else ():
+        mine, theirs = rows[:, 0] == image, others[others[:, 0] == image]
+        if len(theirs):
+            out[mine] = box_iou(rows[mine, 1:5], theirs[:, 1:5]).max(axis=1) > threshold
+    return out
+
+
 def to_square(rows: np.ndarray) -> np.ndarray:
     """``resize_to_square``: grow the short side about the centre."""
     rows = rows.copy()
@@ -389,13 +404,17 @@ class FastMTCNN:
     def __init__(self, pnet_weights: list, rnet_weights: list, onet_weights: list,
                  providers: tuple = ("CPUExecutionProvider",), tf_device: str = "CPU:0",
                  threads: int | None = None, workers: int | None = None,
-                 thresholds: tuple[float, float, float] | None = None) -> None:
+                 thresholds: tuple[float, float, float] | None = None,
+                 proposer: "Callable[[list[np.ndarray]], np.ndarray] | None" = None) -> None:
         import onnxruntime as ort
 
         # P-Net, R-Net and O-Net's score thresholds: the package's unless given (read here, not at import, so
         # that the labelling tool's permissive detector can lower the module's values first).
         self.thresholds = tuple(thresholds) if thresholds is not None else (
             THRESHOLD_PNET, THRESHOLD_RNET, THRESHOLD_ONET)
+        # Another detector's proposals for O-Net (``blazeface.BlazeFace.propose``): frames -> [image, x1, y1, x2,
+        # y2, score] rows; O-Net reads those where MTCNN found no face (``_stage_proposals``).
+        self.proposer = proposer
 
         on_cpu = list(providers)[0] == "CPUExecutionProvider"
         cores = os.cpu_count() or 1
@@ -476,6 +495,8 @@ class FastMTCNN:
             rows = self._stage_rnet(normalized, rows)
         if len(rows):
             rows = self._stage_onet(normalized, rows, rows[:, 5] > THRESHOLD_RNET)
+        if self.proposer is not None:
+            rows = self._stage_proposals(frames, normalized, rows.reshape(-1, 16))
         if not len(rows):
             return np.empty((0, 16))
         # limit_bboxes(fit_to_image=True, limit_landmarks=False)
@@ -533,6 +554,28 @@ class FastMTCNN:
         those overlaps them: lowering the thresholds adds faces and never moves one the package finds.
         (R-Net's suppression needs no such care: a box is dropped only for a higher-scored one, and every box
         scored above R-Net's own threshold is higher than every box added below it.)"""
+        rows = self._onet_rows(normalized, rows)
+        found = standard & (rows[:, 5] > THRESHOLD_ONET)
+        kept = nms_per_image(rows[found], NMS_ONET, method="min")
+        return with_added(kept, rows[~found & (rows[:, 5] > self.thresholds[2])], NMS_ONET, "min")
+
+    def _stage_proposals(self, frames: list[np.ndarray], normalized: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """``found`` (MTCNN's faces, as they are) plus the proposer's faces that O-Net passes (its threshold)
+        where no found face is: a proposal, before and after O-Net's refinement, overlaps no found face by more
+        than ``PROPOSAL_OVERLAP`` IoU. The added faces are suppressed among themselves as O-Net's are."""
+        proposals = self.proposer(frames)
+        fresh = proposals[~_overlapping(proposals, found, PROPOSAL_OVERLAP)] if len(proposals) else proposals
+        if not len(fresh):
+            return found
+        rows = self._onet_rows(normalized, to_square(fresh))
+        rows = rows[rows[:, 5] > self.thresholds[2]]
+        rows = rows[~_overlapping(rows, found, PROPOSAL_OVERLAP)]
+        if not len(rows):
+            return found
+        return np.concatenate([found, nms_per_image(rows, NMS_ONET, method="min")])
+
+    def _onet_rows(self, normalized: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """O-Net on square boxes: rows with O-Net's score, its refined box and its five landmarks."""
         reg, landmarks, prob = _run_chunked(self._onet, ["reg", "landmarks", "prob"],
                                             crop_and_resize(normalized, rows, 48), MAX_PATCHES_PER_CALL)
         # adjust_landmarks writes float64 results back into the float32 network output: keep that rounding.
@@ -543,7 +586,4 @@ class FastMTCNN:
         landmarks[:, 5:10] = h * landmarks[:, 5:10] + rows[:, 2:3] - 1
         rows = rows.copy()
         rows[:, 5] = prob[:, 1]
-        rows = np.concatenate([refine(rows, reg), landmarks], axis=-1)
-        found = standard & (rows[:, 5] > THRESHOLD_ONET)
-        kept = nms_per_image(rows[found], NMS_ONET, method="min")
-        return with_added(kept, rows[~found & (rows[:, 5] > self.thresholds[2])], NMS_ONET, "min")
+        return np.concatenate([refine(rows, reg), landmarks], axis=-1)

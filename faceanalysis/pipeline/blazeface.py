@@ -1,0 +1,135 @@
+"""BlazeFace full-range (MediaPipe's face detector) as a second source of face proposals for MTCNN's O-Net.
+
+Why: on real footage MTCNN misses faces that look down, are half out of the frame or are blurred, and it
+misses most of them before its last stage: P-Net and R-Net never propose them (on the labelled frames of
+``../shared/clips``, of the faces MTCNN missed at ``min_confidence`` 0.6, 13 of 17 on ``armwrestling`` and 16
+of 19 on ``bedroom_two_children`` got no O-Net score even at 0.2). BlazeFace was trained on other data with
+another design (one 192x192 look at the whole frame, SSD anchors), so it fails elsewhere: it proposed 17 of
+the 37 faces of the arm-wrestling teen, and 40 of the 54 of the bedroom children, several of which MTCNN
+missed. Its proposals go through MTCNN's own O-Net (``mtcnn_fast.FastMTCNN``), which scores them, refines
+their box to MTCNN's framing and gives the five landmarks every later step reads; so a face it adds looks to the
+rest of the service like any MTCNN face, and O-Net's score keeps out what BlazeFace mistakes for a face.
+
+The weights are ``face_detection_full_range_sparse.tflite`` from the ``mediapipe`` wheel (Apache-2.0,
+``weights/manifest.json``), run by TensorFlow's TFLite interpreter; ``mediapipe`` itself is never imported.
+Input: the frame letterboxed (centred, black borders) to a 192x192 RGB square scaled to [-1, 1]. Output: for
+each of 48x48 anchors (one per 4-px cell, centre ((x + 0.5) / 48, (y + 0.5) / 48) of the square), a score
+logit and 16 offsets, of which the first four are the box centre's offset and the box's width and height in
+input pixels (MediaPipe's ``face_detection_full_range.pbtxt``: one anchor per cell, fixed size 1, scales 192).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import cv2
+import numpy as np
+
+INPUT = 192                 # the network's input side, pixels
+GRID = 48                   # anchors per side (stride 4)
+# A proposal needs this BlazeFace score (MediaPipe's own default minimum detection confidence). O-Net decides
+# after it; a lower one only gives O-Net more non-faces to read.
+MIN_SCORE = 0.5
+# Proposals overlapping a higher-scored one by more than this IoU are the same face (MediaPipe's 0.3).
+NMS_IOU = 0.3
+
+
+def anchor_centres() -> np.ndarray:
+    """(GRID * GRID, 2) anchor centres (x, y) in units of the input square, row by row."""
+    cells = (np.arange(GRID) + 0.5) / GRID
+    x, y = np.meshgrid(cells, cells)
+    return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+ANCHORS = anchor_centres()
+
+
+def letterbox(frame: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """The network input for an RGB uint8 frame, and the square's side and the frame's offsets in it (pixels)."""
+    height, width = frame.shape[:2]
+    side = max(height, width)
+    left, top = (side - width) // 2, (side - height) // 2
+    square = np.zeros((side, side, 3), np.uint8)
+    square[top:top + height, left:left + width] = frame
+    small = cv2.resize(square, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32) / 127.5 - 1.0, side, left, top
+
+
+def decode(offsets: np.ndarray, logits: np.ndarray, side: int, left: int, top: int,
+           min_score: float = MIN_SCORE) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (k, 4: x1, y1, x2, y2 in frame pixels) and scores (k,) of the anchors scoring at least
+    ``min_score``, from one frame's raw outputs: ``offsets`` (GRID * GRID, 16), ``logits`` (GRID * GRID,)."""
+    scores = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, np.float64).ravel(), -80, 80)))
+    chosen = np.flatnonzero(scores >= min_score)
+    raw = np.asarray(offsets, np.float64)[chosen, :4] / INPUT
+    centre_x = ANCHORS[chosen, 0] + raw[:, 0]
+    centre_y = ANCHORS[chosen, 1] + raw[:, 1]
+    half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
+    boxes = np.stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], axis=1) * side
+    return boxes - np.array([left, top, left, top], np.float64), scores[chosen]
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_IOU) -> np.ndarray:
+    """Indices kept by greedy NMS, best score first (ties: the earlier anchor): a box is dropped when a kept
+    one overlaps it by more than ``threshold`` IoU."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    for index in order.tolist():
+        if kept and box_iou(boxes[index:index + 1], boxes[kept]).max() > threshold:
+            continue
+        kept.append(index)
+    return np.asarray(kept, np.int64)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union of x1, y1, x2, y2 boxes."""
+    a = np.asarray(a, np.float64)[:, None, :]
+    b = np.asarray(b, np.float64)[None, :, :]
+    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = width * height
+    union = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+             - inter)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+class BlazeFace:
+    """``propose(frames)``: package-layout rows ``[image, x1, y1, x2, y2, score]`` of every face BlazeFace sees.
+
+    The network takes one frame per call (its graph is built for a batch of one); each calling thread gets
+    its own single-threaded interpreter, as the detector's parts run in parallel."""
+
+    def __init__(self, path: str, min_score: float = MIN_SCORE) -> None:
+        self.path = path
+        self.min_score = min_score
+        self._local = threading.local()
+
+    def _interpreter(self):
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            import tensorflow as tf
+
+            # TensorFlow 2.21 (pinned) still has it, and warns that it will move to the ai_edge_litert package.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+                interpreter = tf.lite.Interpreter(model_path=self.path, num_threads=1)
+            interpreter.allocate_tensors()
+            outputs = sorted(interpreter.get_output_details(), key=lambda detail: -int(detail["shape"][-1]))
+            self._local.interpreter = interpreter
+            self._local.indices = (interpreter.get_input_details()[0]["index"],
+                                   outputs[0]["index"], outputs[1]["index"])      # offsets (16), logits (1)
+        return interpreter, self._local.indices
+
+    def propose(self, frames: list[np.ndarray]) -> np.ndarray:
+        interpreter, (source, offsets_out, logits_out) = self._interpreter()
+        rows = []
+        for image, frame in enumerate(frames):
+            square, side, left, top = letterbox(frame)
+            interpreter.set_tensor(source, square[None])
+            interpreter.invoke()
+            boxes, scores = decode(interpreter.get_tensor(offsets_out)[0], interpreter.get_tensor(logits_out)[0],
+                                   side, left, top, self.min_score)
+            for index in suppress(boxes, scores):
+                rows.append([image, *boxes[index], scores[index]])
+        return np.asarray(rows, np.float64).reshape(-1, 6)
