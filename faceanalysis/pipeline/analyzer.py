@@ -405,6 +405,10 @@ class FaceAnalyzer:
         required = person_rules.required_frames(self.settings.min_frames, len(read.read))
         sure = {pid: len({int(index) for index in frame[(tracked == pid) & sure_faces]}) for pid in ids}
         kept = person_rules.listed({pid: len(seen[pid]) for pid in ids}, sure, required)
+        if not kept:
+            raise no_face(f"no person in sequence {read.label!r}: {len(tracked)} detections in "
+                          f"{len({int(index) for index in frame})} of the {len(read.read)} frames read, none a face "
+                          f"the gate is sure of and no track in {required} frames")
         short = [pid for pid in ids if pid not in kept]
         # The primary person is the one seen in most frames; a tie goes to the one who appeared first.
         return _Listing(kept=tuple(kept), renumber={pid: number for number, pid in enumerate(kept, start=1)},

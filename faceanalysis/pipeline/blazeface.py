@@ -45,18 +45,21 @@ def anchor_centres() -> np.ndarray:
 ANCHORS = anchor_centres()
 
 
-def letterbox(frame: np.ndarray) -> tuple[np.ndarray, int, int, int]:
-    """The network input for an RGB uint8 frame, and the square's side and the frame's offsets in it (pixels)."""
+def letterbox(frame: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """The network input for an RGB uint8 frame: the frame scaled (area) to fit 192 px, centred on black, in
+    [-1, 1]; and, in frame pixels, the side of the square the input stands for and the frame's offsets in it.
+    (Scaling the frame, not a padded copy of it, keeps a 720p frame's cost to the pixels it has.)"""
     height, width = frame.shape[:2]
-    side = max(height, width)
-    left, top = (side - width) // 2, (side - height) // 2
-    square = np.zeros((side, side, 3), np.uint8)
-    square[top:top + height, left:left + width] = frame
-    small = cv2.resize(square, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
-    return small.astype(np.float32) / 127.5 - 1.0, side, left, top
+    scale = INPUT / max(height, width)
+    inner_w, inner_h = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top = (INPUT - inner_w) // 2, (INPUT - inner_h) // 2
+    square = np.full((INPUT, INPUT, 3), -1.0, np.float32)
+    small = cv2.resize(frame, (inner_w, inner_h), interpolation=cv2.INTER_AREA)
+    square[top:top + inner_h, left:left + inner_w] = small.astype(np.float32) / 127.5 - 1.0
+    return square, INPUT / scale, left / scale, top / scale
 
 
-def decode(offsets: np.ndarray, logits: np.ndarray, side: int, left: int, top: int,
+def decode(offsets: np.ndarray, logits: np.ndarray, side: float, left: float, top: float,
            min_score: float = MIN_SCORE) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (k, 4: x1, y1, x2, y2 in frame pixels) and scores (k,) of the anchors scoring at least
     ``min_score``, from one frame's raw outputs: ``offsets`` (GRID * GRID, 16), ``logits`` (GRID * GRID,)."""

@@ -5,8 +5,10 @@
   frame read when fewer were read (three photos of one person are still a person), and with at least
   ``MIN_SURE`` face the gate is sure of (detection confidence at least its ``sure_confidence``, or its second
   opinion agrees): a track of hands or wall is doubtful in every frame. If no track qualifies, the one seen in
-  most frames is listed, so that every analysis that found a face answers someone. Shorter tracks are counted
-  (``Unlisted``), their faces leave the answer (the timeline too), and they are never primary.
+  most frames among those with the required frames or a sure face is listed, so that a short or hard sequence
+  still answers someone; a few doubtful frames alone (lettering in a title, a hand) answer nobody, and the
+  analysis then answers ``no_face``. Shorter tracks are counted (``Unlisted``), their faces leave the answer
+  (the timeline too), and they are never primary.
 - **Confidence** (``confidence``): the sum of the person's ten best face quality weights (``quality.weight``,
   0.1 to 1) over ten: 1 for ten good faces, 0.5 for five good faces or ten half-good ones, down to 0.01 for
   one poor face.
@@ -36,11 +38,13 @@ def required_frames(min_frames: int, frames_read: int) -> int:
 
 def listed(frames_seen: dict[int, int], sure_frames: dict[int, int], required: int) -> list[int]:
     """The listed person ids (in their order): those seen in at least ``required`` frames, in at least
-    ``MIN_SURE`` of them with a face the gate is sure of; if none is, the one seen in most frames (a tie goes to
-    the smaller id, the one who appeared first)."""
-    chosen = [pid for pid in frames_seen if frames_seen[pid] >= required and sure_frames.get(pid, 0) >= MIN_SURE]
-    if not chosen and frames_seen:
-        chosen = [min(frames_seen, key=lambda pid: (-frames_seen[pid], pid))]
+    ``MIN_SURE`` of them with a face the gate is sure of; if none is, the one seen in most frames among those
+    with either (a tie goes to the smaller id, the one who appeared first); if none has either, nobody."""
+    enough = {pid for pid in frames_seen if frames_seen[pid] >= required}
+    sure = {pid for pid in frames_seen if sure_frames.get(pid, 0) >= MIN_SURE}
+    chosen = enough & sure
+    if not chosen and enough | sure:
+        chosen = {min(enough | sure, key=lambda pid: (-frames_seen[pid], pid))}
     return sorted(chosen)
 
 

@@ -222,6 +222,18 @@ def test_when_nobody_qualifies_the_one_seen_most_is_listed():
     assert persons.listed({}, {}, 5) == []
 
 
+def test_when_nobody_qualifies_only_a_track_with_the_frames_or_a_sure_face_is_listed():
+    """The fallback reads only tracks with the required frames (5 here) or a sure face: 5 doubtful frames are
+    enough, 4 are not; a 2-frame track with a sure face beats a 4-frame doubtful one; two doubtful frames of
+    lettering alone answer nobody."""
+    assert persons.listed({1: 5}, {1: 0}, 5) == [1]
+    assert persons.listed({1: 4}, {1: 0}, 5) == []
+    assert persons.listed({1: 2, 2: 4}, {1: 1, 2: 0}, 5) == [1]
+    assert persons.listed({1: 2, 2: 1}, {1: 0, 2: 0}, 5) == []
+    # Three photos of one person read: 3 frames are required, and three doubtful ones still answer.
+    assert persons.listed({1: 3}, {1: 0}, 3) == [1]
+
+
 def test_confidence_is_the_ten_best_weights_over_ten():
     assert persons.confidence(np.ones(10)) == pytest.approx(1.0)
     assert persons.confidence(np.ones(5)) == pytest.approx(0.5)
