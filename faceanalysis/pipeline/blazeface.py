@@ -59,6 +59,21 @@ def letterbox(frame: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     return square, INPUT / scale, left / scale, top / scale
 
 
+def from_level(level: np.ndarray, frame_width: int, frame_height: int) -> tuple[np.ndarray, float, float, float]:
+    """``letterbox`` from a pyramid level of the frame that MTCNN has already made (float, normalised as
+    ``(x - 127.5) / 128``, long side at least 192): the level scaled (linear; it is at most 1/0.709 times too
+    large) and renormalised to ``x / 127.5 - 1``. On a 720p frame this is a tenth of ``letterbox``'s cost."""
+    height, width = level.shape[:2]
+    fit = INPUT / max(height, width)
+    inner_w, inner_h = max(1, round(width * fit)), max(1, round(height * fit))
+    left, top = (INPUT - inner_w) // 2, (INPUT - inner_h) // 2
+    square = np.full((INPUT, INPUT, 3), -1.0, np.float32)
+    small = cv2.resize(np.asarray(level, np.float32), (inner_w, inner_h), interpolation=cv2.INTER_LINEAR)
+    square[top:top + inner_h, left:left + inner_w] = small * np.float32(128 / 127.5)
+    scale = max(inner_w, inner_h) / max(frame_width, frame_height)      # input pixels per frame pixel
+    return square, INPUT / scale, left / scale, top / scale
+
+
 def decode(offsets: np.ndarray, logits: np.ndarray, side: float, left: float, top: float,
            min_score: float = MIN_SCORE) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (k, 4: x1, y1, x2, y2 in frame pixels) and scores (k,) of the anchors scoring at least
@@ -124,11 +139,14 @@ class BlazeFace:
                                    outputs[0]["index"], outputs[1]["index"])      # offsets (16), logits (1)
         return interpreter, self._local.indices
 
-    def propose(self, frames: list[np.ndarray]) -> np.ndarray:
+    def propose(self, frames: list[np.ndarray], level: np.ndarray | None = None) -> np.ndarray:
+        """``level``: the frames' pyramid level (n, h, w, 3) with a long side of at least 192 px, when the caller
+        has one (``from_level``); without, each frame is letterboxed."""
         interpreter, (source, offsets_out, logits_out) = self._interpreter()
         rows = []
         for image, frame in enumerate(frames):
-            square, side, left, top = letterbox(frame)
+            height, width = frame.shape[:2]
+            square, side, left, top = letterbox(frame) if level is None else from_level(level[image], width, height)
             interpreter.set_tensor(source, square[None])
             interpreter.invoke()
             boxes, scores = decode(interpreter.get_tensor(offsets_out)[0], interpreter.get_tensor(logits_out)[0],

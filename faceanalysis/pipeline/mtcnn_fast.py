@@ -55,6 +55,7 @@ THRESHOLD_ONET, NMS_ONET = 0.8, 0.7
 SCALE_FACTOR = 0.709
 # A proposal from another detector overlapping one of MTCNN's faces by more than this IoU is that face.
 PROPOSAL_OVERLAP = 0.3
+PROPOSER_INPUT = 192        # the proposer's input side (blazeface.INPUT): the pyramid level it is given is this long
 # Bounded calls keep onnxruntime's activations small (peak RSS) at no measurable cost in speed; they
 # matter twice over because the two halves of a batch are detected at the same time.
 MAX_PIXELS_PER_CALL = 2 * 288 * 384     # P-Net: 2 frames of the largest 640x480 level
@@ -405,15 +406,16 @@ class FastMTCNN:
                  providers: tuple = ("CPUExecutionProvider",), tf_device: str = "CPU:0",
                  threads: int | None = None, workers: int | None = None,
                  thresholds: tuple[float, float, float] | None = None,
-                 proposer: "Callable[[list[np.ndarray]], np.ndarray] | None" = None) -> None:
+                 proposer: "Callable[[list[np.ndarray], np.ndarray | None], np.ndarray] | None" = None) -> None:
         import onnxruntime as ort
 
         # P-Net, R-Net and O-Net's score thresholds: the package's unless given (read here, not at import, so
         # that the labelling tool's permissive detector can lower the module's values first).
         self.thresholds = tuple(thresholds) if thresholds is not None else (
             THRESHOLD_PNET, THRESHOLD_RNET, THRESHOLD_ONET)
-        # Another detector's proposals for O-Net (``blazeface.BlazeFace.propose``): frames -> [image, x1, y1, x2,
-        # y2, score] rows; O-Net reads those where MTCNN found no face (``_stage_proposals``).
+        # Another detector's proposals for O-Net (``blazeface.BlazeFace.propose``): (frames, a pyramid level at
+        # least PROPOSER_INPUT long or None) -> [image, x1, y1, x2, y2, score] rows; O-Net reads those where
+        # MTCNN found no face (``_stage_proposals``).
         self.proposer = proposer
 
         on_cpu = list(providers)[0] == "CPUExecutionProvider"
@@ -490,13 +492,18 @@ class FastMTCNN:
         if not len(scales):
             return np.empty((0, 16))
         normalized, levels = self._pyramid(frames, scales)
+        proposals = None
+        if self.proposer is not None:
+            # The smallest level still 192 px long serves as the proposer's input, before P-Net frees the levels.
+            fit = [number for number, level in enumerate(levels) if max(level.shape[1:3]) >= PROPOSER_INPUT]
+            proposals = self.proposer(frames, levels[fit[-1]] if fit else None)
         rows = self._stage_pnet(levels, scales)
         if len(rows):
             rows = self._stage_rnet(normalized, rows)
         if len(rows):
             rows = self._stage_onet(normalized, rows, rows[:, 5] > THRESHOLD_RNET)
-        if self.proposer is not None:
-            rows = self._stage_proposals(frames, normalized, rows.reshape(-1, 16))
+        if proposals is not None:
+            rows = self._stage_proposals(proposals, normalized, rows.reshape(-1, 16))
         if not len(rows):
             return np.empty((0, 16))
         # limit_bboxes(fit_to_image=True, limit_landmarks=False)
@@ -559,11 +566,10 @@ class FastMTCNN:
         kept = nms_per_image(rows[found], NMS_ONET, method="min")
         return with_added(kept, rows[~found & (rows[:, 5] > self.thresholds[2])], NMS_ONET, "min")
 
-    def _stage_proposals(self, frames: list[np.ndarray], normalized: np.ndarray, found: np.ndarray) -> np.ndarray:
+    def _stage_proposals(self, proposals: np.ndarray, normalized: np.ndarray, found: np.ndarray) -> np.ndarray:
         """``found`` (MTCNN's faces, as they are) plus the proposer's faces that O-Net passes (its threshold)
         where no found face is: a proposal, before and after O-Net's refinement, overlaps no found face by more
         than ``PROPOSAL_OVERLAP`` IoU. The added faces are suppressed among themselves as O-Net's are."""
-        proposals = self.proposer(frames)
         fresh = proposals[~_overlapping(proposals, found, PROPOSAL_OVERLAP)] if len(proposals) else proposals
         if not len(fresh):
             return found

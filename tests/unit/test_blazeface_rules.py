@@ -86,3 +86,21 @@ def test_a_proposal_is_mtcnns_face_only_above_the_overlap_and_in_the_same_frame(
 
 def test_min_score_and_nms_are_mediapipes():
     assert (blazeface.MIN_SCORE, blazeface.NMS_IOU) == (0.5, 0.3)
+
+
+def test_a_pyramid_level_is_scaled_to_fit_and_renormalised():
+    """MTCNN's 0.3 level of a 640x480 frame is 193x144 (TensorFlow truncates 192.x and 144), normalised as
+    (x - 127.5) / 128. It is scaled to fit 192: 192x143, centred 24 px down ((192 - 143) // 2). In frame pixels
+    that square is 640 wide (192 / 0.3) and the frame starts 80 px down (24 / 0.3). Black (-127.5 / 128) becomes
+    -1 and white (127.5 / 128) 1, as ``letterbox`` scales them."""
+    from faceanalysis.pipeline.blazeface import from_level
+
+    level = np.full((144, 193, 3), 127.5 / 128, np.float32)
+    level[:, :10] = -127.5 / 128
+    square, side, left, top = from_level(level, 640, 480)
+    assert (side, left, top) == (640, 0, 80)
+    assert square.shape == (INPUT, INPUT, 3)
+    assert np.allclose(square[INPUT // 2, INPUT // 2], 1.0)
+    assert np.allclose(square[INPUT // 2, 2], -1.0)
+    assert square[23, 100, 0] == -1.0 and np.isclose(square[24, 100, 0], 1.0)      # the border above
+    assert square[24 + 143, 100, 0] == -1.0 and np.isclose(square[24 + 142, 100, 0], 1.0)
