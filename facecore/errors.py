@@ -67,7 +67,8 @@ CATALOGUE: dict[str, ErrorKind] = _catalogue(
     ErrorKind("invalid_archive", 422, "a file sent or named as a zip that is not a readable zip archive",
               (API, BATCH)),
     ErrorKind("no_face", 422, "no face in any frame read (the message says how many frames were read and how many "
-              "were unreadable)", (API, BATCH)),
+              "were unreadable), or only a few doubtful detections: no track with `min_frames` frames or a face "
+              "the gate is sure of (the message says how many)", (API, BATCH)),
     # Jobs and the page's pictures
     ErrorKind("queue_full", 429, "`FACE_JOB_QUEUE_SIZE` (8) jobs are already waiting", (API,)),
     ErrorKind("job_not_found", 404, "no job by that id, and no expired one remembered", (API,)),
