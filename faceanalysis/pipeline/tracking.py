@@ -63,12 +63,6 @@ class Tracker:
     handover_size: float = 1.6
     handover_differ: float = 0.65
     handover_alike: float = 0.6
-    # Farther than ``handover_distance`` but within ``handover_reach`` box sides, a tracklet continues another
-    # only when their faces are clearly alike: both have embeddings and some pair is within
-    # ``handover_reach_alike`` (a man crouching behind a desk reappears 1.4-1.7 box sides from where he was hidden,
-    # closest pair 0.40; two people's closest pair on the composed videos is 0.65).
-    handover_reach: float = 2.0
-    handover_reach_alike: float = 0.45
 
     def describe(self) -> dict:
         return {"name": "tracklets_identity", "min_iou": self.min_iou, "max_gap": self.max_gap,
@@ -76,8 +70,7 @@ class Tracker:
                 "identity_distance": self.identity_distance, "min_embed_side": self.min_embed_side,
                 "handover_gap": self.handover_gap, "handover_distance": self.handover_distance,
                 "handover_size": self.handover_size, "handover_differ": self.handover_differ,
-                "handover_alike": self.handover_alike, "handover_reach": self.handover_reach,
-                "handover_reach_alike": self.handover_reach_alike}
+                "handover_alike": self.handover_alike}
 
     def start(self) -> "TrackingRun":
         return TrackingRun(self)
@@ -305,8 +298,7 @@ def handovers(spans: list[Span], embeddings: list[np.ndarray], cuts: list[int], 
     B starts after A ended, at most ``handover_gap`` analysed frames later, with no shot cut between, where A
     was (centres at most ``handover_distance`` times the larger box side apart, sides within ``handover_size``
     times each other), unless their faces clearly differ (``_differ``: on average farther apart than
-    ``handover_differ`` and no pair within ``handover_alike``); or near where A was (at most ``handover_reach``
-    box sides) when their faces are clearly alike (``_alike``: a pair within ``handover_reach_alike``).
+    ``handover_differ`` and no pair within ``handover_alike``).
     A tracklet continues at most one and is continued by at most one: among several, the nearest in time,
     then in place (then the earlier tracklet)."""
     count = len(spans)
@@ -331,10 +323,8 @@ def handovers(spans: list[Span], embeddings: list[np.ndarray], cuts: list[int], 
                 continue
             distance = float(np.linalg.norm(_centre(earlier.last_box) - _centre(later.first_box)))
             if distance > tracker.handover_distance * max(side_a, side_b):
-                if (distance > tracker.handover_reach * max(side_a, side_b)
-                        or not _alike(embeddings[a], embeddings[b], tracker)):
-                    continue
-            elif _differ(embeddings[a], embeddings[b], tracker):
+                continue
+            if _differ(embeddings[a], embeddings[b], tracker):
                 continue
             key = (gap, distance, a)
             if best_key is None or key < best_key:
@@ -356,12 +346,6 @@ def _differ(a: np.ndarray, b: np.ndarray, tracker: Tracker) -> bool:
         return False
     distances = _distances(a, b)
     return float(distances.mean()) > tracker.handover_differ and float(distances.min()) > tracker.handover_alike
-
-
-def _alike(a: np.ndarray, b: np.ndarray, tracker: Tracker) -> bool:
-    """Whether two tracklets' faces are clearly alike: both have embeddings and some pair of them is within
-    ``handover_reach_alike`` (well inside dlib's own same-person distance, 0.6)."""
-    return bool(len(a) and len(b)) and float(_distances(a, b).min()) <= tracker.handover_reach_alike
 
 
 def _side(box) -> float:

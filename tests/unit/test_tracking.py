@@ -264,8 +264,7 @@ def test_the_documented_defaults():
                                     "cut_threshold": 0.15, "appearance_threshold": 0.55, "identity_distance": 0.5,
                                     "min_embed_side": 40, "handover_gap": 45, "handover_distance": 1.0,
                                     "handover_size": 1.6, "handover_differ": 0.65,
-                                    "handover_alike": 0.6, "handover_reach": 2.0,
-                                    "handover_reach_alike": 0.45}
+                                    "handover_alike": 0.6}
     assert (Tracker().samples, Tracker().sample_every) == (3, 15)
 
 
