@@ -43,6 +43,7 @@ PACKAGES = ("facecore", "age", "gender", "emotion", "faceanalysis", "training")
 MODULES = {
     "faceanalysis/pipeline/aggregate.py": ("tests/unit/test_aggregate.py",),
     "faceanalysis/pipeline/tracking.py": ("tests/unit/test_tracking.py", "tests/unit/test_person_rules.py"),
+    "faceanalysis/pipeline/persons.py": ("tests/unit/test_person_rules.py",),
     "age/distribution.py": ("tests/unit/test_age_interval.py", "tests/unit/test_lifespan.py"),
     "facecore/frames.py": ("tests/unit/test_frames.py",),
     "faceanalysis/service/analysis_request.py": ("tests/unit/test_inputs.py", "tests/unit/test_hostile_rules.py"),

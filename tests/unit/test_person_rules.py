@@ -232,6 +232,8 @@ def test_when_nobody_qualifies_only_a_track_with_the_frames_or_a_sure_face_is_li
     assert persons.listed({1: 2, 2: 1}, {1: 0, 2: 0}, 5) == []
     # Three photos of one person read: 3 frames are required, and three doubtful ones still answer.
     assert persons.listed({1: 3}, {1: 0}, 3) == [1]
+    # A person missing from the sure counts has no sure face: 2 is not listed beside 1, who has one.
+    assert persons.listed({1: 5, 2: 6}, {1: 1}, 5) == [1]
 
 
 def test_confidence_is_the_ten_best_weights_over_ten():
@@ -254,6 +256,25 @@ def test_quality_summary():
     summary = persons.quality_summary(rows)
     assert summary == pytest.approx({"weight": 0.6, "size": 60.0, "sharpness": 200.0, "yaw": 30.0,
                                      "brightness": 0.5, "frontal": 1 / 3})
+
+
+def test_a_yaw_ratio_of_exactly_0_35_counts_as_frontal():
+    rows = np.array([[40.0, 100.0, 0.35, 0.5, 0.5, 1.0], [40.0, 100.0, -0.36, 0.5, 0.5, 1.0]])
+    assert persons.quality_summary(rows)["frontal"] == 0.5
+
+
+def test_the_quality_summary_of_given_crops_is_unknown_without_a_warning():
+    """Given face crops (``faces_given``) have no landmarks or measures: every median and the frontal share
+    are NaN, and numpy is not asked for the mean or median of nothing (it would warn)."""
+    import warnings
+
+    rows = np.array([[np.nan, np.nan, np.nan, np.nan, np.nan, 1.0]] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = persons.quality_summary(rows)
+    assert summary["weight"] == 1.0
+    for key in ("size", "sharpness", "yaw", "brightness", "frontal"):
+        assert np.isnan(summary[key]), key
 
 
 # --- hand-over within a shot ---------------------------------------------------------------------------------------

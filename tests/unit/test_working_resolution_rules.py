@@ -104,6 +104,9 @@ def test_the_flag_sets_it_and_a_bad_value_exits_2(capsys):
     assert settings_from(parser.parse_args(["--detect-max-side", "0"]), environ={}).detect_max_side == 0
     assert settings_from(parser.parse_args(["--detect-max-side", "960"]), environ={}).detect_max_side == 960
     assert settings_from(parser.parse_args([]), environ={}).detect_max_side == 1280
+    assert settings_from(parser.parse_args([]), environ={}).blazeface_proposals is True
+    assert settings_from(parser.parse_args(["--no-blazeface-proposals"]), environ={}).blazeface_proposals is False
+    assert settings_from(parser.parse_args(["--blazeface-proposals"]), environ={}).blazeface_proposals is True
     with pytest.raises(SystemExit) as exited:
         settings_from(parser.parse_args(["--detect-max-side", "100"]), environ={})
     assert exited.value.code == 2
