@@ -1,9 +1,9 @@
 """BlazeFace full-range (MediaPipe's face detector) as a second source of face proposals for MTCNN's O-Net.
 
-Why: on real footage MTCNN misses faces that look down, are half out of the frame or are blurred, and it
-misses most of them before its last stage: P-Net and R-Net never propose them (on the labelled frames of
-``../shared/clips``, of the faces MTCNN missed at ``min_confidence`` 0.6, 13 of 17 on ``armwrestling`` and 16
-of 19 on ``bedroom_two_children`` got no O-Net score even at 0.2). BlazeFace was trained on other data with
+Why: on real footage MTCNN misses faces that look down, are half out of the frame or are blurred, and lowering
+its thresholds does not bring them back without a flood of non-faces (on the labelled frames of
+``../shared/clips``, the detections O-Net scores 0.3-0.6 are 11 faces and 203 non-faces): most of them P-Net
+and R-Net never propose. BlazeFace was trained on other data with
 another design (one 192x192 look at the whole frame, SSD anchors), so it fails elsewhere: it proposed 17 of
 the 37 faces of the arm-wrestling teen, and 40 of the 54 of the bedroom children, several of which MTCNN
 missed. Its proposals go through MTCNN's own O-Net (``mtcnn_fast.FastMTCNN``), which scores them, refines
@@ -12,7 +12,8 @@ rest of the service like any MTCNN face, and O-Net's score keeps out what BlazeF
 
 The weights are ``face_detection_full_range_sparse.tflite`` from the ``mediapipe`` wheel (Apache-2.0,
 ``weights/manifest.json``), run by TensorFlow's TFLite interpreter; ``mediapipe`` itself is never imported.
-Input: the frame letterboxed (centred, black borders) to a 192x192 RGB square scaled to [-1, 1]. Output: for
+Input: the frame letterboxed (centred, black borders) to a 192x192 RGB square scaled to [-1, 1] (from MTCNN's
+pyramid level when the detector has one, ``from_level``). Output: for
 each of 48x48 anchors (one per 4-px cell, centre ((x + 0.5) / 48, (y + 0.5) / 48) of the square), a score
 logit and 16 offsets, of which the first four are the box centre's offset and the box's width and height in
 input pixels (MediaPipe's ``face_detection_full_range.pbtxt``: one anchor per cell, fixed size 1, scales 192).

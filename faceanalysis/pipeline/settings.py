@@ -50,8 +50,8 @@ class Settings:
     detect_max_side: int = DETECT_MAX_SIDE
     # BlazeFace (MediaPipe's full-range detector) proposes faces to MTCNN's O-Net where MTCNN found none
     # (blazeface.py): faces looking down or half out of the frame, which MTCNN's first stages miss. On the
-    # labelled clips it added 4 of the arm-wrestling teen's faces and 8 of the bedroom children's, and 1 non-face
-    # (docs/real-footage.md). About 4 ms a frame on a CPU core.
+    # labelled clips it added 4 of the arm-wrestling teen's faces and 7 of the bedroom children's, and 1 non-face
+    # (docs/real-footage.md). About 5 ms of one CPU core a frame.
     blazeface_proposals: bool = True
     # No margin around the face box, detector box or given crop alike. The fer package pads its detector box
     # by 10 px per side, but on MTCNN boxes that framing is wider than FER2013's: on synthetic camera-motion
