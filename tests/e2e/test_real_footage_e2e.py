@@ -52,11 +52,12 @@ def armwrestling(request):
 
 def test_a_teen_seen_in_profile_under_a_cap_is_found_and_listed_on_his_own_evidence(armwrestling):
     """At detection confidence 0.9 MTCNN found 5 of his 37 labelled faces and no face of his was ever sure, so he
-    was listed only because nobody else was (IDF1 0.24). At 0.6, with the CNN's second look, 19 are found
-    (IDF1 0.667 measured): the bounds leave room for a few faces either way, not for the old answer."""
+    was listed only because nobody else was (IDF1 0.24). At 0.6, with the CNN's second look, 19 were found
+    (IDF1 0.667), and with BlazeFace's proposals 23 (IDF1 0.754 measured): the bounds leave room for a face or two
+    either way, not for the answer without the proposals."""
     answer, scored = armwrestling
     assert scored["identities"] == 1 and scored["persons"] == 1 and scored["phantoms"] == 0
-    assert scored["idf1"] >= 0.55
-    assert scored["faces"] == 37 and scored["faces_found"] >= 15
+    assert scored["idf1"] >= 0.70
+    assert scored["faces"] == 37 and scored["faces_found"] >= 21
     # The hands, the arms and the other teen's hair MTCNN boxes at 0.6-0.9 make no person.
     assert len(answer["persons"]) == 1
