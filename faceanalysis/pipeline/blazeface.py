@@ -27,6 +27,8 @@ import warnings
 import cv2
 import numpy as np
 
+from .tracking import iou
+
 INPUT = 192                 # the network's input side, pixels
 GRID = 48                   # anchors per side (stride 4)
 # A proposal needs this BlazeFace score (MediaPipe's own default minimum detection confidence). O-Net decides
@@ -50,27 +52,27 @@ def letterbox(frame: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     """The network input for an RGB uint8 frame: the frame scaled (area) to fit 192 px, centred on black, in
     [-1, 1]; and, in frame pixels, the side of the square the input stands for and the frame's offsets in it.
     (Scaling the frame, not a padded copy of it, keeps a 720p frame's cost to the pixels it has.)"""
-    height, width = frame.shape[:2]
-    scale = INPUT / max(height, width)
-    inner_w, inner_h = max(1, round(width * scale)), max(1, round(height * scale))
-    left, top = (INPUT - inner_w) // 2, (INPUT - inner_h) // 2
-    square = np.full((INPUT, INPUT, 3), -1.0, np.float32)
-    small = cv2.resize(frame, (inner_w, inner_h), interpolation=cv2.INTER_AREA)
-    square[top:top + inner_h, left:left + inner_w] = small.astype(np.float32) / 127.5 - 1.0
-    return square, INPUT / scale, left / scale, top / scale
+    return _centred(frame, cv2.INTER_AREA, 1 / 127.5, -1.0, frame.shape[1], frame.shape[0])
 
 
 def from_level(level: np.ndarray, frame_width: int, frame_height: int) -> tuple[np.ndarray, float, float, float]:
     """``letterbox`` from a pyramid level of the frame that MTCNN has already made (float, normalised as
     ``(x - 127.5) / 128``, long side at least 192): the level scaled (linear; it is at most 1/0.709 times too
     large) and renormalised to ``x / 127.5 - 1``. On a 720p frame this is a tenth of ``letterbox``'s cost."""
-    height, width = level.shape[:2]
+    return _centred(np.asarray(level, np.float32), cv2.INTER_LINEAR, 128 / 127.5, 0.0, frame_width, frame_height)
+
+
+def _centred(image: np.ndarray, interpolation: int, gain: float, offset: float, frame_width: int,
+             frame_height: int) -> tuple[np.ndarray, float, float, float]:
+    """``image`` (the frame or a scaled copy of it) scaled to fit the input, times ``gain`` plus ``offset``,
+    centred on -1 (black); with the input square's side and the frame's offsets in it, in frame pixels."""
+    height, width = image.shape[:2]
     fit = INPUT / max(height, width)
     inner_w, inner_h = max(1, round(width * fit)), max(1, round(height * fit))
     left, top = (INPUT - inner_w) // 2, (INPUT - inner_h) // 2
     square = np.full((INPUT, INPUT, 3), -1.0, np.float32)
-    small = cv2.resize(np.asarray(level, np.float32), (inner_w, inner_h), interpolation=cv2.INTER_LINEAR)
-    square[top:top + inner_h, left:left + inner_w] = small * np.float32(128 / 127.5)
+    small = cv2.resize(image, (inner_w, inner_h), interpolation=interpolation)
+    square[top:top + inner_h, left:left + inner_w] = small.astype(np.float32) * np.float32(gain) + np.float32(offset)
     scale = max(inner_w, inner_h) / max(frame_width, frame_height)      # input pixels per frame pixel
     return square, INPUT / scale, left / scale, top / scale
 
@@ -95,22 +97,10 @@ def suppress(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_IOU) 
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
     for index in order.tolist():
-        if kept and box_iou(boxes[index:index + 1], boxes[kept]).max() > threshold:
+        if kept and iou(boxes[index:index + 1], boxes[kept]).max() > threshold:
             continue
         kept.append(index)
     return np.asarray(kept, np.int64)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of x1, y1, x2, y2 boxes."""
-    a = np.asarray(a, np.float64)[:, None, :]
-    b = np.asarray(b, np.float64)[None, :, :]
-    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = width * height
-    union = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-             - inter)
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 class BlazeFace:

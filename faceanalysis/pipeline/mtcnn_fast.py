@@ -42,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 
-from .blazeface import box_iou
+from .tracking import iou
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def _overlapping(rows: np.ndarray, others: np.ndarray, threshold: float) -> np.n
     for image in np.unique(rows[:, 0]) if len(others) else ():
         mine, theirs = rows[:, 0] == image, others[others[:, 0] == image]
         if len(theirs):
-            out[mine] = box_iou(rows[mine, 1:5], theirs[:, 1:5]).max(axis=1) > threshold
+            out[mine] = iou(rows[mine, 1:5], theirs[:, 1:5]).max(axis=1) > threshold
     return out
 
 

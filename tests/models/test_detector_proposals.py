@@ -11,8 +11,9 @@ import pytest
 from bench.face_gate import label_detections, read_truth
 from bench.real_footage.clips import SHARED_CLIPS
 from conftest import SAMPLES
-from faceanalysis.pipeline.blazeface import BlazeFace, box_iou
+from faceanalysis.pipeline.blazeface import BlazeFace
 from faceanalysis.pipeline.detector import FaceDetector
+from faceanalysis.pipeline.tracking import iou
 from facecore.device import select_device
 from facecore.weights import load_manifest, resolve
 
@@ -48,7 +49,7 @@ def test_blazeface_sees_each_sample_face_where_mtcnn_does(frames, detectors):
     for index in range(len(frames)):
         mine = proposals[proposals[:, 0] == index]
         best = mine[np.argmax(mine[:, 5])]
-        assert box_iou(best[None, 1:5], found.boxes[found.frame == index]).max() > 0.5
+        assert iou(best[None, 1:5], found.boxes[found.frame == index]).max() > 0.5
 
 
 def test_proposals_move_no_face_mtcnn_finds(frames, detectors):
@@ -68,7 +69,7 @@ def test_proposals_move_no_face_mtcnn_finds(frames, detectors):
         for row in np.flatnonzero(~kept):          # an added face: O-Net passed it, and it is nobody's found
             assert more.confidence[row] >= 0.6
             theirs = found.boxes[found.frame == more.frame[row]]
-            assert not len(theirs) or box_iou(more.boxes[row:row + 1], theirs).max() <= 0.3
+            assert not len(theirs) or iou(more.boxes[row:row + 1], theirs).max() <= 0.3
 
 
 @pytest.mark.needs_data
@@ -116,4 +117,4 @@ def test_the_pyramid_level_gives_the_faces_a_letterbox_gives(frames, detectors):
         for index in range(len(batch)):
             one, other = direct[direct[:, 0] == index], from_level[from_level[:, 0] == index]
             best_one, best_other = one[np.argmax(one[:, 5])], other[np.argmax(other[:, 5])]
-            assert box_iou(best_one[None, 1:5], best_other[None, 1:5])[0, 0] > 0.85
+            assert iou(best_one[None, 1:5], best_other[None, 1:5])[0, 0] > 0.85
