@@ -10,10 +10,12 @@ Two networks, both 7 expressions in ``EXPRESSIONS`` order, both fed grey crops s
 - ``expression_ferplus``: that network fine-tuned on the FER+ vote distributions of the same images, with
   video augmentation and a fitted softmax temperature (``training/ferplus.py``,
   ``weights/expression_ferplus_v3.keras``).
+- ``expression_ferplus_mx``: the mini-Xception fine-tuned whole on the same votes the same way
+  (``weights/expression_ferplus_mx_v1.keras``).
 
-The settings' ``expression`` picks ``mini-xception``, ``vgg``, ``ensemble`` (the mean of those two) or
-``ferplus``, keyed
-in ``NETWORK_KEYS`` (``faceanalysis.pipeline.registry``); the crop margin and the mirror-image average are
+The settings' ``expression`` picks ``mini-xception``, ``vgg``, ``ensemble`` (the mean of those two),
+``ferplus``, ``ferplus-mini-xception`` or ``ferplus-ensemble`` (the mean of the two FER+ networks), keyed in
+``NETWORK_KEYS`` (``faceanalysis.pipeline.registry``); the crop margin and the mirror-image average are
 settings too (``faceanalysis.pipeline.settings`` explains the defaults).
 """
 
@@ -28,7 +30,9 @@ from facecore.weights import WeightFile
 from .preprocess import network_input
 
 NETWORK_KEYS = {"mini-xception": ("expression",), "vgg": ("expression_vgg",),
-                "ensemble": ("expression", "expression_vgg"), "ferplus": ("expression_ferplus",)}
+                "ensemble": ("expression", "expression_vgg"), "ferplus": ("expression_ferplus",),
+                "ferplus-mini-xception": ("expression_ferplus_mx",),
+                "ferplus-ensemble": ("expression_ferplus", "expression_ferplus_mx")}
 
 
 class ExpressionNetwork:

@@ -51,7 +51,9 @@ def test_project_network_is_a_repository_file_checked_by_sha256():
 def test_every_choice_gives_probabilities_and_sees_the_smile(seq_a_faces, which):
     model = prepared(which)
     assert [network.size for network in model.networks] == {"mini-xception": [64], "vgg": [48],
-                                                           "ensemble": [64, 48], "ferplus": [48]}[which]
+                                                           "ensemble": [64, 48], "ferplus": [48],
+                                                           "ferplus-mini-xception": [64],
+                                                           "ferplus-ensemble": [48, 64]}[which]
     assert [network.file.key for network in model.networks] == list(NETWORK_KEYS[which])
     probabilities = model.run(seq_a_faces)
     assert probabilities.shape == (len(seq_a_faces), 7) and np.isfinite(probabilities).all()
@@ -88,8 +90,9 @@ def test_unknown_choice_is_refused():
         Settings(expression="bogus")
 
 
-def test_default_is_the_ferplus_network():
-    assert Settings().expression == "ferplus"
+def test_default_is_the_pair_of_ferplus_networks():
+    assert Settings().expression == "ferplus-ensemble"
+    assert NETWORK_KEYS["ferplus-ensemble"] == ("expression_ferplus", "expression_ferplus_mx")
 
 
 @needs_data(data.missing_labels(data.FER2013) and "needs ../shared/data/fer2013 (research data)")
