@@ -1,6 +1,6 @@
 """What each expression choice costs per face, all choices measured in one run on the same crops.
 
-    python -m bench.expression_cost [--choices ferplus ensemble mini-xception vgg] [--repeats 7]
+    python -m bench.expression_cost [--choices ensemble ferplus-ensemble ferplus ...] [--repeats 7]
                                     [--faces-per-call 16] [--faces 256] [--truth ...] [--clips ...] [--out FILE]
 
 The faces are the real-footage faces whose expression was labelled (``bench.expression_real_footage``: real
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     from facecore.weights import load_manifest, resolve
 
     parser = argparse.ArgumentParser(prog="python -m bench.expression_cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--choices", nargs="+", default=["ferplus", "ensemble", "mini-xception", "vgg"],
+    parser.add_argument("--choices", nargs="+", default=["ensemble", "ferplus-ensemble", "ferplus",
+                                                          "ferplus-mini-xception", "mini-xception", "vgg"],
                         choices=EXPRESSION_CHOICES, help="the first is the one the ratios are of")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--faces-per-call", type=int, default=Settings().batch_size)
