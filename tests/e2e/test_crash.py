@@ -14,7 +14,7 @@ At each kill the store file is checked for integrity and every job accepted in t
 After the restart each is done, with the answer a direct analysis gives, and none is ever done twice; after the
 sweep (every start sweeps) the data folder holds no upload, temporary folder or lock file of a dead process.
 
-FAULT_TRIALS (default 4, one per target; CI's fault-injection step runs 12 more) and FAULT_SEED (default 12) set the
+FAULT_TRIALS (default 4, one per target; CI's fault-injection step runs 8 more) and FAULT_SEED (default 12) set the
 run; the figures go to artifacts/fault_injection.json.
 """
 
