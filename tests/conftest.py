@@ -105,7 +105,7 @@ def folder_of(item) -> str | None:
 # The files that take minutes (CI's --durations list), run first. Under pytest-xdist's --dist loadfile each worker
 # takes whole files in collection order, so one of these collected last kept the other worker idle for minutes
 # at the end of the suite. The sort is stable: pytest-randomly's order stays within each group.
-LONG_FILES = ("tests/models/test_lifespan_heads.py", "tests/training/test_ferplus.py",
+LONG_FILES = ("tests/e2e/test_fuzz.py", "tests/models/test_lifespan_heads.py", "tests/training/test_ferplus.py",
               "tests/models/test_expression.py", "tests/batch/test_batch.py", "tests/e2e/test_shutdown.py",
               "tests/e2e/test_crash.py", "tests/e2e/test_load.py", "tests/models/test_heads.py",
               "tests/models/test_detector_equivalence.py")
