@@ -307,3 +307,12 @@ def test_the_mini_xception_has_its_own_run_and_no_frozen_blocks(run_with_epoch_2
         ferplus.main(["--network", "mini-xception", "--frozen-blocks", "1", *run_with_epoch_2])
     assert ferplus.main(["--network", "mini-xception", "--frozen-blocks", "0", "--epoch", "2",
                          *run_with_epoch_2]) == 2
+
+
+def test_each_trainee_ships_as_the_service_choice_that_runs_it():
+    """The trainer's table and the service's choices name the same networks: a trainee's choice runs its key
+    alone, and the pair runs both FER+ keys."""
+    from emotion.model import NETWORK_KEYS
+    for trainee in ferplus.TRAINEES.values():
+        assert NETWORK_KEYS[trainee.choice] == (trainee.key,)
+    assert sorted(NETWORK_KEYS[ferplus.PAIR]) == sorted(t.key for t in ferplus.TRAINEES.values())
