@@ -139,14 +139,14 @@ def fer2013(data_dir: Path, cache: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def fer2013_split(data: dict, seed: int) -> dict[str, np.ndarray]:
+def fer2013_split(data: dict, seed: int, dev_seed: int | None = None) -> dict[str, np.ndarray]:
     """Train into "fit" and "select" (the epoch's choice); dev (PublicTest) halved into "dev_choose" (the
-    service's model choice) and "dev_report" (figures only). The mini-Xception was trained on FER2013 train,
-    so no choice among models can be fair on "select"."""
+    service's model choice) and "dev_report" (figures only), with ``dev_seed`` when given, else ``seed``.
+    The mini-Xception was trained on FER2013 train, so no choice among models can be fair on "select"."""
     train = np.flatnonzero(data["split"] == "train")
     fit, select = stratified_split(train, data["label"][train], FER_SELECT_SHARE, seed)
     dev = np.flatnonzero(data["split"] == "dev")
-    choose, report = stratified_split(dev, data["label"][dev], 0.5, seed)
+    choose, report = stratified_split(dev, data["label"][dev], 0.5, seed if dev_seed is None else dev_seed)
     return {"fit": np.sort(fit), "select": np.sort(select), "dev": dev,
             "dev_choose": np.sort(choose), "dev_report": np.sort(report)}
 

@@ -7,8 +7,9 @@
 FER2013's single labels call many neutral faces sad or fear; FER+ (``ferplus.csv``, 10 annotators per image)
 does not. One data path, in order:
 
-1. The split is FER2013's (``training.data.fer2013_split``, the one the shipped VGG was trained with): the
-   network learns on "fit"; the epoch kept is the one with the best FER+ majority accuracy on "select"
+1. The split is FER2013's (``training.data.fer2013_split``, the one the shipped VGG was trained with; ``--seed``
+   draws "fit" and "select", the dev halves are always seed 0's, ``CHOICE_SEED``): the network learns on "fit";
+   the epoch kept is the one with the best FER+ majority accuracy on "select"
    (``--epoch N`` scores another, ``--average N N ...`` the mean of several epochs' weights; shipping either
    is a choice made on "dev_choose"); the temperature and the
    service's choice are made on "dev_choose"; "dev_report" and the whole dev only report.
@@ -94,6 +95,9 @@ SHIPPED_FILE = TRAINEES["vgg"].file
 LOW_RESOLUTION = (12, 32)          # side in pixels a face is shrunk to (a face that small in the frame) before
                                    # coming back up to the network's input size
 ECE_BINS = 15
+# The dev halves every expression network is chosen and reported on, whatever seed it trained with: the
+# service's choice compares networks from several runs, so they must be scored on the same faces.
+CHOICE_SEED = 0
 
 
 def inputs(fer: dict, rows: np.ndarray, size: int = SIZE) -> np.ndarray:
@@ -599,7 +603,7 @@ def main(argv: list[str]) -> int:
         return 2
     fer = data.fer2013(args.data, args.cache)
     votes = data.ferplus_votes(args.data, fer["name"])
-    parts = data.fer2013_split(fer, args.seed)
+    parts = data.fer2013_split(fer, args.seed, dev_seed=CHOICE_SEED)
     run_dir = args.cache / (f"expression_ferplus_seed{args.seed}_e{epochs}_f{frozen_blocks}" if trainee.network == "vgg"
                             else f"expression_ferplus_mx_seed{args.seed}_e{epochs}")
     if args.epoch is not None:

@@ -44,6 +44,11 @@ def test_split_keeps_every_part_apart_and_dev_out_of_training():
     assert np.bincount(fer["label"][parts["dev_choose"]], minlength=7).tolist() == [5] * 7
     assert data.fer2013_split(fer, seed=0)["select"].tolist() == parts["select"].tolist()      # reproducible
     assert data.fer2013_split(fer, seed=1)["select"].tolist() != parts["select"].tolist()
+    # a network trained with another seed is still chosen on the same dev half as every other one
+    other = data.fer2013_split(fer, seed=1, dev_seed=0)
+    assert other["select"].tolist() != parts["select"].tolist()
+    assert other["dev_choose"].tolist() == parts["dev_choose"].tolist()
+    assert data.fer2013_split(fer, seed=1)["dev_choose"].tolist() != parts["dev_choose"].tolist()
 
 
 @needs_data(data.missing_labels(data.FER2013) and "needs ../shared/data/fer2013 (research data)")

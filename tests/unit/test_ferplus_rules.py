@@ -219,7 +219,7 @@ def run_with_epoch_2(tmp_path, monkeypatch) -> list[str]:
     monkeypatch.setattr(data, "missing_labels", lambda folder: None)
     monkeypatch.setattr(data, "fer2013", lambda folder, cache: {"name": []})
     monkeypatch.setattr(data, "ferplus_votes", lambda folder, names: None)
-    monkeypatch.setattr(data, "fer2013_split", lambda fer, seed: {})
+    monkeypatch.setattr(data, "fer2013_split", lambda fer, seed, dev_seed=None: {})
     return ["--data", str(fer), "--cache", str(cache)]
 
 
