@@ -10,10 +10,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from faceanalysis.cli import setup_logging
-from training import expression, ferplus, heads
+# oneDNN's AVX-512 kernels crash TensorFlow 2.21's CPU training: a segmentation fault in the first epoch of
+# fine-tuning the mini-Xception, seen on an AMD EPYC with AVX-512 (inference is unaffected; oneDNN's AVX-512
+# faults are a known family, e.g. tensorflow/tensorflow#57749). Held to AVX2 the same kernels train. Set before
+# TensorFlow loads; a value the user set wins.
+os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
+
+from faceanalysis.cli import setup_logging  # noqa: E402  (after the oneDNN setting)
+from training import expression, ferplus, heads  # noqa: E402
 
 TRAINERS = {"heads": heads.main, "expression": expression.main, "ferplus": ferplus.main}
 
