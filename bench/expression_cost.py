@@ -95,8 +95,11 @@ def multiply_adds(model) -> int:
 
 
 def choice_multiply_adds(model) -> int:
-    """Multiply-adds per face of an ``ExpressionModel`` as served: each network, twice with the mirror image."""
-    return sum(multiply_adds(network._model) for network in model.networks) * (2 if model.flip else 1)
+    """Multiply-adds per face of an ``ExpressionModel`` as served: each network, twice where it reads the mirror
+    image too (the mirror image on, and the network not one ``mirrored`` exempts)."""
+    mirrored = getattr(model, "mirrored", None) or (True,) * len(model.networks)
+    return sum(multiply_adds(network._model) * (2 if model.flip and mirror else 1)
+               for network, mirror in zip(model.networks, mirrored))
 
 
 def time_choices(models: dict, make_batches, repeats: int) -> dict:

@@ -11,12 +11,15 @@ Two networks, both 7 expressions in ``EXPRESSIONS`` order, both fed grey crops s
   video augmentation and a fitted softmax temperature (``training/ferplus.py``,
   ``weights/expression_ferplus_v3.keras``).
 - ``expression_ferplus_mx``: the mini-Xception fine-tuned whole on the same votes the same way
-  (``weights/expression_ferplus_mx_v1.keras``).
+  (``weights/expression_ferplus_mx_v1.keras``, seed 0).
+- ``expression_ferplus_mx2``: a second such fine-tune, another seed (``weights/expression_ferplus_mx2_v1.keras``,
+  seed 1): it errs on other faces than the first.
 
 The settings' ``expression`` picks ``mini-xception``, ``vgg``, ``ensemble`` (the mean of those two),
-``ferplus``, ``ferplus-mini-xception`` or ``ferplus-ensemble`` (the mean of the two FER+ networks), keyed in
-``NETWORK_KEYS`` (``faceanalysis.pipeline.registry``); the crop margin and the mirror-image average are
-settings too (``faceanalysis.pipeline.settings`` explains the defaults).
+``ferplus``, ``ferplus-mini-xception``, ``ferplus-mini-xception-2``, ``ferplus-ensemble`` (the mean of the FER+
+VGG and the first FER+ mini-Xception) or ``ferplus-trio`` (the mean of the three FER+ networks, the VGG without
+its mirror image), keyed in ``NETWORK_KEYS`` (``faceanalysis.pipeline.registry``); the crop margin and the
+mirror-image average are settings too (``faceanalysis.pipeline.settings`` explains the defaults).
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ from .preprocess import network_input
 NETWORK_KEYS = {"mini-xception": ("expression",), "vgg": ("expression_vgg",),
                 "ensemble": ("expression", "expression_vgg"), "ferplus": ("expression_ferplus",),
                 "ferplus-mini-xception": ("expression_ferplus_mx",),
-                "ferplus-ensemble": ("expression_ferplus", "expression_ferplus_mx")}
+                "ferplus-mini-xception-2": ("expression_ferplus_mx2",),
+                "ferplus-ensemble": ("expression_ferplus", "expression_ferplus_mx"),
+                "ferplus-trio": ("expression_ferplus", "expression_ferplus_mx", "expression_ferplus_mx2")}
+# Networks of a choice that skip the mirror image even when it is on (the settings' ``expression_flip``): the
+# trio's VGG costs as much as both mini-Xceptions together, and its mirror pass would take the trio past the cost
+# the choice is allowed (docs/expression.md). Absent choice: every network is mirrored.
+MIRRORED = {"ferplus-trio": (False, True, True)}
 
 
 class ExpressionNetwork:
@@ -97,12 +106,17 @@ class ExpressionModel:
     classes = len(EXPRESSIONS)
 
     def __init__(self, weights: WeightFile | list[WeightFile], flip: bool = True, box_margin: float = 0.0,
-                 crop_margin: float = 0.0) -> None:
-        """``flip``: also run each network on the mirror image and average; ``box_margin`` / ``crop_margin``:
-        share of the box side added per side around a detector box / a given face crop."""
+                 crop_margin: float = 0.0, mirrored: tuple[bool, ...] | None = None) -> None:
+        """``flip``: also run the networks on the mirror image and average, those that ``mirrored`` marks
+        (default all); ``box_margin`` / ``crop_margin``: share of the box side added per side around a detector
+        box / a given face crop."""
         weights = weights if isinstance(weights, (list, tuple)) else [weights]
         self.networks = [ExpressionNetwork(weight) for weight in weights]
+        mirrored = (True,) * len(weights) if mirrored is None else tuple(mirrored)
+        if len(mirrored) != len(weights):
+            raise ValueError(f"mirrored names {len(mirrored)} networks, not {len(weights)}")
         self.flip = flip
+        self.mirrored = mirrored
         self.box_margin = box_margin
         self.crop_margin = crop_margin
 
@@ -112,7 +126,8 @@ class ExpressionModel:
 
     def probabilities(self, grey_by_size: dict[int, np.ndarray]) -> np.ndarray:
         """Grey crops keyed by size (each network reads its own) to (n, 7) probabilities."""
-        total = sum(network.probabilities(grey_by_size[network.size], self.flip) for network in self.networks)
+        total = sum(network.probabilities(grey_by_size[network.size], self.flip and mirrored)
+                    for network, mirrored in zip(self.networks, self.mirrored))
         return (total / len(self.networks)).astype(np.float32)
 
     def run(self, faces) -> np.ndarray:

@@ -52,13 +52,17 @@ def missing_labels(data_dir: Path) -> str | None:
     return f"no labels.csv in {data_dir} (the research data lives in {SHARED_DATA}, see its README.md)"
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, data: Path) -> None:
-    """The options every trainer shares: which data, where its caches and reports go, which split."""
+def add_data_arguments(parser: argparse.ArgumentParser, data: Path, seed_help: str | None = None) -> None:
+    """The options every trainer shares: which data, where its caches and reports go, which split. With
+    ``seed_help`` the seed has no default (the trainer picks one, as that help says)."""
     parser.add_argument("--data", type=Path, default=data, help="folder with labels.csv (default %(default)s)")
     parser.add_argument("--cache", type=Path, default=default_cache(),
                         help="feature cache and report folder, outside the repository ($VIDEOFACE_CACHE, "
                              "default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="split and model seed (default %(default)s)")
+    if seed_help is None:
+        parser.add_argument("--seed", type=int, default=0, help="split and model seed (default %(default)s)")
+    else:
+        parser.add_argument("--seed", type=int, help=seed_help)
 
 
 def stratified_split(rows: np.ndarray, groups: np.ndarray, held: float | int, seed: int):

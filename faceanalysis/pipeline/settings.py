@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, fields, replace
 # expression, the mean of two CNNs. The names stay as they are: FACE_AGE_GENDER, FACE_EXPRESSION, the flags and
 # every answer's meta.model_choice use them.
 AGE_GENDER_CHOICES = ("tuned", "dlib", "heads", "ensemble", "lifespan")
-EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg", "ferplus", "ferplus-mini-xception", "ferplus-ensemble")
+EXPRESSION_CHOICES = ("ensemble", "mini-xception", "vgg", "ferplus", "ferplus-mini-xception", "ferplus-ensemble",
+                      "ferplus-mini-xception-2", "ferplus-trio")
 DEVICES = ("auto", "cpu", "gpu")
 DETECT_MAX_SIDE = 1280
 MIN_DETECT_SIDE = 128          # a smaller working resolution finds only faces that fill the frame
@@ -30,12 +31,13 @@ class Settings:
     # CPU core: ~35 -> ~10 frames/s). "dlib" is the choice for uses that UTKFace's non-commercial terms exclude
     # (its weights are CC0).
     age_gender: str = "lifespan"
-    # The mean of the two networks fine-tuned on the FER+ vote distributions (the project's VGG and the
-    # mini-Xception): the best FER+ majority accuracy on FER2013 dev_choose, at the cost of the former default
-    # "ensemble", which runs the same two architectures (training/ferplus.py, docs/expression.md).
-    # "ferplus-mini-xception" alone: 0.01 less accurate at a third of the cost. "ensemble": the two FER2013-trained
-    # networks averaged; "mini-xception" runs only MIT weights.
-    expression: str = "ferplus-ensemble"
+    # The mean of the three networks fine-tuned on the FER+ vote distributions (the project's VGG, without its
+    # mirror image, and two fine-tunes of the mini-Xception): the best FER+ majority accuracy on FER2013
+    # dev_choose, for no more than the former default "ensemble" costs (training/ferplus.py, docs/expression.md).
+    # "ferplus-ensemble" (the VGG and one mini-Xception) is 0.004 less accurate; "ferplus-mini-xception" alone
+    # 0.017 less, at a third of the cost. "ensemble": the two FER2013-trained networks averaged;
+    # "mini-xception" runs only MIT weights.
+    expression: str = "ferplus-trio"
     aggregator: str = "confidence_weighted_mean"
     batch_size: int = 16               # frames per detector / network call
     device: str = "auto"               # auto: the GPU when TensorFlow / onnxruntime see one

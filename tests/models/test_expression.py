@@ -53,7 +53,9 @@ def test_every_choice_gives_probabilities_and_sees_the_smile(seq_a_faces, which)
     assert [network.size for network in model.networks] == {"mini-xception": [64], "vgg": [48],
                                                            "ensemble": [64, 48], "ferplus": [48],
                                                            "ferplus-mini-xception": [64],
-                                                           "ferplus-ensemble": [48, 64]}[which]
+                                                           "ferplus-ensemble": [48, 64],
+                                                           "ferplus-mini-xception-2": [64],
+                                                           "ferplus-trio": [48, 64, 64]}[which]
     assert [network.file.key for network in model.networks] == list(NETWORK_KEYS[which])
     probabilities = model.run(seq_a_faces)
     assert probabilities.shape == (len(seq_a_faces), 7) and np.isfinite(probabilities).all()
@@ -90,8 +92,9 @@ def test_unknown_choice_is_refused():
         Settings(expression="bogus")
 
 
-def test_default_is_the_pair_of_ferplus_networks():
-    assert Settings().expression == "ferplus-ensemble"
+def test_default_is_the_trio_of_ferplus_networks():
+    assert Settings().expression == "ferplus-trio"
+    assert NETWORK_KEYS["ferplus-trio"] == ("expression_ferplus", "expression_ferplus_mx", "expression_ferplus_mx2")
     assert NETWORK_KEYS["ferplus-ensemble"] == ("expression_ferplus", "expression_ferplus_mx")
 
 

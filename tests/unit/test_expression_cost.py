@@ -31,3 +31,8 @@ def test_a_choice_counts_each_network_twice_with_the_mirror_image():
     assert expression_cost.choice_multiply_adds(SimpleNamespace(networks=[two], flip=False)) == 112
     assert expression_cost.choice_multiply_adds(SimpleNamespace(networks=[two], flip=True)) == 224
     assert expression_cost.choice_multiply_adds(SimpleNamespace(networks=[two, two], flip=True)) == 448
+    # the trio's way: the first network without its mirror image, 112 + 224
+    assert expression_cost.choice_multiply_adds(SimpleNamespace(networks=[two, two], flip=True,
+                                                                mirrored=(False, True))) == 336
+    assert expression_cost.choice_multiply_adds(SimpleNamespace(networks=[two, two], flip=False,
+                                                                mirrored=(False, True))) == 224

@@ -279,7 +279,7 @@ def test_the_pair_is_the_mean_of_the_partner_and_the_tempered_new_network():
                "new": [face(0.8, 0.2), face(0.2, 0.8)],
                "expression_ferplus": [face(0.5, 0.5), face(1.0, 0.0)]}
     table = ferplus.choice_probabilities(outputs, 2.0, ferplus.TRAINEES["mini-xception"],
-                                         ferplus.TRAINEES["vgg"])
+                                         [ferplus.TRAINEES["vgg"]])
     assert table["ferplus-mini-xception-T1"][0, A] == pytest.approx(0.8)
     assert table["ferplus-mini-xception"][0, [A, H]] == pytest.approx([2 / 3, 1 / 3], abs=1e-5)
     assert table["ferplus"][0, [A, H]] == pytest.approx([0.5, 0.5])
@@ -288,14 +288,78 @@ def test_the_pair_is_the_mean_of_the_partner_and_the_tempered_new_network():
     assert table["ferplus+flip"][0, [A, H]] == pytest.approx([0.75, 0.25])
     alone = ferplus.choice_probabilities(outputs, 2.0)        # the VGG trained with no partner shipped
     assert "ferplus-ensemble" not in alone and alone["ferplus"][0, A] == pytest.approx(2 / 3, abs=1e-5)
+    assert "ferplus-trio" not in table and "ferplus-trio+flip" not in table     # the second mini-Xception is missing
 
 
-def test_the_partner_is_the_other_fer_plus_network_once_shipped():
-    vgg, mini = ferplus.TRAINEES["vgg"], ferplus.TRAINEES["mini-xception"]
-    assert ferplus.partner_of(mini, {"expression_ferplus": {}}) == vgg
-    assert ferplus.partner_of(vgg, {"expression_ferplus": {}}) is None
-    assert ferplus.partner_of(vgg, {"expression_ferplus": {}, "expression_ferplus_mx": {}}) == mini
-    assert ferplus.partner_of(mini, {}) is None
+def test_the_trio_is_the_mean_of_three_with_the_vgg_seen_once():
+    """One face, angry / happy. The new network (the second mini-Xception) says 0.8 / 0.2 and mirrored 0.2 / 0.8;
+    at temperature 2: 2/3 and 1/3 one pass, 1/2 both. The VGG says 0.5 / 0.5 and mirrored 1 / 0 (its mirror
+    image is never read by the trio); the first mini-Xception 0 / 1 and mirrored 1 / 0 (1/2 both).
+    Trio, one pass: (2/3 + 1/2 + 0) / 3 = 7/18 angry. "+flip": the VGG still one pass,
+    (1/2 + 1/2 + 1/2) / 3 = 1/2. The pair of the VGG and the first mini-Xception: (1/2 + 0) / 2 = 1/4 and
+    (3/4 + 1/2) / 2 = 5/8."""
+    def face(angry, happy):
+        out = np.zeros((1, 7))
+        out[0, A], out[0, H] = angry, happy
+        return out
+
+    outputs = {"expression": [face(1, 0), face(1, 0)], "expression_vgg": [face(1, 0), face(1, 0)],
+               "new": [face(0.8, 0.2), face(0.2, 0.8)],
+               "expression_ferplus": [face(0.5, 0.5), face(1.0, 0.0)],
+               "expression_ferplus_mx": [face(0.0, 1.0), face(1.0, 0.0)]}
+    table = ferplus.choice_probabilities(outputs, 2.0, ferplus.TRAINEES["mini-xception-2"],
+                                         [ferplus.TRAINEES["vgg"], ferplus.TRAINEES["mini-xception"]])
+    assert table["ferplus-trio"][0, [A, H]] == pytest.approx([7 / 18, 11 / 18], abs=1e-5)
+    assert table["ferplus-trio+flip"][0, [A, H]] == pytest.approx([1 / 2, 1 / 2], abs=1e-5)
+    assert table["ferplus-ensemble"][0, [A, H]] == pytest.approx([1 / 4, 3 / 4], abs=1e-5)
+    assert table["ferplus-ensemble+flip"][0, [A, H]] == pytest.approx([5 / 8, 3 / 8], abs=1e-5)
+    assert table["ferplus-mini-xception-2"][0, [A, H]] == pytest.approx([2 / 3, 1 / 3], abs=1e-5)
+
+
+def test_expression_model_skips_the_mirror_image_only_where_told():
+    """The trio's VGG is run on the crops alone; the others on the crops and their mirror images. With the
+    mirror image off, no network is mirrored; a mirrored list of the wrong length is refused."""
+    from emotion.model import MIRRORED, ExpressionModel
+
+    class Seen:
+        size = 48
+
+        def __init__(self):
+            self.flips = []
+
+        def probabilities(self, grey, flip):
+            self.flips.append(flip)
+            return np.zeros((len(grey), 7))
+
+    for flip, expected in ((True, [False, True, True]), (False, [False, False, False])):
+        model = ExpressionModel(["a", "b", "c"], flip=flip, mirrored=MIRRORED["ferplus-trio"])
+        model.networks = [Seen(), Seen(), Seen()]
+        model.probabilities({48: np.zeros((2, 48, 48), np.uint8)})
+        assert [network.flips for network in model.networks] == [[seen] for seen in expected]
+    model = ExpressionModel(["a", "b"])
+    assert model.mirrored == (True, True)
+    with pytest.raises(ValueError, match="mirrored"):
+        ExpressionModel(["a", "b"], mirrored=(True,))
+
+
+def test_the_partners_are_the_other_fer_plus_networks_once_shipped():
+    vgg, mini, second = (ferplus.TRAINEES[name] for name in ("vgg", "mini-xception", "mini-xception-2"))
+    assert ferplus.partners_of(mini, {"expression_ferplus": {}}) == [vgg]
+    assert ferplus.partners_of(vgg, {"expression_ferplus": {}}) == []
+    assert ferplus.partners_of(vgg, {"expression_ferplus": {}, "expression_ferplus_mx": {}}) == [mini]
+    assert ferplus.partners_of(second, {"expression_ferplus": {}, "expression_ferplus_mx": {},
+                                        "expression_ferplus_mx2": {}}) == [vgg, mini]
+    assert ferplus.partners_of(mini, {}) == []
+
+
+def test_the_second_mini_xception_trains_with_seed_1_unless_told(run_with_epoch_2, capsys):
+    """Its run is the mini-Xception's with seed 1; ``--seed`` still picks another."""
+    assert ferplus.main(["--network", "mini-xception-2", "--epoch", "2", *run_with_epoch_2]) == 2
+    assert "expression_ferplus_mx_seed1_e8/epoch02.keras" in capsys.readouterr().err
+    assert ferplus.main(["--network", "mini-xception-2", "--seed", "0", "--epoch", "2", *run_with_epoch_2]) == 2
+    assert "expression_ferplus_mx_seed0_e8/epoch02.keras" in capsys.readouterr().err
+    assert ferplus.main(["--network", "mini-xception", "--epoch", "2", *run_with_epoch_2]) == 2
+    assert "expression_ferplus_mx_seed0_e8/epoch02.keras" in capsys.readouterr().err
 
 
 def test_the_mini_xception_has_its_own_run_and_no_frozen_blocks(run_with_epoch_2, capsys):
@@ -315,4 +379,5 @@ def test_each_trainee_ships_as_the_service_choice_that_runs_it():
     from emotion.model import NETWORK_KEYS
     for trainee in ferplus.TRAINEES.values():
         assert NETWORK_KEYS[trainee.choice] == (trainee.key,)
-    assert sorted(NETWORK_KEYS[ferplus.PAIR]) == sorted(t.key for t in ferplus.TRAINEES.values())
+    assert NETWORK_KEYS[ferplus.PAIR] == (ferplus.TRAINEES["vgg"].key, ferplus.TRAINEES["mini-xception"].key)
+    assert sorted(NETWORK_KEYS[ferplus.TRIO]) == sorted(t.key for t in ferplus.TRAINEES.values())
