@@ -94,13 +94,44 @@ def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="TensorFlow's and absl's start-up messages too")
 
 
+def import_tensorflow():
+    """TensorFlow, imported with its start-up lines hidden when ``TF_CPP_MIN_LOG_LEVEL`` asks for quiet (2 or
+    more; ``setup_logging`` sets 3 unless ``--verbose``). TensorFlow 2.21 writes absl's "before InitializeLog"
+    lines and, where oneDNN is on by default (processors with AVX-512), "oneDNN custom operations are on" to the
+    stderr file descriptor while it is imported, whatever that variable says; a command's stderr is its errors'
+    JSON. An import that fails shows what was hidden."""
+    import tempfile
+    try:
+        quiet = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 2
+    except ValueError:
+        quiet = False
+    if "tensorflow" in sys.modules or not quiet:
+        import tensorflow
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as hidden:
+        os.dup2(hidden.fileno(), 2)
+        try:
+            import tensorflow
+        except BaseException:
+            os.dup2(saved, 2)
+            hidden.seek(0)
+            sys.stderr.write(hidden.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tensorflow
+
+
 def check_device(settings: Settings) -> None:
     """``--device gpu`` where TensorFlow sees no GPU: exit 2 at once, before any model loads (``auto`` takes
-    the GPU when there is one and the CPU otherwise)."""
+    the GPU when there is one and the CPU otherwise). TensorFlow is imported here, quietly, for every device:
+    the models need it next."""
+    tf = import_tensorflow()
     if settings.device != "gpu":
         return
-    import tensorflow as tf
-
     if not tf.config.list_physical_devices("GPU"):
         fail("no_gpu", "--device gpu, but TensorFlow sees no GPU here; use --device auto (the GPU when there is "
              "one) or --device cpu")
