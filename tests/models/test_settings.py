@@ -15,7 +15,7 @@ from faceanalysis.pipeline.settings import AGE_GENDER_CHOICES, EXPRESSION_CHOICE
 
 def test_defaults_are_the_shipped_models():
     settings = Settings()
-    assert (settings.age_gender, settings.expression, settings.aggregator) == ("lifespan", "ferplus-ensemble",
+    assert (settings.age_gender, settings.expression, settings.aggregator) == ("lifespan", "ferplus-trio",
                                                                                    "confidence_weighted_mean")
     assert (settings.batch_size, settings.min_face_size, settings.min_confidence) == (16, 20, 0.6)
     assert (settings.tracker_min_iou, settings.tracker_max_gap) == (0.3, 5)
@@ -79,7 +79,7 @@ def test_flags_win_over_the_environment_which_wins_over_defaults():
     environ = {"FACE_AGE_GENDER": "Dlib ", "FACE_EXPRESSION": "vgg"}
     assert settings_from(parse([]), environ).model_choice == {"age_gender": "dlib", "expression": "vgg"}
     assert settings_from(parse(["--expression", "ensemble"]), environ).expression == "ensemble"
-    assert settings_from(parse([]), {}).model_choice == {"age_gender": "lifespan", "expression": "ferplus-ensemble"}
+    assert settings_from(parse([]), {}).model_choice == {"age_gender": "lifespan", "expression": "ferplus-trio"}
     # A blank variable is not set.
     assert settings_from(parse([]), {"FACE_AGE_GENDER": "  "}).age_gender == "lifespan"
 

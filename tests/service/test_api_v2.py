@@ -157,7 +157,7 @@ def test_meta_names_models_frames_timings_and_device(sample_answer, analyzer):
     assert meta["frames"] == {"listed": 30, "read": 5, "skipped": [], "ignored": [], "without_face": [],
                               "truncated": True, "duration": 1.2}         # 30 frames at 25 a second
     assert meta["models"] == analyzer.model_info()
-    assert meta["model_choice"] == analyzer.model_choice == {"age_gender": "lifespan", "expression": "ferplus-ensemble"}
+    assert meta["model_choice"] == analyzer.model_choice == {"age_gender": "lifespan", "expression": "ferplus-trio"}
     assert all(len(model["sha256"]) == 64 for model in meta["models"].values())
     assert set(meta["timings_ms"]) == {*STAGES, "total"}
     assert meta["device"]["kind"] in ("CPU", "GPU")
