@@ -264,20 +264,29 @@ def test_an_average_of_an_epoch_that_is_not_there_stops_the_run(run_with_epoch_2
 
 # ----------------------------------------------------------------------------------------------- the pair
 
+def angry_happy(angry: float, happy: float) -> np.ndarray:
+    """One face's probabilities, all on angry and happy."""
+    out = np.zeros((1, 7))
+    out[0, A], out[0, H] = angry, happy
+    return out
+
+
+def shared_outputs() -> dict:
+    """The FER2013 networks (sure of angry), the new network (0.8 / 0.2, mirrored 0.2 / 0.8) and the FER+ VGG
+    (0.5 / 0.5, mirrored 1 / 0), each as [plain, mirrored]."""
+    return {"expression": [angry_happy(1, 0), angry_happy(1, 0)],
+            "expression_vgg": [angry_happy(1, 0), angry_happy(1, 0)],
+            "new": [angry_happy(0.8, 0.2), angry_happy(0.2, 0.8)],
+            "expression_ferplus": [angry_happy(0.5, 0.5), angry_happy(1.0, 0.0)]}
+
+
 def test_the_pair_is_the_mean_of_the_partner_and_the_tempered_new_network():
     """One face, two classes that matter (angry, happy). The new network says 0.8 / 0.2 (logits 4:1) and its
     mirror image 0.2 / 0.8; at temperature 2 the odds are square-rooted to 2:1, so 2/3 / 1/3 and 1/3 / 2/3. The
     partner, shipped with its own temperature, is not tempered again: 0.5 / 0.5 and its mirror image 1 / 0.
     Pair, one pass: (2/3 + 1/2) / 2 = 7/12 angry; with the mirror image: the new network's passes average to
     1/2, the partner's to 3/4, so (1/2 + 3/4) / 2 = 5/8 angry."""
-    def face(angry, happy):
-        out = np.zeros((1, 7))
-        out[0, A], out[0, H] = angry, happy
-        return out
-
-    outputs = {"expression": [face(1, 0), face(1, 0)], "expression_vgg": [face(1, 0), face(1, 0)],
-               "new": [face(0.8, 0.2), face(0.2, 0.8)],
-               "expression_ferplus": [face(0.5, 0.5), face(1.0, 0.0)]}
+    outputs = shared_outputs()
     table = ferplus.choice_probabilities(outputs, 2.0, ferplus.TRAINEES["mini-xception"],
                                          [ferplus.TRAINEES["vgg"]])
     assert table["ferplus-mini-xception-T1"][0, A] == pytest.approx(0.8)
@@ -298,15 +307,7 @@ def test_the_trio_is_the_mean_of_three_with_the_vgg_seen_once():
     Trio, one pass: (2/3 + 1/2 + 0) / 3 = 7/18 angry. "+flip": the VGG still one pass,
     (1/2 + 1/2 + 1/2) / 3 = 1/2. The pair of the VGG and the first mini-Xception: (1/2 + 0) / 2 = 1/4 and
     (3/4 + 1/2) / 2 = 5/8."""
-    def face(angry, happy):
-        out = np.zeros((1, 7))
-        out[0, A], out[0, H] = angry, happy
-        return out
-
-    outputs = {"expression": [face(1, 0), face(1, 0)], "expression_vgg": [face(1, 0), face(1, 0)],
-               "new": [face(0.8, 0.2), face(0.2, 0.8)],
-               "expression_ferplus": [face(0.5, 0.5), face(1.0, 0.0)],
-               "expression_ferplus_mx": [face(0.0, 1.0), face(1.0, 0.0)]}
+    outputs = {**shared_outputs(), "expression_ferplus_mx": [angry_happy(0.0, 1.0), angry_happy(1.0, 0.0)]}
     table = ferplus.choice_probabilities(outputs, 2.0, ferplus.TRAINEES["mini-xception-2"],
                                          [ferplus.TRAINEES["vgg"], ferplus.TRAINEES["mini-xception"]])
     assert table["ferplus-trio"][0, [A, H]] == pytest.approx([7 / 18, 11 / 18], abs=1e-5)
