@@ -44,6 +44,11 @@ NETWORK_KEYS = {"mini-xception": ("expression",), "vgg": ("expression_vgg",),
 MIRRORED = {"ferplus-trio": (False, True, True)}
 
 
+def mirrored_networks(choice: str) -> tuple[bool, ...]:
+    """Per network of ``choice`` (``NETWORK_KEYS`` order): whether it also reads the mirror image when that is on."""
+    return MIRRORED.get(choice, (True,) * len(NETWORK_KEYS[choice]))
+
+
 class ExpressionNetwork:
     """One Keras network: (n, size, size) uint8 grey crops at its own input size to (n, 7) probabilities."""
 

@@ -373,7 +373,7 @@ def candidates(networks: dict[str, list], flip: bool) -> dict:
     """The FER2013-trained choices of the service (the settings' ``expression``) plus one model per entry of
     ``networks`` (choice name: its weight files, some not yet shipped); the mirror-image average as ``flip``;
     crop margins as the service's defaults."""
-    from emotion.model import MIRRORED, NETWORK_KEYS, ExpressionModel
+    from emotion.model import NETWORK_KEYS, ExpressionModel, mirrored_networks
     from faceanalysis.pipeline.settings import Settings
     from facecore.device import select_device
     from facecore.weights import resolve
@@ -385,7 +385,8 @@ def candidates(networks: dict[str, list], flip: bool) -> dict:
     models = {}
     for name, weights in choices.items():
         model = ExpressionModel(weights, flip=flip, box_margin=settings.expression_box_margin,
-                                crop_margin=settings.expression_crop_margin, mirrored=MIRRORED.get(name))
+                                crop_margin=settings.expression_crop_margin,
+                                mirrored=mirrored_networks(name))
         model.prepare(device)
         models[name + ("+flip" if flip else "")] = model
     return models
@@ -451,7 +452,7 @@ def choice_probabilities(outputs: dict, temperature: float, trainee: Trainee = T
     where ``MIRRORED`` says so), then the mean over the choice's networks (``ExpressionModel``). The new network
     is scored alone before and after its temperature, each partner alone, and every FER+ choice whose networks
     are all there (``PAIR``, ``TRIO``)."""
-    from emotion.model import MIRRORED, NETWORK_KEYS
+    from emotion.model import NETWORK_KEYS, mirrored_networks
 
     def one(name, flip):
         passes = outputs[name] if flip else outputs[name][:1]
@@ -476,9 +477,8 @@ def choice_probabilities(outputs: dict, temperature: float, trainee: Trainee = T
         for choice in (PAIR, TRIO):
             keys = NETWORK_KEYS[choice]
             if set(keys) <= present:
-                mirrored = MIRRORED.get(choice, (True,) * len(keys))
                 table[choice + suffix] = sum(network(key, flip and mirror)
-                                             for key, mirror in zip(keys, mirrored)) / len(keys)
+                                             for key, mirror in zip(keys, mirrored_networks(choice))) / len(keys)
     return table
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 from age.calibration import HeadAgeModel
 from age.network import AgeModel
 from age.person import PersonHead
-from emotion.model import MIRRORED, NETWORK_KEYS, ExpressionModel
+from emotion.model import NETWORK_KEYS, ExpressionModel, mirrored_networks
 from facecore.embedding import FaceEmbedder
 from facecore.heads_file import NetworkFeatures
 from facecore.weights import WeightFile
@@ -83,7 +83,7 @@ def _expression(choice: str):
     def build(weights: Weights, settings: Settings, shared: SharedModels) -> ExpressionModel:
         return ExpressionModel([weights[key] for key in NETWORK_KEYS[choice]], flip=settings.expression_flip,
                                box_margin=settings.expression_box_margin,
-                               crop_margin=settings.expression_crop_margin, mirrored=MIRRORED.get(choice))
+                               crop_margin=settings.expression_crop_margin, mirrored=mirrored_networks(choice))
     return build
 
 
